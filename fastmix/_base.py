@@ -1,0 +1,518 @@
+"""The shared estimator shell: validation, initialisation, the fit loop.
+
+Mirrors ``sklearn.mixture._base.BaseMixture`` (same parameters, constraints,
+random-number consumption, convergence rule, messages and final E-step) but the
+loop body is one streaming pass returning :class:`~fastmix._stats.Stats`
+followed by a closed-form update: no (n_samples, n_components) array is held
+while fitting.
+"""
+
+import copy
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+from time import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
+from ._update import precision_error_message
+
+_FLOAT_DTYPES = (np.float64, np.float32)
+_INIT_BLOCK_ROWS = 65536
+
+
+def _check_shape(param, param_shape, name):
+    if param.shape != param_shape:
+        raise ValueError(
+            "The parameter '%s' should have the shape of %s, but got %s"
+            % (name, param_shape, param.shape)
+        )
+
+
+def check_sample_weight(sample_weight, n_samples, n_components):
+    """Validate ``sample_weight``: None, or finite non-negative weights, one per row.
+
+    Returns None (every weight 1) or a float64 array of shape (n_samples,).
+    """
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    if sw.ndim == 0:
+        raise ValueError(
+            "sample_weight must be an array of shape (n_samples,), got a scalar; "
+            "pass one non-negative weight per row of X."
+        )
+    if sw.dtype.kind not in "biuf":
+        raise ValueError(f"sample_weight must be numeric, got dtype {sw.dtype}.")
+    sw = sw.astype(np.float64)
+    if sw.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight has shape {sw.shape} but X has {n_samples} rows; "
+            f"pass one weight per row, shape ({n_samples},)."
+        )
+    if not np.all(np.isfinite(sw)):
+        raise ValueError(
+            "sample_weight contains NaN or infinity; pass finite non-negative weights."
+        )
+    if np.any(sw < 0):
+        raise ValueError(
+            "sample_weight contains negative values; weights must be non-negative "
+            "(a zero weight drops a row)."
+        )
+    n_positive = int(np.count_nonzero(sw))
+    if n_positive == 0:
+        raise ValueError(
+            "sample_weight is zero for every row: at least one row needs a positive weight."
+        )
+    if n_positive < n_components:
+        raise ValueError(
+            "Expected at least n_components rows with a positive sample_weight "
+            f"but got n_components = {n_components}, rows with positive weight = "
+            f"{n_positive}."
+        )
+    return sw
+
+
+class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
+    """Base class for fastmix's mixture models (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components,
+        tol,
+        reg_covar,
+        max_iter,
+        n_init,
+        init_params,
+        random_state,
+        warm_start,
+        verbose,
+        verbose_interval,
+    ):
+        self.n_components = n_components
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ----------------------------------------------------------------- hooks
+    @abstractmethod
+    def _check_parameters(self, X):
+        """Validate the subclass's parameters against X; return the validated inits."""
+
+    @abstractmethod
+    def _initialize(self, X, stats, inits):
+        """Set the parameters from initial statistics (``stats`` may be None)."""
+
+    @abstractmethod
+    def _needs_resp_init(self, inits):
+        """Whether the initialisation needs responsibilities from ``init_params``."""
+
+    @abstractmethod
+    def _kernel_params(self, dtype):
+        """The E-step kernel's inputs for the current parameters."""
+
+    @abstractmethod
+    def _m_step(self, stats, dtype):
+        """Update the parameters from one E-step's statistics."""
+
+    @abstractmethod
+    def _compute_lower_bound(self, stats):
+        """The quantity whose change decides convergence."""
+
+    @abstractmethod
+    def _get_parameters(self):
+        pass
+
+    @abstractmethod
+    def _set_parameters(self, params):
+        pass
+
+    # ------------------------------------------------------------ validation
+    def _validate_fit_data(self, X, sample_weight):
+        if self.warm_start and hasattr(self, "converged_"):
+            # A warm start continues from parameters of a fixed dimension.
+            validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES), skip_check_array=True)
+        X = validate_data(self, X, dtype=list(_FLOAT_DTYPES), ensure_min_samples=2)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components "
+                f"but got n_components = {self.n_components}, "
+                f"n_samples = {X.shape[0]}"
+            )
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.n_components)
+        return X, sample_weight
+
+    def _validate_predict_data(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES))
+
+    # -------------------------------------------------------- initialisation
+    def _initial_stats(self, X, sample_weight, random_state):
+        """Statistics of the initial responsibilities, consuming ``random_state``
+        exactly as scikit-learn does, one block of rows at a time."""
+        n_samples, n_features = X.shape
+        n_components = self.n_components
+        if sample_weight is None:
+            centre = X.mean(axis=0, dtype=np.float64)
+        else:
+            centre = np.average(X, axis=0, weights=sample_weight).astype(np.float64)
+        # Accumulate around the data mean in the data's precision.
+        centre = centre.astype(X.dtype).astype(np.float64)
+        shift = np.broadcast_to(centre, (n_components, n_features))
+        code = COV_CODES[self.covariance_type]
+
+        if self.init_params == "random":
+            def resp_blocks(start, stop):
+                r = np.asarray(
+                    random_state.uniform(size=(stop - start, n_components)), dtype=X.dtype
+                )
+                return r / r.sum(axis=1)[:, None]
+        else:
+            if self.init_params == "kmeans":
+                labels = (
+                    KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+                    .fit(X, sample_weight=sample_weight)
+                    .labels_
+                )
+            else:
+                if self.init_params == "random_from_data":
+                    indices = random_state.choice(n_samples, size=n_components, replace=False)
+                else:  # k-means++
+                    _, indices = kmeans_plusplus(
+                        X, n_components, random_state=random_state, sample_weight=sample_weight
+                    )
+                labels = np.full(n_samples, -1, dtype=np.int64)
+                labels[indices] = np.arange(n_components)
+            eye = np.eye(n_components, dtype=X.dtype)
+
+            def resp_blocks(start, stop):
+                lab = labels[start:stop]
+                r = eye[np.maximum(lab, 0)]
+                r[lab < 0] = 0
+                return r
+
+        return stats_from_resp(
+            X, sample_weight, resp_blocks, code, shift, rows_per_block=_INIT_BLOCK_ROWS
+        )
+
+    def _initialize_parameters(self, X, sample_weight, random_state, inits):
+        stats = None
+        if self._needs_resp_init(inits):
+            stats = self._initial_stats(X, sample_weight, random_state)
+        self._initialize(X, stats, inits)
+
+    # -------------------------------------------------------------- the loop
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate model parameters with the EM algorithm.
+
+        The method fits the model ``n_init`` times and keeps the parameters with
+        the largest likelihood or lower bound. Within each trial, it iterates
+        between E-step and M-step ``max_iter`` times or until the change of the
+        lower bound is less than ``tol``; otherwise a ``ConvergenceWarning`` is
+        raised. With ``warm_start=True``, ``n_init`` is ignored and training
+        continues from the previous fit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, float64 or float32 (other types are converted to
+            float64). float32 data are computed in float32 with float64
+            accumulation, and the fitted arrays are float32.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative finite weights. An integer weight gives the model of
+            the repeated row; a zero weight that of the dropped row.
+
+        Returns
+        -------
+        self : object
+            The fitted mixture.
+        """
+        self._fit(X, sample_weight, want_labels=False)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Estimate model parameters using X and predict the labels for X.
+
+        Same fit as :meth:`fit`, followed by a final E-step so that
+        ``fit_predict(X)`` equals ``fit(X).predict(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative finite weights, as in :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        return self._fit(X, sample_weight, want_labels=True)
+
+    def _fit(self, X, sample_weight, want_labels):
+        self._validate_params()
+        # Fit a shallow copy: an error anywhere leaves a fitted model untouched.
+        work = copy.copy(self)
+        labels = work._fit_inplace(X, sample_weight, want_labels)
+        self.__dict__.clear()
+        self.__dict__.update(work.__dict__)
+        return labels
+
+    def _fit_inplace(self, X, sample_weight, want_labels):
+        X, sample_weight = self._validate_fit_data(X, sample_weight)
+        inits = self._check_parameters(X)
+        dtype = X.dtype
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+
+        max_lower_bound = -np.inf
+        best_lower_bounds = []
+        self.converged_ = False
+        random_state = check_random_state(self.random_state)
+
+        for init in range(n_init):
+            self._print_verbose_msg_init_beg(init)
+            if do_init:
+                self._initialize_parameters(X, sample_weight, random_state, inits)
+            lower_bound = -np.inf if do_init else self.lower_bound_
+            current_lower_bounds = []
+
+            if self.max_iter == 0:
+                best_params = self._get_parameters()
+                best_n_iter = 0
+            else:
+                converged = False
+                for n_iter in range(1, self.max_iter + 1):
+                    prev_lower_bound = lower_bound
+                    stats = estep_pass(X, sample_weight, self._kernel_params(dtype))
+                    if not np.isfinite(stats.sum_wlogp):
+                        raise ValueError(precision_error_message(dtype))
+                    self._m_step(stats, dtype)
+                    lower_bound = self._compute_lower_bound(stats)
+                    current_lower_bounds.append(lower_bound)
+
+                    change = lower_bound - prev_lower_bound
+                    self._print_verbose_msg_iter_end(n_iter, change)
+                    if abs(change) < self.tol:
+                        converged = True
+                        break
+
+                self._print_verbose_msg_init_end(lower_bound, converged)
+                if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
+                    max_lower_bound = lower_bound
+                    best_params = self._get_parameters()
+                    best_n_iter = n_iter
+                    best_lower_bounds = current_lower_bounds
+                    self.converged_ = converged
+
+        # Only warn when iterating: max_iter=0 asks for the initialisation alone.
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+
+        self._set_parameters(best_params)
+        self.n_iter_ = best_n_iter
+        self.lower_bound_ = max_lower_bound
+        self.lower_bounds_ = best_lower_bounds
+
+        if not want_labels:
+            return None
+        # The final E-step makes fit_predict(X) equal fit(X).predict(X).
+        _, labels, _ = estep_outputs(X, self._kernel_params(dtype), want_resp=False)
+        return labels
+
+    # ------------------------------------------------------------ prediction
+    def _outputs(self, X, want_resp):
+        X = self._validate_predict_data(X)
+        log_prob_norm, labels, log_resp = estep_outputs(
+            X, self._kernel_params(X.dtype), want_resp
+        )
+        return X.dtype, log_prob_norm, labels, log_resp
+
+    def score_samples(self, X):
+        """Compute the log-likelihood of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            List of n_features-dimensional data points.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            Log-likelihood of each sample in `X` under the current model, in
+            X's floating dtype.
+        """
+        dtype, log_prob_norm, _, _ = self._outputs(X, want_resp=False)
+        return log_prob_norm.astype(dtype, copy=False)
+
+    def score(self, X, y=None):
+        """Compute the per-sample average log-likelihood of the given data X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            List of n_features-dimensional data points.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        log_likelihood : float
+            Log-likelihood of `X` under the Gaussian mixture model.
+        """
+        _, log_prob_norm, _, _ = self._outputs(X, want_resp=False)
+        return float(np.mean(log_prob_norm))
+
+    def predict(self, X):
+        """Predict the labels for the data samples in X using trained model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            List of n_features-dimensional data points.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        _, _, labels, _ = self._outputs(X, want_resp=False)
+        return labels
+
+    def predict_proba(self, X):
+        """Evaluate the components' density for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            List of n_features-dimensional data points.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+            Posterior probability of each component for each sample in X.
+        """
+        dtype, _, _, log_resp = self._outputs(X, want_resp=True)
+        return np.exp(log_resp).astype(dtype, copy=False)
+
+    def sample(self, n_samples=1):
+        """Generate random samples from the fitted Gaussian distribution.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Randomly generated sample.
+        y : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %d . The sampling requires at "
+                "least one sample." % (self.n_components)
+            )
+        _, n_features = self.means_.shape
+        rng = check_random_state(self.random_state)
+        n_samples_comp = rng.multinomial(n_samples, np.asarray(self.weights_, np.float64))
+        if self.covariance_type == "full":
+            X = np.vstack(
+                [
+                    rng.multivariate_normal(mean, covariance, int(sample))
+                    for (mean, covariance, sample) in zip(
+                        self.means_, self.covariances_, n_samples_comp
+                    )
+                ]
+            )
+        elif self.covariance_type == "tied":
+            X = np.vstack(
+                [
+                    rng.multivariate_normal(mean, self.covariances_, int(sample))
+                    for (mean, sample) in zip(self.means_, n_samples_comp)
+                ]
+            )
+        else:
+            X = np.vstack(
+                [
+                    mean + rng.standard_normal(size=(sample, n_features)) * np.sqrt(covariance)
+                    for (mean, covariance, sample) in zip(
+                        self.means_, self.covariances_, n_samples_comp
+                    )
+                ]
+            )
+        y = np.concatenate(
+            [np.full(sample, j, dtype=np.int64) for j, sample in enumerate(n_samples_comp)]
+        )
+        return np.asarray(X, dtype=np.float64), y
+
+    # --------------------------------------------------------------- verbose
+    def _print_verbose_msg_init_beg(self, n_init):
+        if self.verbose == 1:
+            print("Initialization %d" % n_init)
+        elif self.verbose >= 2:
+            print("Initialization %d" % n_init)
+            self._init_prev_time = time()
+            self._iter_prev_time = self._init_prev_time
+
+    def _print_verbose_msg_iter_end(self, n_iter, diff_ll):
+        if n_iter % self.verbose_interval == 0:
+            if self.verbose == 1:
+                print("  Iteration %d" % n_iter)
+            elif self.verbose >= 2:
+                cur_time = time()
+                print(
+                    "  Iteration %d\t time lapse %.5fs\t ll change %.5f"
+                    % (n_iter, cur_time - self._iter_prev_time, diff_ll)
+                )
+                self._iter_prev_time = cur_time
+
+    def _print_verbose_msg_init_end(self, lb, init_has_converged):
+        converged_msg = "converged" if init_has_converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {converged_msg}.")
+        elif self.verbose >= 2:
+            t = time() - self._init_prev_time
+            print(
+                f"Initialization {converged_msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}."
+            )

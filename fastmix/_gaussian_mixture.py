@@ -1,0 +1,346 @@
+"""Gaussian mixture fitted by expectation-maximisation on streaming kernels."""
+
+import math
+
+import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import StrOptions
+
+from ._base import BaseMixture, _check_shape
+from ._update import (
+    gaussian_parameters,
+    kernel_params,
+    precision_cholesky,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+
+_FLOATS = [np.float64, np.float32]
+
+
+def _check_weights(weights, n_components):
+    weights = check_array(weights, dtype=_FLOATS, ensure_2d=False)
+    _check_shape(weights, (n_components,), "weights")
+    if np.any(weights < 0.0) or np.any(weights > 1.0):
+        raise ValueError(
+            "The parameter 'weights' should be in the range "
+            "[0, 1], but got max value %.5f, min value %.5f"
+            % (np.min(weights), np.max(weights))
+        )
+    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
+    if not np.allclose(float(np.abs(1.0 - np.sum(weights))), 0.0, atol=atol):
+        raise ValueError(
+            "The parameter 'weights' should be normalized, but got sum(weights) = %.5f"
+            % np.sum(weights)
+        )
+    return weights
+
+
+def _check_means(means, n_components, n_features):
+    means = check_array(means, dtype=_FLOATS, ensure_2d=False)
+    _check_shape(means, (n_components, n_features), "means")
+    return means
+
+
+def _check_precision_positivity(precision, covariance_type):
+    if np.any(np.less_equal(precision, 0.0)):
+        raise ValueError("'%s precision' should be positive" % covariance_type)
+
+
+def _check_precision_matrix(precision, covariance_type):
+    if not (
+        np.allclose(precision, precision.T) and np.all(np.linalg.eigvalsh(precision) > 0.0)
+    ):
+        raise ValueError("'%s precision' should be symmetric, positive-definite" % covariance_type)
+
+
+def _check_precisions(precisions, covariance_type, n_components, n_features):
+    precisions = check_array(
+        precisions, dtype=_FLOATS, ensure_2d=False, allow_nd=covariance_type == "full"
+    )
+    shapes = {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }
+    _check_shape(precisions, shapes[covariance_type], "%s precision" % covariance_type)
+    if covariance_type == "full":
+        for k in range(precisions.shape[0]):
+            _check_precision_matrix(precisions[k], covariance_type)
+    elif covariance_type == "tied":
+        _check_precision_matrix(precisions, covariance_type)
+    else:
+        _check_precision_positivity(precisions, covariance_type)
+    return precisions
+
+
+class GaussianMixture(BaseMixture):
+    """Gaussian Mixture, a drop-in replacement for scikit-learn's.
+
+    Representation of a Gaussian mixture model probability distribution,
+    fitted by expectation-maximisation. Each iteration is one streaming pass
+    over the data by a parallel numba kernel that returns sufficient
+    statistics, followed by a closed-form update: no (n_samples,
+    n_components) array exists while fitting. From the same start it gives
+    scikit-learn's numbers; beyond scikit-learn it accepts ``sample_weight``
+    and keeps float32 data in float32.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        The number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        String describing the type of covariance parameters to use:
+        'full' (each component has its own general covariance matrix),
+        'tied' (all components share the same general covariance matrix),
+        'diag' (each component has its own diagonal covariance matrix),
+        'spherical' (each component has its own single variance).
+    tol : float, default=1e-3
+        The convergence threshold. EM iterations stop when the lower bound
+        average gain is below this threshold.
+    reg_covar : float, default=1e-6
+        Non-negative regularization added to the diagonal of covariance.
+    max_iter : int, default=100
+        The number of EM iterations to perform (0: initialise only).
+    n_init : int, default=1
+        The number of initializations to perform. The best results are kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
+        The method used to initialize the weights, the means and the
+        precisions, consuming ``random_state`` exactly as scikit-learn does.
+    weights_init : array-like of shape (n_components, ), default=None
+        The user-provided initial weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        The user-provided initial means.
+    precisions_init : array-like, default=None
+        The user-provided initial precisions (inverse of the covariance
+        matrices). The shape depends on 'covariance_type'::
+
+            (n_components,)                        if 'spherical',
+            (n_features, n_features)               if 'tied',
+            (n_components, n_features)             if 'diag',
+            (n_components, n_features, n_features) if 'full'
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the initialization and :meth:`sample`.
+    warm_start : bool, default=False
+        If True, the solution of the last fitting is used as initialization
+        for the next call of fit(); ``n_init`` is then ignored.
+    verbose : int, default=0
+        Enable verbose output (scikit-learn's messages).
+    verbose_interval : int, default=10
+        Number of iteration done before the next print.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        The weights of each mixture components.
+    means_ : ndarray of shape (n_components, n_features)
+        The mean of each mixture component.
+    covariances_ : ndarray
+        The covariance of each mixture component (shape per
+        ``covariance_type`` as for ``precisions_init``).
+    precisions_ : ndarray
+        The precision matrices for each component.
+    precisions_cholesky_ : ndarray
+        Upper-triangular Cholesky factors U of the precisions (precision =
+        U U^T), as in scikit-learn.
+    converged_ : bool
+        True when convergence of the best fit of EM was reached.
+    n_iter_ : int
+        Number of steps used by the best fit of EM to reach the convergence.
+    lower_bound_ : float
+        Log-likelihood per sample of the training data under the best fit
+        (evaluated at the start of its last iteration, as in scikit-learn).
+    lower_bounds_ : list of float
+        The lower bound of each iteration of the best fit.
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`, when X has string names.
+
+    See Also
+    --------
+    sklearn.mixture.GaussianMixture : The reference implementation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmix import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.means_
+    array([[10.,  2.],
+           [ 1.,  2.]])
+    >>> gm.predict([[0, 0], [12, 3]])
+    array([1, 0])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMixture._parameter_constraints,
+        "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        super().__init__(
+            n_components=n_components,
+            tol=tol,
+            reg_covar=reg_covar,
+            max_iter=max_iter,
+            n_init=n_init,
+            init_params=init_params,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+            verbose_interval=verbose_interval,
+        )
+        self.covariance_type = covariance_type
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+
+    def _check_parameters(self, X):
+        _, n_features = X.shape
+        inits = {"weights": None, "means": None, "precisions": None}
+        if self.weights_init is not None:
+            inits["weights"] = _check_weights(self.weights_init, self.n_components)
+        if self.means_init is not None:
+            inits["means"] = _check_means(self.means_init, self.n_components, n_features)
+        if self.precisions_init is not None:
+            inits["precisions"] = _check_precisions(
+                self.precisions_init, self.covariance_type, self.n_components, n_features
+            )
+        return inits
+
+    def _needs_resp_init(self, inits):
+        return any(v is None for v in inits.values())
+
+    def _initialize(self, X, stats, inits):
+        dtype = X.dtype
+        weights = means = covariances = None
+        if stats is not None:
+            nk, means, covariances = gaussian_parameters(
+                stats, self.reg_covar, self.covariance_type, dtype
+            )
+            weights = nk / stats.sum_w
+        if inits["weights"] is not None:
+            weights = inits["weights"]
+        if inits["means"] is not None:
+            means = inits["means"]
+        if inits["precisions"] is None:
+            prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
+        else:
+            prec_chol = precision_cholesky_from_precisions(
+                inits["precisions"], self.covariance_type
+            )
+            if covariances is None:
+                covariances = _covariances_from_precisions(
+                    inits["precisions"], self.covariance_type
+                )
+        self.weights_ = np.asarray(weights, dtype=dtype)
+        self.means_ = np.asarray(means, dtype=dtype)
+        self.covariances_ = np.asarray(covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
+
+    def _kernel_params(self, dtype):
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(np.asarray(self.weights_, dtype=np.float64))
+        return kernel_params(
+            self.means_, self.precisions_cholesky_, self.covariance_type, log_weights, dtype
+        )
+
+    def _m_step(self, stats, dtype):
+        nk, means, covariances = gaussian_parameters(
+            stats, self.reg_covar, self.covariance_type, dtype
+        )
+        prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
+        self.weights_ = (nk / nk.sum()).astype(dtype)
+        self.means_ = means.astype(dtype)
+        self.covariances_ = covariances.astype(dtype)
+        self.precisions_cholesky_ = prec_chol.astype(dtype)
+
+    def _compute_lower_bound(self, stats):
+        return stats.sum_wlogp / stats.sum_w
+
+    def _get_parameters(self):
+        return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _set_parameters(self, params):
+        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_) = params
+        dtype = self.precisions_cholesky_.dtype
+        self.precisions_ = precisions_from_cholesky(
+            np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
+        ).astype(dtype)
+
+    def _n_parameters(self):
+        """Return the number of free parameters in the model."""
+        _, n_features = self.means_.shape
+        if self.covariance_type == "full":
+            cov_params = self.n_components * n_features * (n_features + 1) / 2.0
+        elif self.covariance_type == "diag":
+            cov_params = self.n_components * n_features
+        elif self.covariance_type == "tied":
+            cov_params = n_features * (n_features + 1) / 2.0
+        else:
+            cov_params = self.n_components
+        mean_params = n_features * self.n_components
+        return int(cov_params + mean_params + self.n_components - 1)
+
+    def bic(self, X):
+        """Bayesian information criterion for the current model on the input X.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        bic : float
+            The lower the better.
+        """
+        n_samples = np.shape(X)[0]
+        return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
+
+    def aic(self, X):
+        """Akaike information criterion for the current model on the input X.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        aic : float
+            The lower the better.
+        """
+        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+
+
+def _covariances_from_precisions(precisions, covariance_type):
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        return np.linalg.inv(precisions)
+    return 1.0 / precisions

@@ -1,0 +1,66 @@
+"""The one place that owns numba's options for fastmix.
+
+Every kernel is declared through :func:`jit` so that the fastmath flag set, the
+``nogil`` policy and the on-disk cache policy are decided once.
+
+Cache policy
+------------
+Kernels are cached on disk (``cache=True``): a first fit otherwise spends
+several seconds compiling (see ``docs/performance.md`` for the measurement).
+numba raises at *decoration* time when it finds no writable cache location
+(for instance a read-only site-packages and no writable home), which would
+break ``import fastmix``; :func:`jit` then falls back to an uncached
+dispatcher. ``FASTMIX_NUMBA_CACHE=0`` switches caching off explicitly.
+Decoration never compiles: kernels compile lazily on their first call.
+"""
+
+import os
+
+import numba
+
+__all__ = ["jit", "prange", "FASTMATH"]
+
+prange = numba.prange
+
+# Value-safe subset of fastmath: no 'nnan'/'ninf' (they turn isnan/isinf checks
+# into constants) and no 'afn' (approximate libm calls would move exp/log away
+# from the reference implementation by more than the pinned tolerance).
+# 'reassoc' lets LLVM vectorise reductions; the reduction order still depends
+# only on the data layout, never on the thread count.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
+
+
+def _cache_wanted():
+    return os.environ.get("FASTMIX_NUMBA_CACHE", "1").strip().lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
+
+
+def jit(func=None, *, parallel=False):
+    """Compile ``func`` lazily with fastmix's numba options.
+
+    Parameters
+    ----------
+    func : callable, optional
+        The Python function to compile. When omitted, returns a decorator.
+    parallel : bool, default=False
+        Enable ``numba.prange`` parallel loops.
+
+    Returns
+    -------
+    dispatcher : numba.core.registry.CPUDispatcher
+        A dispatcher that compiles on first call (never at import).
+    """
+    if func is None:
+        return lambda f: jit(f, parallel=parallel)
+    options = dict(nogil=True, fastmath=set(FASTMATH), parallel=parallel, error_model="numpy")
+    if _cache_wanted():
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except (RuntimeError, OSError):
+            # No writable cache locator: compile per process instead of failing.
+            pass
+    return numba.njit(cache=False, **options)(func)

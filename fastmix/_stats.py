@@ -1,0 +1,206 @@
+"""Additive sufficient statistics and the streaming pass that produces them.
+
+A fit is a loop of one pass over the data (:func:`estep_pass`) followed by a
+tiny closed-form update on the returned :class:`Stats`. Adding two ``Stats``
+is how chunks, blocks of a memmap and Dask partitions combine.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels import DIAG, FULL, TIED, estep_rows, estep_stats
+
+# Rows per chunk: the unit of parallel work and of the fixed-order reduction.
+# 512 rows keep a chunk's log-densities (512 x K float64) and its rows in L2.
+CHUNK_ROWS = 512
+# Cap on the float64 partials held per kernel call (chunks x K x D x D): keeps
+# extra memory independent of n_samples while giving every thread work.
+_PARTIAL_BYTES = 32 * 2**20
+_MAX_CHUNKS_PER_BLOCK = 128
+
+COV_CODES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": DIAG}
+
+
+@dataclass
+class KernelParams:
+    """What the E-step kernel needs, in the data's dtype (``bias`` in float64)."""
+
+    code: int
+    shift: np.ndarray
+    prec_mat: np.ndarray
+    prec_diag: np.ndarray
+    offset: np.ndarray
+    bias: np.ndarray
+
+    def args(self):
+        return (self.code, self.shift, self.prec_mat, self.prec_diag, self.offset, self.bias)
+
+
+@dataclass
+class Stats:
+    """Sufficient statistics of one E-step, accumulated around ``shift``.
+
+    Attributes
+    ----------
+    nk : ndarray of shape (K,)
+        ``sum_i w_i r_ik``.
+    s1 : ndarray of shape (K, D)
+        ``sum_i w_i r_ik (x_i - shift_k)``.
+    s2_mat : ndarray of shape (K, D, D), (1, D, D) or (0, D, D)
+        Symmetric second moments (full: per component around ``shift_k``;
+        tied: ``sum_i w_i (x_i - c)(x_i - c)^T``).
+    s2_diag : ndarray of shape (K, D) or (0, D)
+        ``sum_i w_i r_ik (x_i - shift_k)**2`` (diag and spherical).
+    sum_w, sum_wlogp, sum_wrlogr : float
+        ``sum w``, ``sum w log p(x)``, ``sum w sum_k r log r``.
+    shift : ndarray of shape (K, D), float64
+        The centres the statistics were accumulated around.
+    row_sum : ndarray of shape (D,) or None
+        ``sum_i w_i (x_i - shift_0)`` over every row (tied only). None when each
+        row's responsibilities sum to one, where it equals ``s1.sum(0)``.
+    """
+
+    nk: np.ndarray
+    s1: np.ndarray
+    s2_mat: np.ndarray
+    s2_diag: np.ndarray
+    sum_w: float
+    sum_wlogp: float
+    sum_wrlogr: float
+    shift: np.ndarray
+    row_sum: np.ndarray = None
+
+    @classmethod
+    def zeros(cls, code, shift):
+        n_components, n_features = shift.shape
+        n_mat = {FULL: n_components, TIED: 1}.get(code, 0)
+        n_diag = n_components if code == DIAG else 0
+        return cls(
+            nk=np.zeros(n_components),
+            s1=np.zeros((n_components, n_features)),
+            s2_mat=np.zeros((n_mat, n_features, n_features)),
+            s2_diag=np.zeros((n_diag, n_features)),
+            sum_w=0.0,
+            sum_wlogp=0.0,
+            sum_wrlogr=0.0,
+            shift=np.asarray(shift, dtype=np.float64),
+        )
+
+    def __add__(self, other):
+        if not np.array_equal(self.shift, other.shift):
+            raise ValueError("Stats accumulated around different shifts cannot be added.")
+        return Stats(
+            nk=self.nk + other.nk,
+            s1=self.s1 + other.s1,
+            s2_mat=self.s2_mat + other.s2_mat,
+            s2_diag=self.s2_diag + other.s2_diag,
+            sum_w=self.sum_w + other.sum_w,
+            sum_wlogp=self.sum_wlogp + other.sum_wlogp,
+            sum_wrlogr=self.sum_wrlogr + other.sum_wrlogr,
+            shift=self.shift,
+            row_sum=None if self.row_sum is None else self.row_sum + other.row_sum,
+        )
+
+
+def _symmetrise_upper(a):
+    """Mirror the upper triangles of a stack of matrices (the kernel fills only those)."""
+    upper = np.triu(a)
+    return upper + np.swapaxes(np.triu(a, 1), -1, -2)
+
+
+def block_rows(n_components, n_features):
+    """Rows handed to one kernel call; depends on the problem's shape only."""
+    per_chunk = 8 * (n_components * (n_features * n_features + n_features + 1) + 3)
+    chunks = int(np.clip(_PARTIAL_BYTES // per_chunk, 1, _MAX_CHUNKS_PER_BLOCK))
+    return chunks * CHUNK_ROWS
+
+
+def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=None):
+    """One E-step over ``X`` in blocks of rows; returns the summed :class:`Stats`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64; any array supporting row slicing is read block by block.
+    sample_weight : ndarray of shape (n_samples,) or None
+    params : KernelParams
+    chunk_rows : int
+        Rows per chunk (the reduction unit).
+    rows_per_block : int, optional
+        Rows per kernel call; rounded to a multiple of ``chunk_rows``.
+    """
+    n_samples, n_features = X.shape
+    n_components = params.bias.shape[0]
+    if rows_per_block is None:
+        rows_per_block = block_rows(n_components, n_features)
+    rows_per_block = max(chunk_rows, rows_per_block // chunk_rows * chunk_rows)
+    stats = Stats.zeros(params.code, params.shift)
+    scal = np.zeros(3)
+    no_weight = np.empty(0)
+    for start in range(0, n_samples, rows_per_block):
+        stop = min(start + rows_per_block, n_samples)
+        block = np.ascontiguousarray(X[start:stop])
+        w = no_weight if sample_weight is None else sample_weight[start:stop]
+        estep_stats(
+            block, w, *params.args(), chunk_rows,
+            stats.nk, stats.s1, stats.s2_mat, stats.s2_diag, scal,
+        )  # fmt: skip
+    stats.s2_mat = _symmetrise_upper(stats.s2_mat)
+    stats.sum_w, stats.sum_wlogp, stats.sum_wrlogr = (float(v) for v in scal)
+    return stats
+
+
+def estep_outputs(X, params, want_resp, chunk_rows=CHUNK_ROWS):
+    """Per-row log p(x), labels and (only when asked) log-responsibilities."""
+    n_samples = X.shape[0]
+    n_components = params.bias.shape[0]
+    log_prob_norm = np.empty(n_samples)
+    labels = np.empty(n_samples, dtype=np.int64)
+    log_resp = np.empty((n_samples if want_resp else 0, n_components))
+    X = np.ascontiguousarray(X)
+    estep_rows(X, *params.args(), chunk_rows, log_prob_norm, labels, log_resp)
+    return log_prob_norm, labels, (log_resp if want_resp else None)
+
+
+def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=65536):
+    """Statistics for given responsibilities, produced block by block.
+
+    Used once per initialisation (k-means labels, random responsibilities): it
+    never holds more than one block of responsibilities.
+
+    Parameters
+    ----------
+    resp_blocks : callable (start, stop) -> ndarray of shape (stop - start, K)
+        Returns the responsibilities of rows ``start:stop``, in row order.
+    shift : ndarray of shape (K, D)
+        Centres the statistics are accumulated around.
+    """
+    n_samples, _ = X.shape
+    stats = Stats.zeros(code, shift)
+    row_sum = np.zeros(shift.shape[1])
+    for start in range(0, n_samples, rows_per_block):
+        stop = min(start + rows_per_block, n_samples)
+        xb = np.asarray(X[start:stop], dtype=np.float64)
+        r = np.asarray(resp_blocks(start, stop), dtype=np.float64)
+        if sample_weight is not None:
+            wb = np.asarray(sample_weight[start:stop], dtype=np.float64)
+        else:
+            wb = np.ones(stop - start)
+        wr = r * wb[:, None]
+        stats.nk += wr.sum(axis=0)
+        stats.sum_w += float(wb.sum())
+        for k in range(shift.shape[0]):
+            d = xb - stats.shift[k]
+            stats.s1[k] += wr[:, k] @ d
+            if code == FULL:
+                stats.s2_mat[k] += (d * wr[:, k, None]).T @ d
+            elif code == DIAG:
+                stats.s2_diag[k] += wr[:, k] @ (d * d)
+        if code == TIED:
+            d = xb - stats.shift[0]
+            stats.s2_mat[0] += (d * wb[:, None]).T @ d
+            row_sum += wb @ d
+    if code == TIED:
+        stats.row_sum = row_sum
+    return stats

@@ -1,0 +1,237 @@
+"""Closed-form updates on :class:`~fastmix._stats.Stats` (NumPy, O(K·D³)).
+
+These reproduce scikit-learn's ``_estimate_gaussian_parameters`` and
+``_compute_precision_cholesky`` from streamed statistics instead of an
+(n_samples, n_components) responsibility matrix.
+"""
+
+import math
+
+import numpy as np
+from scipy import linalg
+
+from ._kernels import FULL, TIED
+from ._stats import COV_CODES, KernelParams
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def precision_error_message(dtype):
+    """scikit-learn's text for a covariance that lost positive-definiteness."""
+    msg = (
+        "Fitting the mixture model failed because some components have "
+        "ill-defined empirical covariance (for instance caused by singleton "
+        "or collapsed samples). Try to decrease the number of components, "
+        "increase reg_covar, or scale the input data."
+    )
+    if np.dtype(dtype) == np.float32:
+        msg += (
+            " The numerical accuracy can also be improved by passing float64"
+            " data instead of float32."
+        )
+    return msg
+
+
+def gaussian_parameters(stats, reg_covar, covariance_type, dtype):
+    """Weighted counts, means and covariances from streamed statistics.
+
+    Matches scikit-learn's ``_estimate_gaussian_parameters`` (including its
+    ``10 * eps`` added to the counts) but evaluates every second moment around
+    the accumulation shift, so nothing is lost to cancellation.
+
+    Parameters
+    ----------
+    stats : Stats
+    reg_covar : float
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    dtype : numpy dtype
+        The data's dtype (its ``eps`` enters the counts, as in scikit-learn).
+
+    Returns
+    -------
+    nk : ndarray of shape (K,), float64
+    means : ndarray of shape (K, D), float64
+    covariances : ndarray, float64
+        (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical.
+    """
+    eps10 = 10 * np.finfo(dtype).eps
+    n_true = stats.nk
+    nk = n_true + eps10
+    c = stats.shift
+    s1 = stats.s1
+    # means = sum w r x / nk, written around the shift: sum w r x = s1 + n c.
+    means = (s1 + n_true[:, None] * c) / nk[:, None]
+    delta = means - c
+    n_features = means.shape[1]
+    if covariance_type == "full":
+        # sum r (x - m)(x - m)^T = S2 - s1 d^T - d s1^T + n d d^T, with d = m - c.
+        cross = s1[:, :, None] * delta[:, None, :]
+        scatter = (
+            stats.s2_mat
+            - cross
+            - np.swapaxes(cross, 1, 2)
+            + n_true[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        )
+        cov = scatter / nk[:, None, None]
+        cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+    elif covariance_type == "tied":
+        # scikit-learn: (X^T X - sum_k nk m_k m_k^T) / sum(nk), X^T X over every
+        # row. Around the centre c, with u = sum_i w_i (x_i - c) - sum_k nk d_k:
+        # X^T X - sum nk m m^T = S2 - sum nk d d^T + c u^T + u c^T + (W - sum nk) c c^T.
+        centre = c[0]
+        row_sum = s1.sum(axis=0) if stats.row_sum is None else stats.row_sum
+        u = row_sum - nk @ delta
+        cu = np.outer(centre, u)
+        scatter = (
+            stats.s2_mat[0]
+            - np.einsum("k,ki,kj->ij", nk, delta, delta)
+            + cu
+            + cu.T
+            + (stats.sum_w - nk.sum()) * np.outer(centre, centre)
+        )
+        cov = scatter / nk.sum()
+        cov[np.arange(n_features), np.arange(n_features)] += reg_covar
+    else:
+        # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk.
+        scatter = stats.s2_diag - 2.0 * delta * s1 + n_true[:, None] * delta**2
+        cov = (scatter + eps10 * means**2) / nk[:, None] + reg_covar
+        if covariance_type == "spherical":
+            cov = cov.mean(axis=1)
+    return nk, means, cov
+
+
+def precision_cholesky(covariances, covariance_type, dtype):
+    """Upper-triangular Cholesky factors of the precisions (scikit-learn's convention).
+
+    Raises
+    ------
+    ValueError
+        scikit-learn's message, naming reg_covar, when a covariance is not
+        positive-definite.
+    """
+    msg = precision_error_message(dtype)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        mats = covariances if covariance_type == "full" else covariances[None]
+        if not np.all(np.isfinite(mats)):
+            raise ValueError(msg)
+        n_features = mats.shape[-1]
+        out = np.empty_like(mats)
+        eye = np.eye(n_features)
+        for k in range(mats.shape[0]):
+            try:
+                cov_chol = linalg.cholesky(mats[k], lower=True)
+            except linalg.LinAlgError:
+                raise ValueError(msg) from None
+            out[k] = linalg.solve_triangular(cov_chol, eye, lower=True).T
+        return out if covariance_type == "full" else out[0]
+    if not np.all(np.isfinite(covariances)) or np.any(covariances <= 0.0):
+        raise ValueError(msg)
+    return 1.0 / np.sqrt(covariances)
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    """Cholesky factors U with U U^T = precision, computed from the precisions."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        mats = precisions if covariance_type == "full" else precisions[None]
+        flip = mats[:, ::-1, ::-1]
+        out = np.stack([linalg.cholesky(m, lower=True)[::-1, ::-1] for m in flip])
+        return out if covariance_type == "full" else out[0]
+    return np.sqrt(precisions)
+
+
+def precisions_from_cholesky(prec_chol, covariance_type):
+    """precision = U U^T for each component."""
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+def log_det_cholesky(prec_chol, covariance_type, n_features):
+    """log|U_k| per component (the tied value is a scalar, as in scikit-learn)."""
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    if covariance_type == "full":
+        return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+    if covariance_type == "tied":
+        return np.sum(np.log(np.diag(prec_chol)))
+    if covariance_type == "diag":
+        return np.sum(np.log(prec_chol), axis=1)
+    return n_features * np.log(prec_chol)
+
+
+def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
+    """E-step kernel inputs for Gaussian components.
+
+    Parameters
+    ----------
+    means : ndarray of shape (K, D)
+    prec_chol : ndarray
+        Precision Cholesky factors in scikit-learn's layout for ``covariance_type``.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    extra_bias : ndarray of shape (K,)
+        Added to each component's log-density: log-weights for EM,
+        E[log pi] plus the Wishart expectation terms for variational inference.
+    dtype : numpy dtype
+        The data's dtype; every array the kernel multiplies with X is cast to it.
+
+    Returns
+    -------
+    KernelParams
+    """
+    means = np.asarray(means, dtype=np.float64)
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    n_components, n_features = means.shape
+    code = COV_CODES[covariance_type]
+    bias = (
+        np.asarray(extra_bias, dtype=np.float64)
+        + log_det_cholesky(prec_chol, covariance_type, n_features)
+        - 0.5 * n_features * _LOG_2PI
+    )
+    bias = np.broadcast_to(bias, (n_components,)).copy()
+    empty_mat = np.empty((0, n_features, n_features), dtype=dtype)
+    empty_diag = np.empty((0, n_features), dtype=dtype)
+    if code == FULL:
+        shift = means.astype(dtype)
+        return KernelParams(
+            code,
+            shift,
+            np.ascontiguousarray(prec_chol, dtype=dtype),
+            empty_diag,
+            np.zeros((n_components, n_features), dtype=dtype),
+            bias,
+        )
+    if code == TIED:
+        # One centre for every component: the weighted data mean is the natural
+        # choice, but the mean of the means is as good a shift and needs no pass.
+        centre = means.mean(axis=0).astype(dtype).astype(np.float64)
+        shift = np.broadcast_to(centre, means.shape).astype(dtype)
+        offset = ((means - centre) @ prec_chol).astype(dtype)
+        return KernelParams(
+            code, shift, np.ascontiguousarray(prec_chol[None], dtype=dtype),
+            empty_diag, offset, bias,
+        )  # fmt: skip
+    prec = prec_chol**2
+    if covariance_type == "spherical":
+        prec = np.repeat(prec[:, None], n_features, axis=1)
+    return KernelParams(
+        code,
+        means.astype(dtype),
+        empty_mat,
+        np.ascontiguousarray(prec, dtype=dtype),
+        np.zeros((n_components, n_features), dtype=dtype),
+        bias,
+    )
+
+
+__all__ = [
+    "gaussian_parameters",
+    "precision_cholesky",
+    "precision_cholesky_from_precisions",
+    "precisions_from_cholesky",
+    "log_det_cholesky",
+    "kernel_params",
+    "precision_error_message",
+]
