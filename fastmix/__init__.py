@@ -5,8 +5,9 @@ Drop-in replacements for scikit-learn's ``GaussianMixture`` and
 no (n_samples, n_components) array while fitting.
 """
 
+from ._bayesian_mixture import BayesianGaussianMixture
 from ._gaussian_mixture import GaussianMixture
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "__version__"]
+__all__ = ["BayesianGaussianMixture", "GaussianMixture", "__version__"]

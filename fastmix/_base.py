@@ -188,6 +188,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         code = COV_CODES[self.covariance_type]
 
         if self.init_params == "random":
+
             def resp_blocks(start, stop):
                 r = np.asarray(
                     random_state.uniform(size=(stop - start, n_components)), dtype=X.dtype
@@ -360,9 +361,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------ prediction
     def _outputs(self, X, want_resp):
         X = self._validate_predict_data(X)
-        log_prob_norm, labels, log_resp = estep_outputs(
-            X, self._kernel_params(X.dtype), want_resp
-        )
+        log_prob_norm, labels, log_resp = estep_outputs(X, self._kernel_params(X.dtype), want_resp)
         return X.dtype, log_prob_norm, labels, log_resp
 
     def score_samples(self, X):
@@ -513,6 +512,4 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             print(f"Initialization {converged_msg}.")
         elif self.verbose >= 2:
             t = time() - self._init_prev_time
-            print(
-                f"Initialization {converged_msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}."
-            )
+            print(f"Initialization {converged_msg}. time lapse {t:.5f}s\t lower bound {lb:.5f}.")

@@ -24,8 +24,7 @@ def _check_weights(weights, n_components):
     if np.any(weights < 0.0) or np.any(weights > 1.0):
         raise ValueError(
             "The parameter 'weights' should be in the range "
-            "[0, 1], but got max value %.5f, min value %.5f"
-            % (np.min(weights), np.max(weights))
+            "[0, 1], but got max value %.5f, min value %.5f" % (np.min(weights), np.max(weights))
         )
     atol = 1e-6 if weights.dtype == np.float32 else 1e-8
     if not np.allclose(float(np.abs(1.0 - np.sum(weights))), 0.0, atol=atol):
@@ -48,9 +47,7 @@ def _check_precision_positivity(precision, covariance_type):
 
 
 def _check_precision_matrix(precision, covariance_type):
-    if not (
-        np.allclose(precision, precision.T) and np.all(np.linalg.eigvalsh(precision) > 0.0)
-    ):
+    if not (np.allclose(precision, precision.T) and np.all(np.linalg.eigvalsh(precision) > 0.0)):
         raise ValueError("'%s precision' should be symmetric, positive-definite" % covariance_type)
 
 

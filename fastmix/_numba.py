@@ -39,7 +39,7 @@ def _cache_wanted():
     }
 
 
-def jit(func=None, *, parallel=False):
+def jit(func=None, *, parallel=False, reassoc=True):
     """Compile ``func`` lazily with fastmix's numba options.
 
     Parameters
@@ -48,6 +48,9 @@ def jit(func=None, *, parallel=False):
         The Python function to compile. When omitted, returns a decorator.
     parallel : bool, default=False
         Enable ``numba.prange`` parallel loops.
+    reassoc : bool, default=True
+        Allow reassociation. Switch it off where the order of operations
+        carries precision (e.g. a Cody-Waite argument reduction).
 
     Returns
     -------
@@ -55,8 +58,9 @@ def jit(func=None, *, parallel=False):
         A dispatcher that compiles on first call (never at import).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel)
-    options = dict(nogil=True, fastmath=set(FASTMATH), parallel=parallel, error_model="numpy")
+        return lambda f: jit(f, parallel=parallel, reassoc=reassoc)
+    flags = set(FASTMATH) if reassoc else set(FASTMATH) - {"reassoc"}
+    options = dict(nogil=True, fastmath=flags, parallel=parallel, error_model="numpy")
     if _cache_wanted():
         try:
             return numba.njit(cache=True, **options)(func)

@@ -38,122 +38,290 @@ FULL = 0
 TIED = 1
 DIAG = 2
 
+# Scratch rows are padded by 16 elements: with a power-of-two chunk, rows
+# exactly 4 KiB apart map to the same L1 sets and evict one another.
+_PAD = 16
 
-@jit
-def _logdens_chunk(X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, logp):
-    """Weighted log-densities of rows ``lo:hi`` into ``logp`` (hi - lo, K), float64."""
-    n_features = X.shape[1]
-    n_components = bias.shape[0]
-    d = np.empty(n_features, dtype=X.dtype)
-    y = np.empty(n_features, dtype=X.dtype)
-    if code == DIAG:
-        for i in range(lo, hi):
-            for k in range(n_components):
-                q = X.dtype.type(0.0)
-                for j in range(n_features):
-                    t = X[i, j] - shift[k, j]
-                    q += prec_diag[k, j] * t * t
-                logp[i - lo, k] = bias[k] - 0.5 * q
-    elif code == TIED:
-        z = np.empty(n_features, dtype=X.dtype)
-        for i in range(lo, hi):
-            for j in range(n_features):
-                d[j] = X[i, j] - shift[0, j]
-                z[j] = 0.0
-            for m in range(n_features):
-                dm = d[m]
-                for j in range(m, n_features):
-                    z[j] += dm * prec_mat[0, m, j]
-            for k in range(n_components):
-                q = X.dtype.type(0.0)
-                for j in range(n_features):
-                    t = z[j] - offset[k, j]
-                    q += t * t
-                logp[i - lo, k] = bias[k] - 0.5 * q
-    else:
-        for k in range(n_components):
-            for i in range(lo, hi):
-                for j in range(n_features):
-                    d[j] = X[i, j] - shift[k, j]
-                    y[j] = -offset[k, j]
-                for m in range(n_features):
-                    dm = d[m]
-                    for j in range(m, n_features):
-                        y[j] += dm * prec_mat[k, m, j]
-                q = X.dtype.type(0.0)
-                for j in range(n_features):
-                    q += y[j] * y[j]
-                logp[i - lo, k] = bias[k] - 0.5 * q
+_LOG2E = 1.4426950408889634
+# ln 2 split so that n * _LN2_HI is exact for |n| < 2**20 (Cody and Waite).
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_MIN = -708.0  # below this exp(x) is subnormal: returned as 0
 
 
-@jit
-def _normalise_row(logp, i):
-    """Turn row ``i`` of log-densities into log-responsibilities in place.
+@jit(reassoc=False)
+def _exp_inplace(a, m, scale_bits):
+    """``a[:m] = exp(a[:m])`` for ``a <= 709``, vectorised (numba's scalar exp is not).
 
-    Returns the row's log-sum-exp, the stable ``max + log(sum(exp(. - max)))``.
+    exp(x) = 2**n * exp(r) with r = x - n ln 2 in [-ln2/2, ln2/2] and a degree-12
+    Taylor polynomial for exp(r) (truncation < 2e-16, max relative error ~3e-16
+    against NumPy). 2**n is built from its bits in ``scale_bits`` (int64 scratch,
+    (B,)). Arguments below -708 give 0 (they are subnormal), -inf gives 0, NaN
+    stays NaN. Reassociation is off: it would merge the two-part reduction.
     """
-    n_components = logp.shape[1]
-    mx = logp[i, 0]
-    for k in range(1, n_components):
-        if logp[i, k] > mx:
-            mx = logp[i, k]
-    if not np.isfinite(mx):
-        # Every component has zero density (or a NaN crept in): propagate it
-        # rather than producing a silent 0/0; the caller reports it.
-        for k in range(n_components):
-            logp[i, k] = np.nan
-        return mx if np.isnan(mx) else -np.inf
-    s = 0.0
-    for k in range(n_components):
-        s += np.exp(logp[i, k] - mx)
-    lse = mx + np.log(s)
-    for k in range(n_components):
-        logp[i, k] -= lse
-    return lse
+    scale = scale_bits.view(np.float64)
+    for i in range(m):
+        x = a[i]
+        xc = x if x > _EXP_MIN else _EXP_MIN
+        xc = xc if xc < 709.0 else 709.0
+        n = np.floor(xc * _LOG2E + 0.5)
+        r = xc - n * _LN2_HI
+        r = r - n * _LN2_LO
+        p = 1.0 + r * (
+            1.0 + r * (
+                1.0 / 2 + r * (
+                    1.0 / 6 + r * (
+                        1.0 / 24 + r * (
+                            1.0 / 120 + r * (
+                                1.0 / 720 + r * (
+                                    1.0 / 5040 + r * (
+                                        1.0 / 40320 + r * (
+                                            1.0 / 362880 + r * (
+                                                1.0 / 3628800 + r * (
+                                                    1.0 / 39916800 + r * (1.0 / 479001600)
+                                                )
+                                            )
+                                        )
+                                    )
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )  # fmt: skip
+        # NaN fails both comparisons and is kept; x < -708 (and -inf) gives 0.
+        a[i] = p if x >= _EXP_MIN else (0.0 if x < _EXP_MIN else x)
+        scale_bits[i] = (np.int64(n) + 1023) << 52
+    for i in range(m):
+        a[i] *= scale[i]
 
 
 @jit
-def _chunk_stats(X, sample_weight, lo, hi, code, shift, logr, nk, s1, s2_mat, s2_diag, scal):
-    """Accumulate the statistics of rows ``lo:hi`` given their log-responsibilities."""
+def _load_chunk(X, sample_weight, lo, hi, xt, w):
+    """Copy rows ``lo:hi`` transposed into ``xt`` (D, B) and their weights into ``w``."""
     n_features = X.shape[1]
-    n_components = logr.shape[1]
     has_weight = sample_weight.shape[0] > 0
-    d = np.empty(n_features, dtype=X.dtype)
     for i in range(lo, hi):
-        w = 1.0
-        if has_weight:
-            w = np.float64(sample_weight[i])
-            if w == 0.0:
-                continue
-        ii = i - lo
-        if code == TIED:
-            for j in range(n_features):
-                d[j] = X[i, j] - shift[0, j]
-            for m in range(n_features):
-                wd = w * d[m]
-                for j in range(m, n_features):
-                    s2_mat[0, m, j] += wd * d[j]
-        rlogr = 0.0
+        for j in range(n_features):
+            xt[j, i - lo] = X[i, j]
+        w[i - lo] = np.float64(sample_weight[i]) if has_weight else 1.0
+
+
+@jit
+def _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc):
+    """Weighted log-densities of a chunk's first ``m`` rows into ``logp`` (K, B), float64.
+
+    ``xt`` holds the rows transposed, (D, B), so every inner loop runs over
+    contiguous rows and vectorises. ``dt`` (D, B), ``y`` (D, B) and ``acc`` (B,)
+    are scratch in the data's dtype.
+    """
+    n_features = xt.shape[0]
+    n_components = bias.shape[0]
+    if code == TIED:
+        # z = (x - c) @ U once per row, then ||z - offset_k||^2 per component.
+        for j in range(n_features):
+            c = shift[0, j]
+            for i in range(m):
+                dt[j, i] = xt[j, i] - c
+        _triangular_product(dt, prec_mat[0], m, y)
         for k in range(n_components):
-            lr = logr[ii, k]
-            r = np.exp(lr)
-            if r == 0.0:
-                continue
-            rlogr += r * lr
-            wr = w * r
-            nk[k] += wr
+            for i in range(m):
+                acc[i] = 0.0
             for j in range(n_features):
-                d[j] = X[i, j] - shift[k, j]
-                s1[k, j] += wr * d[j]
-            if code == FULL:
-                for m in range(n_features):
-                    wd = wr * d[m]
-                    for j in range(m, n_features):
-                        s2_mat[k, m, j] += wd * d[j]
-            elif code == DIAG:
-                for j in range(n_features):
-                    s2_diag[k, j] += wr * d[j] * d[j]
-        scal[2] += w * rlogr
+                off = offset[k, j]
+                for i in range(m):
+                    t = y[j, i] - off
+                    acc[i] += t * t
+            _write_logp(logp, k, bias[k], acc, m)
+        return
+    for k in range(n_components):
+        for i in range(m):
+            acc[i] = 0.0
+        if code == DIAG:
+            for j in range(n_features):
+                mu = shift[k, j]
+                p = prec_diag[k, j]
+                for i in range(m):
+                    t = xt[j, i] - mu
+                    acc[i] += p * (t * t)
+        else:
+            for j in range(n_features):
+                mu = shift[k, j]
+                for i in range(m):
+                    dt[j, i] = xt[j, i] - mu
+            _triangular_product(dt, prec_mat[k], m, y)
+            for j in range(n_features):
+                off = offset[k, j]
+                for i in range(m):
+                    t = y[j, i] - off
+                    acc[i] += t * t
+        _write_logp(logp, k, bias[k], acc, m)
+
+
+@jit
+def _triangular_product(dt, u, m, y):
+    """``y[:, :m] = (dt[:, :m].T @ u).T`` for upper-triangular ``u`` (D, D).
+
+    Four terms per pass over the rows: one load and store of ``y`` per four
+    multiply-adds instead of per one.
+    """
+    n_features = dt.shape[0]
+    for j in range(n_features):
+        for i in range(m):
+            y[j, i] = 0.0
+        a = 0
+        while a + 4 <= j + 1:
+            u0 = u[a, j]
+            u1 = u[a + 1, j]
+            u2 = u[a + 2, j]
+            u3 = u[a + 3, j]
+            for i in range(m):
+                y[j, i] += (u0 * dt[a, i] + u1 * dt[a + 1, i]) + (
+                    u2 * dt[a + 2, i] + u3 * dt[a + 3, i]
+                )
+            a += 4
+        while a <= j:
+            ua = u[a, j]
+            for i in range(m):
+                y[j, i] += ua * dt[a, i]
+            a += 1
+
+
+@jit
+def _write_logp(logp, k, b, acc, m):
+    for i in range(m):
+        logp[k, i] = b - 0.5 * acc[i]
+
+
+@jit
+def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
+    """Log-densities (K, B) -> responsibilities in place, one exp per entry.
+
+    Writes each row's stable log-sum-exp into ``lse`` and ``sum_k r log r`` into
+    ``rlogr``; ``total``, ``t`` (B,) and ``scale_bits`` (B,) int64 are scratch.
+    A row whose every density is zero gets lse = -inf and NaN
+    responsibilities: the caller reports it rather than dividing 0 by 0.
+    """
+    n_components = logp.shape[0]
+    for i in range(m):
+        lse[i] = logp[0, i]
+        rlogr[i] = 0.0
+        total[i] = 0.0
+    for k in range(1, n_components):
+        for i in range(m):
+            v = logp[k, i]
+            lse[i] = v if v > lse[i] else lse[i]
+    # With lse holding the row max: e_k = exp(t_k), t_k = logp_k - max;
+    # total = sum_k e_k and rlogr = sum_k e_k t_k (0 * -inf taken as 0).
+    for k in range(n_components):
+        row = logp[k]
+        for i in range(m):
+            t[i] = row[i] - lse[i]
+            row[i] = t[i]
+        _exp_inplace(row, m, scale_bits)
+        for i in range(m):
+            e = row[i]
+            total[i] += e
+            rlogr[i] += e * t[i] if e > 0.0 else 0.0
+    for i in range(m):
+        log_s = np.log(total[i])
+        inv = 1.0 / total[i]
+        rlogr[i] = rlogr[i] * inv - log_s
+        lse[i] += log_s
+        total[i] = inv
+    for k in range(n_components):
+        for i in range(m):
+            logp[k, i] *= total[i]
+
+
+@jit
+def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr):
+    """Add a chunk's statistics given its responsibilities ``resp`` (K, B).
+
+    ``dt`` (D, B) in the data's dtype, ``wd`` (D, B) and ``wr`` (B,) in float64
+    are scratch.
+    """
+    n_features = xt.shape[0]
+    n_components = resp.shape[0]
+    if code == TIED:
+        for j in range(n_features):
+            c = shift[0, j]
+            for i in range(m):
+                v = xt[j, i] - c
+                dt[j, i] = v
+                wd[j, i] = w[i] * v
+        _upper_gram(wd, dt, m, s2_mat[0])
+    for k in range(n_components):
+        total = 0.0
+        for i in range(m):
+            v = w[i] * resp[k, i]
+            wr[i] = v
+            total += v
+        if total == 0.0:
+            # Every responsibility underflowed: nothing to add (common for
+            # well-separated components, and it skips the costly second moment).
+            continue
+        nk[k] += total
+        if code == FULL:
+            for j in range(n_features):
+                mu = shift[k, j]
+                s = 0.0
+                for i in range(m):
+                    v = xt[j, i] - mu
+                    dt[j, i] = v
+                    v = wr[i] * v
+                    wd[j, i] = v
+                    s += v
+                s1[k, j] += s
+            _upper_gram(wd, dt, m, s2_mat[k])
+        else:
+            for j in range(n_features):
+                mu = shift[k, j]
+                s = 0.0
+                q = 0.0
+                for i in range(m):
+                    v = xt[j, i] - mu
+                    u = wr[i] * v
+                    s += u
+                    q += u * v
+                s1[k, j] += s
+                if code == DIAG:
+                    s2_diag[k, j] += q
+
+
+@jit
+def _upper_gram(wd, dt, m, out):
+    """``out[a, j] += sum_i wd[a, i] dt[j, i]`` for j >= a, in float64.
+
+    Four columns per pass over the rows, so each load of ``wd[a]`` feeds four
+    multiply-adds.
+    """
+    n_features = dt.shape[0]
+    for a in range(n_features):
+        j = a
+        while j + 4 <= n_features:
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for i in range(m):
+                v = wd[a, i]
+                s0 += v * dt[j, i]
+                s1 += v * dt[j + 1, i]
+                s2 += v * dt[j + 2, i]
+                s3 += v * dt[j + 3, i]
+            out[a, j] += s0
+            out[a, j + 1] += s1
+            out[a, j + 2] += s2
+            out[a, j + 3] += s3
+            j += 4
+        while j < n_features:
+            s0 = 0.0
+            for i in range(m):
+                s0 += wd[a, i] * dt[j, i]
+            out[a, j] += s0
+            j += 1
 
 
 @jit(parallel=True)
@@ -214,7 +382,7 @@ def estep_stats(
     Notes
     -----
     Extra memory is O(chunks · K · D²) for the partials of this block plus
-    O(chunk_size · K) per thread; no (n, K) array is allocated.
+    O(chunk_size · (K + D)) per chunk in flight; no (n, K) array is allocated.
     """
     n_samples, n_features = X.shape
     n_components = bias.shape[0]
@@ -224,22 +392,37 @@ def estep_stats(
     p_s2m = np.zeros((n_chunks, s2_mat.shape[0], n_features, n_features))
     p_s2d = np.zeros((n_chunks, s2_diag.shape[0], n_features))
     p_scal = np.zeros((n_chunks, 3))
-    has_weight = sample_weight.shape[0] > 0
     for c in prange(n_chunks):
         lo = c * chunk_size
         hi = min(lo + chunk_size, n_samples)
-        logp = np.empty((hi - lo, n_components))
-        _logdens_chunk(X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, logp)
-        for i in range(lo, hi):
-            lse = _normalise_row(logp, i - lo)
-            w = np.float64(sample_weight[i]) if has_weight else 1.0
-            if w != 0.0:
-                p_scal[c, 0] += w
-                p_scal[c, 1] += w * lse
-        _chunk_stats(
-            X, sample_weight, lo, hi, code, shift, logp,
-            p_nk[c], p_s1[c], p_s2m[c], p_s2d[c], p_scal[c],
-        )  # fmt: skip
+        m = hi - lo
+        xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+        dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+        y = np.empty((n_features, m + _PAD), dtype=X.dtype)
+        acc = np.empty(m, dtype=X.dtype)
+        wd = np.empty((n_features, m + _PAD))
+        w = np.empty(m)
+        lse = np.empty(m)
+        rlogr = np.empty(m)
+        total = np.empty(m)
+        t = np.empty(m)
+        scale_bits = np.empty(m, dtype=np.int64)
+        logp = np.empty((n_components, m + _PAD))
+        _load_chunk(X, sample_weight, lo, hi, xt, w)
+        _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
+        _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits)
+        sw = 0.0
+        swl = 0.0
+        swr = 0.0
+        for i in range(m):
+            if w[i] != 0.0:
+                sw += w[i]
+                swl += w[i] * lse[i]
+                swr += w[i] * rlogr[i]
+        p_scal[c, 0] = sw
+        p_scal[c, 1] = swl
+        p_scal[c, 2] = swr
+        _chunk_stats(xt, w, m, code, shift, logp, p_nk[c], p_s1[c], p_s2m[c], p_s2d[c], dt, wd, t)
     for c in range(n_chunks):
         nk += p_nk[c]
         s1 += p_s1[c]
@@ -276,23 +459,42 @@ def estep_rows(
         Written only when it has n rows: the log-responsibilities. This pass is
         the only place an (n, K) array exists, and only when the caller asks.
     """
-    n_samples = X.shape[0]
+    n_samples, n_features = X.shape
     n_components = bias.shape[0]
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
     want_resp = log_resp.shape[0] == n_samples and n_samples > 0
+    no_weight = np.empty(0)
     for c in prange(n_chunks):
         lo = c * chunk_size
         hi = min(lo + chunk_size, n_samples)
-        logp = np.empty((hi - lo, n_components))
-        _logdens_chunk(X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, logp)
-        for i in range(lo, hi):
-            ii = i - lo
+        m = hi - lo
+        xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+        dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+        y = np.empty((n_features, m + _PAD), dtype=X.dtype)
+        acc = np.empty(m, dtype=X.dtype)
+        w = np.empty(m)
+        logp = np.empty((n_components, m + _PAD))
+        _load_chunk(X, no_weight, lo, hi, xt, w)
+        _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
+        for i in range(m):
             best = 0
+            mx = logp[0, i]
             for k in range(1, n_components):
-                if logp[ii, k] > logp[ii, best]:
+                if logp[k, i] > mx:
+                    mx = logp[k, i]
                     best = k
-            labels[i] = best
-            log_prob_norm[i] = _normalise_row(logp, ii)
+            labels[lo + i] = best
+            if not np.isfinite(mx):
+                log_prob_norm[lo + i] = mx if np.isnan(mx) else -np.inf
+                if want_resp:
+                    for k in range(n_components):
+                        log_resp[lo + i, k] = np.nan
+                continue
+            s = 0.0
+            for k in range(n_components):
+                s += np.exp(logp[k, i] - mx)
+            lse = mx + np.log(s)
+            log_prob_norm[lo + i] = lse
             if want_resp:
                 for k in range(n_components):
-                    log_resp[i, k] = logp[ii, k]
+                    log_resp[lo + i, k] = logp[k, i] - lse

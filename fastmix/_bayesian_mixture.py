@@ -1,0 +1,469 @@
+"""Variational Bayesian Gaussian mixture on the same streaming kernel as EM."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import BaseMixture, _check_shape
+from ._gaussian_mixture import _check_precision_matrix, _check_precision_positivity
+from ._kernels import DIAG, FULL
+from ._stats import KernelParams, estep_pass
+from ._update import kernel_params, precisions_from_cholesky
+from ._variational import (
+    VariationalPrior,
+    expected_log_weights,
+    lower_bound,
+    moments_from_stats,
+    posterior,
+    variational_bias,
+    weights_from_concentration,
+)
+
+_FLOATS = [np.float64, np.float32]
+
+
+def _data_moments(X, sample_weight, covariance_type):
+    """Weighted mean and covariance of X for the default priors, in two streaming passes.
+
+    ``covariance_type=None`` asks for the mean alone (one pass).
+
+    Both passes run the E-step kernel with one component of zero precision
+    (every responsibility is 1), so the statistics are the plain weighted
+    sums, accumulated in float64 chunk by chunk: no copy of X and no
+    (n_samples, n_components) array. The first pass (around the origin) finds
+    the mean, the second accumulates the scatter around it.
+    """
+    n_features = X.shape[1]
+    dtype = X.dtype
+
+    def one_component(code, centre):
+        n_mat = 1 if code == FULL else 0
+        n_diag = 1 if code == DIAG else 0
+        return KernelParams(
+            code,
+            np.asarray(centre, dtype=dtype).reshape(1, n_features),
+            np.zeros((n_mat, n_features, n_features), dtype=dtype),
+            np.zeros((n_diag, n_features), dtype=dtype),
+            np.zeros((1, n_features), dtype=dtype),
+            np.zeros(1),
+        )
+
+    first = estep_pass(X, sample_weight, one_component(DIAG, np.zeros(n_features)))
+    centre = first.s1[0] / first.sum_w
+    if covariance_type is None:
+        return centre, None
+    code = FULL if covariance_type in ("full", "tied") else DIAG
+    stats = estep_pass(X, sample_weight, one_component(code, centre))
+    return moments_from_stats(stats, covariance_type)
+
+
+def _as_dtype(value, dtype):
+    if np.ndim(value) == 0:
+        return np.dtype(dtype).type(value)
+    return np.asarray(value, dtype=dtype)
+
+
+class BayesianGaussianMixture(BaseMixture):
+    """Variational Bayesian estimation of a Gaussian mixture, a drop-in for scikit-learn's.
+
+    Infers an approximate (mean-field) posterior over the parameters of a
+    Gaussian mixture; the effective number of components is inferred from
+    the data. Each iteration is one streaming pass of the same numba kernel
+    that :class:`~fastmix.GaussianMixture` uses (the variational expected
+    log-density of a component is a Gaussian log-density plus a
+    per-component constant), followed by the closed-form posterior update:
+    no (n_samples, n_components) array exists while fitting. From the same
+    start it gives scikit-learn's numbers; beyond scikit-learn it accepts
+    ``sample_weight`` and keeps float32 data in float32.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        The number of mixture components. Depending on the data and the value
+        of the `weight_concentration_prior` the model can decide to not use
+        all the components by setting some component `weights_` to values very
+        close to zero. The number of effective components is therefore smaller
+        than n_components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        String describing the type of covariance parameters to use:
+        'full' (each component has its own general covariance matrix),
+        'tied' (all components share the same general covariance matrix),
+        'diag' (each component has its own diagonal covariance matrix),
+        'spherical' (each component has its own single variance).
+    tol : float, default=1e-3
+        The convergence threshold. Iterations stop when the change of the
+        lower bound on the model evidence is below this threshold.
+    reg_covar : float, default=1e-6
+        Non-negative regularization added to the diagonal of the data's
+        covariances in the update.
+    max_iter : int, default=100
+        The number of iterations to perform (0: initialise only).
+    n_init : int, default=1
+        The number of initializations to perform. The result with the highest
+        lower bound value is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
+        The method used to initialize the responsibilities, consuming
+        ``random_state`` exactly as scikit-learn does.
+    weight_concentration_prior_type : {'dirichlet_process', \
+            'dirichlet_distribution'}, default='dirichlet_process'
+        The type of the weight concentration prior: the truncated
+        stick-breaking representation of a Dirichlet process, or a finite
+        Dirichlet distribution.
+    weight_concentration_prior : float or None, default=None
+        The dirichlet concentration of each component on the weight
+        distribution (commonly called gamma). Higher values put more mass in
+        the centre of the simplex and lead to more active components. Must be
+        greater than 0; None means ``1. / n_components``.
+    mean_precision_prior : float or None, default=None
+        The precision prior on the mean distribution (Gaussian). Larger values
+        concentrate the cluster means around `mean_prior`. Must be greater
+        than 0; None means 1.
+    mean_prior : array-like of shape (n_features,), default=None
+        The prior on the mean distribution (Gaussian). None means the
+        (weighted) mean of X.
+    degrees_of_freedom_prior : float or None, default=None
+        The prior of the number of degrees of freedom on the covariance
+        distributions (Wishart). Must be greater than ``n_features - 1``;
+        None means `n_features`.
+    covariance_prior : float or array-like, default=None
+        The prior on the covariance distribution (Wishart). None means the
+        (weighted, unbiased) empirical covariance of X. The shape depends on
+        `covariance_type`::
+
+            (n_features, n_features) if 'full',
+            (n_features, n_features) if 'tied',
+            (n_features)             if 'diag',
+            float                    if 'spherical'
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the initialization and :meth:`sample`.
+    warm_start : bool, default=False
+        If True, the solution of the last fitting is used as initialization
+        for the next call of fit(); ``n_init`` is then ignored.
+    verbose : int, default=0
+        Enable verbose output (scikit-learn's messages).
+    verbose_interval : int, default=10
+        Number of iteration done before the next print.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        The weights of each mixture components.
+    means_ : ndarray of shape (n_components, n_features)
+        The mean of each mixture component.
+    covariances_ : ndarray
+        The covariance of each mixture component (the posterior Wishart
+        scale matrix inverse divided by its degrees of freedom). The shape
+        depends on `covariance_type`::
+
+            (n_components,)                        if 'spherical',
+            (n_features, n_features)               if 'tied',
+            (n_components, n_features)             if 'diag',
+            (n_components, n_features, n_features) if 'full'
+
+    precisions_ : ndarray
+        The precision matrices for each component (shape as `covariances_`).
+    precisions_cholesky_ : ndarray
+        Upper-triangular Cholesky factors U of the precisions (precision =
+        U U^T), as in scikit-learn.
+    converged_ : bool
+        True when convergence of the best fit of inference was reached.
+    n_iter_ : int
+        Number of steps used by the best fit of inference to reach the
+        convergence.
+    lower_bound_ : float
+        Lower bound value on the model evidence (of the training data) of the
+        best fit of inference; a scalar for every `covariance_type`.
+    lower_bounds_ : list of float
+        The lower bound of each iteration of the best fit of inference.
+    weight_concentration_prior_ : float
+        The concentration prior in use.
+    weight_concentration_ : ndarray of shape (n_components,) or tuple
+        The posterior concentrations: a (n_components,) array for
+        'dirichlet_distribution', the pair of Beta parameters of the sticks
+        for 'dirichlet_process'.
+    mean_precision_prior_ : float
+        The precision prior on the mean distribution in use.
+    mean_precision_ : ndarray of shape (n_components,)
+        The precision of each components on the mean distribution (Gaussian).
+    mean_prior_ : ndarray of shape (n_features,)
+        The prior on the mean distribution in use.
+    degrees_of_freedom_prior_ : float
+        The prior of the number of degrees of freedom in use.
+    degrees_of_freedom_ : ndarray of shape (n_components,) or float
+        The number of degrees of freedom of each component (one shared value
+        for 'tied').
+    covariance_prior_ : float or ndarray
+        The prior on the covariance distribution in use (shape as
+        `covariance_prior`).
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`, when X has string names.
+
+    See Also
+    --------
+    fastmix.GaussianMixture : Finite Gaussian mixture fit with EM.
+    sklearn.mixture.BayesianGaussianMixture : The reference implementation.
+
+    Notes
+    -----
+    With ``sample_weight``, the weights are frequency weights: an integer
+    weight gives the model of the repeated row, including the default
+    `mean_prior_` (weighted mean) and `covariance_prior_` (weighted
+    covariance divided by ``sum(sample_weight) - 1``), which therefore needs
+    ``sum(sample_weight) > 1``.
+
+    References
+    ----------
+    .. [1] C. M. Bishop (2006), *Pattern Recognition and Machine Learning*,
+       Springer, section 10.2.
+    .. [2] H. Attias (2000), "A Variational Bayesian Framework for Graphical
+       Models", Advances in Neural Information Processing Systems 12.
+    .. [3] D. M. Blei and M. I. Jordan (2006), "Variational inference for
+       Dirichlet process mixtures", Bayesian Analysis 1(1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmix import BayesianGaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [4, 2], [12, 4], [10, 7]])
+    >>> bgm = BayesianGaussianMixture(n_components=2, random_state=42).fit(X)
+    >>> bgm.means_
+    array([[2.49 , 2.29],
+           [8.45, 4.52 ]])
+    >>> bgm.predict([[0, 0], [9, 3]])
+    array([0, 1])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMixture._parameter_constraints,
+        "covariance_type": [StrOptions({"spherical", "tied", "diag", "full"})],
+        "weight_concentration_prior_type": [
+            StrOptions({"dirichlet_process", "dirichlet_distribution"})
+        ],
+        "weight_concentration_prior": [
+            None,
+            Interval(Real, 0.0, None, closed="neither"),
+        ],
+        "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "mean_prior": [None, "array-like"],
+        "degrees_of_freedom_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "covariance_prior": [
+            None,
+            "array-like",
+            Interval(Real, 0.0, None, closed="neither"),
+        ],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_components=1,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_process",
+        weight_concentration_prior=None,
+        mean_precision_prior=None,
+        mean_prior=None,
+        degrees_of_freedom_prior=None,
+        covariance_prior=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        super().__init__(
+            n_components=n_components,
+            tol=tol,
+            reg_covar=reg_covar,
+            max_iter=max_iter,
+            n_init=n_init,
+            init_params=init_params,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+            verbose_interval=verbose_interval,
+        )
+        self.covariance_type = covariance_type
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+
+    # ------------------------------------------------------------ priors
+    def _validate_fit_data(self, X, sample_weight):
+        X, sample_weight = super()._validate_fit_data(X, sample_weight)
+        # The data-dependent prior defaults need the sample weights, which the
+        # base's _check_parameters(X) hook does not receive: set the priors
+        # here, right before the base calls _check_parameters.
+        self._check_priors(X, sample_weight)
+        return X, sample_weight
+
+    def _check_parameters(self, X):
+        # Everything was checked, with the weights, in _validate_fit_data.
+        return {}
+
+    def _check_priors(self, X, sample_weight):
+        """Validate the priors (scikit-learn's order and messages) and set the `*_prior_`."""
+        _, n_features = X.shape
+        dtype = X.dtype
+        covariance_type = self.covariance_type
+
+        if self.weight_concentration_prior is None:
+            weight_concentration_prior = 1.0 / self.n_components
+        else:
+            weight_concentration_prior = self.weight_concentration_prior
+
+        if self.mean_precision_prior is None:
+            mean_precision_prior = 1.0
+        else:
+            mean_precision_prior = self.mean_precision_prior
+
+        mean_prior = None
+        if self.mean_prior is not None:
+            mean_prior = check_array(self.mean_prior, dtype=_FLOATS, ensure_2d=False)
+            _check_shape(mean_prior, (n_features,), "means")
+
+        if self.degrees_of_freedom_prior is None:
+            degrees_of_freedom_prior = n_features
+        elif self.degrees_of_freedom_prior > n_features - 1.0:
+            degrees_of_freedom_prior = self.degrees_of_freedom_prior
+        else:
+            raise ValueError(
+                "The parameter 'degrees_of_freedom_prior' "
+                "should be greater than %d, but got %.3f."
+                % (n_features - 1, self.degrees_of_freedom_prior)
+            )
+
+        covariance_prior = None
+        if self.covariance_prior is not None:
+            if covariance_type in ("full", "tied"):
+                covariance_prior = check_array(
+                    self.covariance_prior, dtype=_FLOATS, ensure_2d=False
+                )
+                _check_shape(
+                    covariance_prior,
+                    (n_features, n_features),
+                    "%s covariance_prior" % covariance_type,
+                )
+                _check_precision_matrix(covariance_prior, covariance_type)
+            elif covariance_type == "diag":
+                covariance_prior = check_array(
+                    self.covariance_prior, dtype=_FLOATS, ensure_2d=False
+                )
+                _check_shape(covariance_prior, (n_features,), "diag covariance_prior")
+                _check_precision_positivity(covariance_prior, covariance_type)
+            else:
+                covariance_prior = np.asarray(self.covariance_prior, dtype=np.float64)
+                if covariance_prior.size != 1:
+                    _check_shape(covariance_prior, (), "spherical covariance_prior")
+                _check_precision_positivity(covariance_prior, covariance_type)
+                covariance_prior = covariance_prior.reshape(())
+
+        if mean_prior is None or covariance_prior is None:
+            data_mean, data_cov = _data_moments(
+                X, sample_weight, covariance_type if covariance_prior is None else None
+            )
+            if mean_prior is None:
+                mean_prior = data_mean
+            if covariance_prior is None:
+                covariance_prior = data_cov
+
+        self.weight_concentration_prior_ = weight_concentration_prior
+        self.mean_precision_prior_ = mean_precision_prior
+        self.mean_prior_ = np.asarray(mean_prior, dtype=dtype)
+        self.degrees_of_freedom_prior_ = degrees_of_freedom_prior
+        self.covariance_prior_ = _as_dtype(covariance_prior, dtype)
+
+    def _variational_prior(self):
+        return VariationalPrior(
+            weight_concentration_prior_type=self.weight_concentration_prior_type,
+            weight_concentration=float(self.weight_concentration_prior_),
+            mean_precision=float(self.mean_precision_prior_),
+            mean=np.asarray(self.mean_prior_, dtype=np.float64),
+            degrees_of_freedom=float(self.degrees_of_freedom_prior_),
+            covariance=np.asarray(self.covariance_prior_, dtype=np.float64),
+        )
+
+    # ------------------------------------------------------------- hooks
+    def _needs_resp_init(self, inits):
+        return True
+
+    def _initialize(self, X, stats, inits):
+        self._m_step(stats, X.dtype)
+
+    def _m_step(self, stats, dtype):
+        post = posterior(
+            stats, self._variational_prior(), self.reg_covar, self.covariance_type, dtype
+        )
+        concentration = post["weight_concentration"]
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            self.weight_concentration_ = tuple(np.asarray(c, dtype=dtype) for c in concentration)
+        else:
+            self.weight_concentration_ = np.asarray(concentration, dtype=dtype)
+        self.mean_precision_ = np.asarray(post["mean_precision"], dtype=dtype)
+        self.means_ = np.asarray(post["means"], dtype=dtype)
+        self.degrees_of_freedom_ = _as_dtype(post["degrees_of_freedom"], dtype)
+        self.covariances_ = np.asarray(post["covariances"], dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(post["precisions_cholesky"], dtype=dtype)
+
+    def _kernel_params(self, dtype):
+        n_features = self.means_.shape[1]
+        log_weights = expected_log_weights(
+            self.weight_concentration_, self.weight_concentration_prior_type
+        )
+        bias = variational_bias(
+            log_weights, self.degrees_of_freedom_, self.mean_precision_, n_features
+        )
+        return kernel_params(
+            self.means_, self.precisions_cholesky_, self.covariance_type, bias, dtype
+        )
+
+    def _compute_lower_bound(self, stats):
+        return lower_bound(
+            stats.sum_wrlogr,
+            self.weight_concentration_,
+            self.weight_concentration_prior_type,
+            self.mean_precision_,
+            self.degrees_of_freedom_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+            self.means_.shape[1],
+        )
+
+    def _get_parameters(self):
+        return (
+            self.weight_concentration_,
+            self.mean_precision_,
+            self.means_,
+            self.degrees_of_freedom_,
+            self.covariances_,
+            self.precisions_cholesky_,
+        )
+
+    def _set_parameters(self, params):
+        (
+            self.weight_concentration_,
+            self.mean_precision_,
+            self.means_,
+            self.degrees_of_freedom_,
+            self.covariances_,
+            self.precisions_cholesky_,
+        ) = params
+        dtype = self.precisions_cholesky_.dtype
+        self.weights_ = weights_from_concentration(
+            self.weight_concentration_, self.weight_concentration_prior_type
+        ).astype(dtype)
+        self.precisions_ = precisions_from_cholesky(
+            np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
+        ).astype(dtype)
