@@ -345,6 +345,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 "Try different init parameters, or increase max_iter, "
                 "tol, or check for degenerate data.",
                 ConvergenceWarning,
+                stacklevel=4,  # the user's fit / fit_predict call
             )
 
         self._set_parameters(best_params)
@@ -460,7 +461,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 [
                     rng.multivariate_normal(mean, covariance, int(sample))
                     for (mean, covariance, sample) in zip(
-                        self.means_, self.covariances_, n_samples_comp
+                        self.means_, self.covariances_, n_samples_comp, strict=True
                     )
                 ]
             )
@@ -468,7 +469,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             X = np.vstack(
                 [
                     rng.multivariate_normal(mean, self.covariances_, int(sample))
-                    for (mean, sample) in zip(self.means_, n_samples_comp)
+                    for (mean, sample) in zip(self.means_, n_samples_comp, strict=True)
                 ]
             )
         else:
@@ -476,7 +477,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 [
                     mean + rng.standard_normal(size=(sample, n_features)) * np.sqrt(covariance)
                     for (mean, covariance, sample) in zip(
-                        self.means_, self.covariances_, n_samples_comp
+                        self.means_, self.covariances_, n_samples_comp, strict=True
                     )
                 ]
             )
