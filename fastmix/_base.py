@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from ._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
 from ._update import precision_error_message
@@ -285,7 +286,10 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self._validate_params()
         # Fit a shallow copy: an error anywhere leaves a fitted model untouched.
         work = copy.copy(self)
-        labels = work._fit_inplace(X, sample_weight, want_labels)
+        # The updates call BLAS on tiny matrices between parallel kernels: a BLAS
+        # pool spinning beside numba's threads starves them (STYLE habit 13).
+        with threadpool_limits(limits=1, user_api="blas"):
+            labels = work._fit_inplace(X, sample_weight, want_labels)
         self.__dict__.clear()
         self.__dict__.update(work.__dict__)
         return labels

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import DIAG, FULL, TIED, estep_rows, estep_stats
+from ._kernels import (
+    DIAG,
+    FULL,
+    TIED,
+    estep_rows,
+    estep_rows_serial,
+    estep_stats,
+    estep_stats_serial,
+)
 
 # Rows per chunk: the unit of parallel work and of the fixed-order reduction.
 # 512 rows keep a chunk's log-densities (512 x K float64) and its rows in L2.
@@ -142,7 +150,9 @@ def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=N
         stop = min(start + rows_per_block, n_samples)
         block = np.ascontiguousarray(X[start:stop])
         w = no_weight if sample_weight is None else sample_weight[start:stop]
-        estep_stats(
+        # One chunk: waking the thread pool costs more than the work.
+        kernel = estep_stats if stop - start > chunk_rows else estep_stats_serial
+        kernel(
             block, w, *params.args(), chunk_rows,
             stats.nk, stats.s1, stats.s2_mat, stats.s2_diag, scal,
         )  # fmt: skip
@@ -159,7 +169,8 @@ def estep_outputs(X, params, want_resp, chunk_rows=CHUNK_ROWS):
     labels = np.empty(n_samples, dtype=np.int64)
     log_resp = np.empty((n_samples if want_resp else 0, n_components))
     X = np.ascontiguousarray(X)
-    estep_rows(X, *params.args(), chunk_rows, log_prob_norm, labels, log_resp)
+    kernel = estep_rows if n_samples > chunk_rows else estep_rows_serial
+    kernel(X, *params.args(), chunk_rows, log_prob_norm, labels, log_resp)
     return log_prob_norm, labels, (log_resp if want_resp else None)
 
 

@@ -75,20 +75,32 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype):
         cov = scatter / nk[:, None, None]
         cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
     elif covariance_type == "tied":
-        # scikit-learn: (X^T X - sum_k nk m_k m_k^T) / sum(nk), X^T X over every
-        # row. Around the centre c, with u = sum_i w_i (x_i - c) - sum_k nk d_k:
-        # X^T X - sum nk m m^T = S2 - sum nk d d^T + c u^T + u c^T + (W - sum nk) c c^T.
-        centre = c[0]
-        row_sum = s1.sum(axis=0) if stats.row_sum is None else stats.row_sum
-        u = row_sum - nk @ delta
-        cu = np.outer(centre, u)
-        scatter = (
-            stats.s2_mat[0]
-            - np.einsum("k,ki,kj->ij", nk, delta, delta)
-            + cu
-            + cu.T
-            + (stats.sum_w - nk.sum()) * np.outer(centre, centre)
-        )
+        # scikit-learn: (X^T X - sum_k nk m_k m_k^T) / sum(nk), X^T X over every row.
+        if stats.row_sum is None:
+            # Responsibilities sum to one per row: per component this is
+            # sum r (x - m)(x - m)^T + eps10 m m^T, and the scatters add up to S2.
+            cross = np.einsum("ki,kj->ij", s1, delta)
+            scatter = (
+                stats.s2_mat[0]
+                - cross
+                - cross.T
+                + np.einsum("k,ki,kj->ij", n_true, delta, delta)
+                + eps10 * means.T @ means
+            )
+        else:
+            # Initial responsibilities that leave rows unassigned (one-hot on K
+            # rows): with u = sum_i w_i (x_i - c) - sum_k nk d_k, X^T X - sum nk m m^T
+            # = S2 - sum nk d d^T + c u^T + u c^T + (W - sum nk) c c^T.
+            centre = c[0]
+            u = stats.row_sum - nk @ delta
+            cu = np.outer(centre, u)
+            scatter = (
+                stats.s2_mat[0]
+                - np.einsum("k,ki,kj->ij", nk, delta, delta)
+                + cu
+                + cu.T
+                + (stats.sum_w - nk.sum()) * np.outer(centre, centre)
+            )
         cov = scatter / nk.sum()
         cov[np.arange(n_features), np.arange(n_features)] += reg_covar
     else:

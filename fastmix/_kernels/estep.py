@@ -324,6 +324,66 @@ def _upper_gram(wd, dt, m, out):
             j += 1
 
 
+@jit
+def _stats_chunk(
+    X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+    nk, s1, s2_mat, s2_diag, scal,
+):  # fmt: skip
+    """E-step of rows ``lo:hi``: overwrite one chunk's partial statistics."""
+    n_features = X.shape[1]
+    n_components = bias.shape[0]
+    m = hi - lo
+    xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    y = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    acc = np.empty(m, dtype=X.dtype)
+    wd = np.empty((n_features, m + _PAD))
+    w = np.empty(m)
+    lse = np.empty(m)
+    rlogr = np.empty(m)
+    total = np.empty(m)
+    t = np.empty(m)
+    scale_bits = np.empty(m, dtype=np.int64)
+    logp = np.empty((n_components, m + _PAD))
+    _load_chunk(X, sample_weight, lo, hi, xt, w)
+    _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
+    _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits)
+    sw = 0.0
+    swl = 0.0
+    swr = 0.0
+    for i in range(m):
+        if w[i] != 0.0:
+            sw += w[i]
+            swl += w[i] * lse[i]
+            swr += w[i] * rlogr[i]
+    scal[0] = sw
+    scal[1] = swl
+    scal[2] = swr
+    _chunk_stats(xt, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t)
+
+
+@jit
+def _partials(n_chunks, n_components, n_features, n_mat, n_diag):
+    return (
+        np.zeros((n_chunks, n_components)),
+        np.zeros((n_chunks, n_components, n_features)),
+        np.zeros((n_chunks, n_mat, n_features, n_features)),
+        np.zeros((n_chunks, n_diag, n_features)),
+        np.zeros((n_chunks, 3)),
+    )
+
+
+@jit
+def _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal):
+    """Sum per-chunk partials into the outputs in chunk order (thread-independent)."""
+    for c in range(p_nk.shape[0]):
+        nk += p_nk[c]
+        s1 += p_s1[c]
+        s2_mat += p_s2m[c]
+        s2_diag += p_s2d[c]
+        scal += p_scal[c]
+
+
 @jit(parallel=True)
 def estep_stats(
     X,
@@ -383,52 +443,101 @@ def estep_stats(
     -----
     Extra memory is O(chunks · K · D²) for the partials of this block plus
     O(chunk_size · (K + D)) per chunk in flight; no (n, K) array is allocated.
+    :func:`estep_stats_serial` runs the same chunks in a plain loop and gives
+    bitwise the same result.
     """
     n_samples, n_features = X.shape
-    n_components = bias.shape[0]
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
-    p_nk = np.zeros((n_chunks, n_components))
-    p_s1 = np.zeros((n_chunks, n_components, n_features))
-    p_s2m = np.zeros((n_chunks, s2_mat.shape[0], n_features, n_features))
-    p_s2d = np.zeros((n_chunks, s2_diag.shape[0], n_features))
-    p_scal = np.zeros((n_chunks, 3))
+    p_nk, p_s1, p_s2m, p_s2d, p_scal = _partials(
+        n_chunks, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
+    )
     for c in prange(n_chunks):
         lo = c * chunk_size
         hi = min(lo + chunk_size, n_samples)
-        m = hi - lo
-        xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-        dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-        y = np.empty((n_features, m + _PAD), dtype=X.dtype)
-        acc = np.empty(m, dtype=X.dtype)
-        wd = np.empty((n_features, m + _PAD))
-        w = np.empty(m)
-        lse = np.empty(m)
-        rlogr = np.empty(m)
-        total = np.empty(m)
-        t = np.empty(m)
-        scale_bits = np.empty(m, dtype=np.int64)
-        logp = np.empty((n_components, m + _PAD))
-        _load_chunk(X, sample_weight, lo, hi, xt, w)
-        _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
-        _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits)
-        sw = 0.0
-        swl = 0.0
-        swr = 0.0
-        for i in range(m):
-            if w[i] != 0.0:
-                sw += w[i]
-                swl += w[i] * lse[i]
-                swr += w[i] * rlogr[i]
-        p_scal[c, 0] = sw
-        p_scal[c, 1] = swl
-        p_scal[c, 2] = swr
-        _chunk_stats(xt, w, m, code, shift, logp, p_nk[c], p_s1[c], p_s2m[c], p_s2d[c], dt, wd, t)
+        _stats_chunk(
+            X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+            p_nk[c], p_s1[c], p_s2m[c], p_s2d[c], p_scal[c],
+        )  # fmt: skip
+    _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
+
+
+@jit
+def estep_stats_serial(
+    X,
+    sample_weight,
+    code,
+    shift,
+    prec_mat,
+    prec_diag,
+    offset,
+    bias,
+    chunk_size,
+    nk,
+    s1,
+    s2_mat,
+    s2_diag,
+    scal,
+):
+    """:func:`estep_stats` on the calling thread only (same chunks, same sums).
+
+    For inputs of one chunk, where waking a thread pool costs more than the
+    work, and for Dask workers, whose threads must never launch a parallel
+    kernel. Arguments and outputs as for :func:`estep_stats`.
+    """
+    n_samples, n_features = X.shape
+    n_chunks = (n_samples + chunk_size - 1) // chunk_size
+    p_nk, p_s1, p_s2m, p_s2d, p_scal = _partials(
+        n_chunks, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
+    )
     for c in range(n_chunks):
-        nk += p_nk[c]
-        s1 += p_s1[c]
-        s2_mat += p_s2m[c]
-        s2_diag += p_s2d[c]
-        scal += p_scal[c]
+        lo = c * chunk_size
+        hi = min(lo + chunk_size, n_samples)
+        _stats_chunk(
+            X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+            p_nk[c], p_s1[c], p_s2m[c], p_s2d[c], p_scal[c],
+        )  # fmt: skip
+    _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
+
+
+@jit
+def _rows_chunk(
+    X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, want_resp,
+    log_prob_norm, labels, log_resp,
+):  # fmt: skip
+    """Per-row outputs of rows ``lo:hi`` (see :func:`estep_rows`)."""
+    n_features = X.shape[1]
+    n_components = bias.shape[0]
+    m = hi - lo
+    xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    y = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    acc = np.empty(m, dtype=X.dtype)
+    w = np.empty(m)
+    logp = np.empty((n_components, m + _PAD))
+    _load_chunk(X, np.empty(0), lo, hi, xt, w)
+    _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
+    for i in range(m):
+        best = 0
+        mx = logp[0, i]
+        for k in range(1, n_components):
+            if logp[k, i] > mx:
+                mx = logp[k, i]
+                best = k
+        labels[lo + i] = best
+        if not np.isfinite(mx):
+            log_prob_norm[lo + i] = mx if np.isnan(mx) else -np.inf
+            if want_resp:
+                for k in range(n_components):
+                    log_resp[lo + i, k] = np.nan
+            continue
+        s = 0.0
+        for k in range(n_components):
+            s += np.exp(logp[k, i] - mx)
+        lse = mx + np.log(s)
+        log_prob_norm[lo + i] = lse
+        if want_resp:
+            for k in range(n_components):
+                log_resp[lo + i, k] = logp[k, i] - lse
 
 
 @jit(parallel=True)
@@ -459,42 +568,40 @@ def estep_rows(
         Written only when it has n rows: the log-responsibilities. This pass is
         the only place an (n, K) array exists, and only when the caller asks.
     """
-    n_samples, n_features = X.shape
-    n_components = bias.shape[0]
+    n_samples = X.shape[0]
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
     want_resp = log_resp.shape[0] == n_samples and n_samples > 0
-    no_weight = np.empty(0)
     for c in prange(n_chunks):
         lo = c * chunk_size
         hi = min(lo + chunk_size, n_samples)
-        m = hi - lo
-        xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-        dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-        y = np.empty((n_features, m + _PAD), dtype=X.dtype)
-        acc = np.empty(m, dtype=X.dtype)
-        w = np.empty(m)
-        logp = np.empty((n_components, m + _PAD))
-        _load_chunk(X, no_weight, lo, hi, xt, w)
-        _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
-        for i in range(m):
-            best = 0
-            mx = logp[0, i]
-            for k in range(1, n_components):
-                if logp[k, i] > mx:
-                    mx = logp[k, i]
-                    best = k
-            labels[lo + i] = best
-            if not np.isfinite(mx):
-                log_prob_norm[lo + i] = mx if np.isnan(mx) else -np.inf
-                if want_resp:
-                    for k in range(n_components):
-                        log_resp[lo + i, k] = np.nan
-                continue
-            s = 0.0
-            for k in range(n_components):
-                s += np.exp(logp[k, i] - mx)
-            lse = mx + np.log(s)
-            log_prob_norm[lo + i] = lse
-            if want_resp:
-                for k in range(n_components):
-                    log_resp[lo + i, k] = logp[k, i] - lse
+        _rows_chunk(
+            X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, want_resp,
+            log_prob_norm, labels, log_resp,
+        )  # fmt: skip
+
+
+@jit
+def estep_rows_serial(
+    X,
+    code,
+    shift,
+    prec_mat,
+    prec_diag,
+    offset,
+    bias,
+    chunk_size,
+    log_prob_norm,
+    labels,
+    log_resp,
+):
+    """:func:`estep_rows` on the calling thread only; same arguments and outputs."""
+    n_samples = X.shape[0]
+    n_chunks = (n_samples + chunk_size - 1) // chunk_size
+    want_resp = log_resp.shape[0] == n_samples and n_samples > 0
+    for c in range(n_chunks):
+        lo = c * chunk_size
+        hi = min(lo + chunk_size, n_samples)
+        _rows_chunk(
+            X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, want_resp,
+            log_prob_norm, labels, log_resp,
+        )  # fmt: skip
