@@ -123,8 +123,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ----------------------------------------------------------------- hooks
     @abstractmethod
-    def _check_parameters(self, X):
-        """Validate the subclass's parameters against X; return the validated inits."""
+    def _check_parameters(self, X, sample_weight):
+        """Validate the subclass's parameters against X (and its weights, which
+        data-dependent defaults use); return the validated inits."""
 
     @abstractmethod
     def _initialize(self, X, stats, inits):
@@ -296,7 +297,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _fit_inplace(self, X, sample_weight, want_labels):
         X, sample_weight = self._validate_fit_data(X, sample_weight)
-        inits = self._check_parameters(X)
+        inits = self._check_parameters(X, sample_weight)
         dtype = X.dtype
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))

@@ -217,7 +217,7 @@ class GaussianMixture(BaseMixture):
         self.means_init = means_init
         self.precisions_init = precisions_init
 
-    def _check_parameters(self, X):
+    def _check_parameters(self, X, sample_weight):
         _, n_features = X.shape
         inits = {"weights": None, "means": None, "precisions": None}
         if self.weights_init is not None:

@@ -361,9 +361,7 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
         nk, prior.weight_concentration_prior_type, prior.weight_concentration
     )
     mean_precision, means = mean_posterior(nk, xk, prior.mean_precision, prior.mean)
-    dof, covariances = wishart_posterior(
-        nk, xk, sk, mean_precision, prior, covariance_type
-    )
+    dof, covariances = wishart_posterior(nk, xk, sk, mean_precision, prior, covariance_type)
     prec_chol = precision_cholesky(covariances, covariance_type, dtype)
     return {
         "weight_concentration": concentration,
