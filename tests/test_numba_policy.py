@@ -1,0 +1,118 @@
+"""numba policy: nothing compiles at import, and the disk cache never breaks an install."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numba
+import pytest
+
+from fastmix import _numba
+
+
+def _run(code, env=None, cwd=None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def test_import_compiles_nothing_and_stays_light():
+    out = _run(
+        """
+        import sys
+        import fastmix
+        from fastmix._kernels import estep
+        compiled = [n for n, f in vars(estep).items()
+                    if hasattr(f, "signatures") and f.signatures]
+        heavy = [m for m in ("sklearn.cluster", "matplotlib", "dask") if m in sys.modules]
+        print(compiled, heavy)
+        """
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[] []"
+
+
+def test_cache_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("FASTMIX_NUMBA_CACHE", "0")
+
+    def twice(x):
+        return 2 * x
+
+    disp = _numba.jit(twice)
+    assert type(disp._cache).__name__ == "NullCache"
+    assert disp(21) == 42
+
+
+def test_no_cache_locator_falls_back_to_uncached(monkeypatch):
+    """numba raises at decoration when no cache directory is writable; jit must not."""
+    real_njit = numba.njit
+
+    def njit_without_locator(*args, cache=False, **kwargs):
+        if cache:
+            raise RuntimeError("cannot cache function 'f': no locator available for file")
+        return real_njit(*args, cache=cache, **kwargs)
+
+    monkeypatch.setenv("FASTMIX_NUMBA_CACHE", "1")
+    monkeypatch.setattr(numba, "njit", njit_without_locator)
+
+    def plus_one(x):
+        return x + 1
+
+    disp = _numba.jit(plus_one)
+    assert type(disp._cache).__name__ == "NullCache"
+    assert disp(41) == 42
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("mount") is None,
+    reason="needs root to make a read-only bind mount",
+)
+def test_read_only_install_imports_and_fits(tmp_path):
+    """A package directory and HOME on a read-only file system: import and fit work."""
+    import fastmix
+
+    src = tmp_path / "src"
+    ro = tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    shutil.copytree(
+        os.path.dirname(fastmix.__file__),
+        src / "fastmix",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    if subprocess.run(["mount", "--bind", str(src), str(ro)]).returncode != 0:
+        pytest.skip("bind mounts are not permitted here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)]).returncode != 0:
+            pytest.skip("read-only remount is not permitted here")
+        out = _run(
+            f"""
+            import sys
+            sys.path.insert(0, {str(ro)!r})
+            import numpy as np
+            import fastmix
+            assert fastmix.__file__.startswith({str(ro)!r}), fastmix.__file__
+            X = np.random.default_rng(0).normal(size=(600, 2))
+            gm = fastmix.GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+            print(round(gm.lower_bound_, 6))
+            """,
+            env={
+                "HOME": str(ro),
+                "XDG_CACHE_HOME": str(ro / ".cache"),
+                "NUMBA_CACHE_DIR": "",
+                "FASTMIX_NUMBA_CACHE": "1",
+            },
+            cwd=str(tmp_path),
+        )
+    finally:
+        subprocess.run(["umount", str(ro)])
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) < 0
