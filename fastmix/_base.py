@@ -494,6 +494,31 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         )
         return np.asarray(X, dtype=np.float64), y
 
+    # ----------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the fitted model to ``path`` as an ``.npz`` file, without pickle.
+
+        The file holds a format version, the class name, the constructor
+        parameters and every fitted attribute as plain arrays (layout in
+        ``docs/persistence.md``); :func:`fastmix.load` reads it back with
+        ``allow_pickle=False`` into a model that predicts identically, dtypes
+        kept.
+
+        Parameters
+        ----------
+        path : str, path-like or writable binary file
+            Where to write; the name is used as given (no suffix is added).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            When the model is not fitted.
+        """
+        # Persistence is a surface above the estimators: imported on use.
+        from ._io import save
+
+        save(self, path)
+
     # --------------------------------------------------------------- verbose
     def _print_verbose_msg_init_beg(self, n_init):
         if self.verbose == 1:

@@ -1,0 +1,599 @@
+"""Saving and loading fitted mixtures without pickle: fastmix's ``.npz`` layout.
+
+A model file is an ordinary NumPy ``.npz`` archive (a zip of ``.npy``
+members) written with ``allow_pickle=False`` and read with
+``np.load(path, allow_pickle=False)``: it holds numbers and strings only, so
+loading one never runs code. Everything needed to rebuild the estimator is in
+the archive; nothing is imported by name from it (the class is looked up in a
+fixed allow-list).
+
+Layout, format version 1
+------------------------
+Entries (name: dtype and shape, content):
+
+``fastmix_format_version``: int64, ()
+    1. A reader refuses a missing entry and any other version.
+``class_name``: unicode, ()
+    ``"GaussianMixture"`` or ``"BayesianGaussianMixture"``; nothing else loads.
+``fastmix_version``: unicode, ()
+    The writing fastmix's ``__version__`` (informative only).
+``params_json``: unicode, ()
+    A JSON object with every ``get_params()`` entry. None, str, int, float
+    and bool values are stored inline; an array-valued parameter (e.g.
+    ``means_init``, ``mean_prior``) is the marker ``{"kind": "array"}`` and a
+    ``RandomState`` the marker ``{"kind": "random_state"}``.
+``param.<name>``: the array's dtype and shape
+    An array-valued parameter (array-likes such as lists come back as
+    ndarrays).
+``param.random_state.<field>``: see below
+    A ``RandomState`` parameter's MT19937 state (``get_state()``): ``key``
+    (uint32, (624,)), ``pos`` (int64, ()), ``has_gauss`` (int64, ()) and
+    ``cached_gaussian`` (float64, ()), so the loaded model samples as the
+    saved one would have.
+``attributes_json``: unicode, ()
+    A JSON object mapping each fitted attribute's name to its kind (below).
+``attr.<name>``, ``attr.<name>.<i>``: per kind
+    The attribute's value; element ``i`` of a tuple attribute.
+
+The fitted attributes are every public attribute ending in ``_``
+(scikit-learn's convention): ``n_features_in_``, ``weights_``, ``means_``,
+``covariances_``, ``precisions_``, ``precisions_cholesky_``, ``converged_``,
+``n_iter_``, ``lower_bound_``, ``lower_bounds_``, ``feature_names_in_`` when
+fitted on named columns, and ``BayesianGaussianMixture``'s ``*_prior_``,
+``weight_concentration_``, ``mean_precision_`` and ``degrees_of_freedom_``.
+Kinds (stored as -> restored as):
+
+- ``array``: the array, dtype kept -> the same ndarray (float32 stays float32).
+- ``scalar``: a 0-d array of a NumPy scalar's dtype -> that NumPy scalar
+  (``np.float32``, ``np.float64``, ...).
+- ``float`` / ``int`` / ``bool`` / ``str``: a 0-d float64 / int64 / bool /
+  unicode array -> the Python value.
+- ``none``: no entry -> ``None``.
+- ``float_list``: a 1-d float64 array (``lower_bounds_``) -> a list of Python
+  floats.
+- ``str_array``: a 1-d unicode array (``feature_names_in_``) -> a 1-d object
+  array of ``str``, as scikit-learn keeps it.
+- ``tuple:<n>``: entries ``attr.<name>.0`` ... ``attr.<name>.<n-1>`` -> a
+  tuple of the n arrays (``weight_concentration_`` of the
+  ``dirichlet_process`` prior is a pair).
+
+Loading checks the version, the class, the parameters (scikit-learn's
+validation) and the shape and dtype of every fitted array against the
+parameters and ``n_features_in_`` before the model is returned, so a damaged
+or forged file gives a :class:`ValueError` naming the problem rather than a
+model that fails (or reads out of bounds) in a kernel later. Members the
+layout does not name are ignored.
+"""
+
+import json
+import os
+import re
+import secrets
+import zipfile
+import zlib
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
+
+from ._bayesian_mixture import BayesianGaussianMixture
+from ._gaussian_mixture import GaussianMixture
+
+__all__ = ["FORMAT_VERSION", "load", "save"]
+
+FORMAT_VERSION = 1
+
+# The only classes a model file may name: looked up here, never imported by name.
+_CLASSES = {
+    "GaussianMixture": GaussianMixture,
+    "BayesianGaussianMixture": BayesianGaussianMixture,
+}
+
+_VERSION_KEY = "fastmix_format_version"
+_CLASS_KEY = "class_name"
+_WRITER_KEY = "fastmix_version"
+_PARAMS_KEY = "params_json"
+_ATTRS_KEY = "attributes_json"
+_PARAM = "param."
+_ATTR = "attr."
+
+_ATTR_NAME = re.compile(r"^[a-z][a-z0-9_]*_$")
+_MAX_TUPLE = 16
+# Array dtypes a model file may hold (never object arrays).
+_ARRAY_KINDS = "biufcU"
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Reading a damaged archive can fail in any of these (never a pickle: allow_pickle=False).
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
+
+
+def _describe(path):
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.fsdecode(path)
+    return str(getattr(path, "name", "<file object>"))
+
+
+# ----------------------------------------------------------------------- save
+def _encode_param(name, value, arrays):
+    """The JSON value of one constructor parameter (arrays go to ``arrays``)."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (Integral, Real)) and not isinstance(value, complex):
+        return int(value) if isinstance(value, Integral) else float(value)
+    if isinstance(value, np.random.RandomState):
+        _, key, pos, has_gauss, cached_gaussian = value.get_state(legacy=True)
+        arrays[_PARAM + "random_state.key"] = np.asarray(key, dtype=np.uint32)
+        arrays[_PARAM + "random_state.pos"] = np.asarray(pos, dtype=np.int64)
+        arrays[_PARAM + "random_state.has_gauss"] = np.asarray(has_gauss, dtype=np.int64)
+        arrays[_PARAM + "random_state.cached_gaussian"] = np.asarray(
+            cached_gaussian, dtype=np.float64
+        )
+        return {"kind": "random_state"}
+    if isinstance(value, (np.ndarray, list, tuple)):
+        array = np.asarray(value)
+        if array.dtype.kind not in _ARRAY_KINDS:
+            raise ValueError(
+                f"Cannot save parameter {name!r}: its array has dtype {array.dtype}; a "
+                "fastmix model file holds numeric arrays only."
+            )
+        arrays[_PARAM + name] = array
+        return {"kind": "array"}
+    raise TypeError(
+        f"Cannot save parameter {name!r} of type {type(value).__name__}: a fastmix model "
+        "file holds None, str, int, float, bool, arrays and RandomState only."
+    )
+
+
+def _encode_attribute(name, value, arrays):
+    """The kind of one fitted attribute; its arrays go to ``arrays``."""
+    key = _ATTR + name
+    if value is None:
+        return "none"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "O":
+            if value.ndim == 1 and all(isinstance(v, str) for v in value):
+                arrays[key] = np.asarray(value.tolist(), dtype=np.str_)
+                return "str_array"
+        elif value.dtype.kind in _ARRAY_KINDS:
+            arrays[key] = value
+            return "array"
+    elif isinstance(value, np.generic):
+        if value.dtype.kind in "biufc":
+            arrays[key] = np.asarray(value)
+            return "scalar"
+    elif isinstance(value, bool):
+        arrays[key] = np.asarray(value, dtype=np.bool_)
+        return "bool"
+    elif isinstance(value, int):
+        arrays[key] = np.asarray(value, dtype=np.int64)
+        return "int"
+    elif isinstance(value, float):
+        arrays[key] = np.asarray(value, dtype=np.float64)
+        return "float"
+    elif isinstance(value, str):
+        arrays[key] = np.asarray(value, dtype=np.str_)
+        return "str"
+    elif isinstance(value, list):
+        if all(
+            isinstance(v, (Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in value
+        ):
+            arrays[key] = np.asarray(value, dtype=np.float64).reshape(len(value))
+            return "float_list"
+    elif isinstance(value, tuple):
+        if 0 < len(value) <= _MAX_TUPLE and all(
+            isinstance(v, np.ndarray) and v.dtype.kind in _ARRAY_KINDS for v in value
+        ):
+            for i, v in enumerate(value):
+                arrays[f"{key}.{i}"] = v
+            return f"tuple:{len(value)}"
+    raise TypeError(
+        f"Cannot save fitted attribute {name!r} of type {type(value).__name__}: a fastmix "
+        "model keeps arrays, numbers, lists of floats and tuples of arrays only."
+    )
+
+
+def save(model, path):
+    """Write a fitted model to ``path`` in the ``.npz`` layout of this module.
+
+    Parameters
+    ----------
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted model.
+    path : str, path-like or writable binary file
+        Where to write. The file is written exactly there (no ``.npz`` suffix
+        is added), through a temporary file in the same folder renamed into
+        place, so an interrupted save never leaves a half-written model.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        When ``model`` is not fitted.
+    TypeError
+        When ``model`` is not one of fastmix's estimators (subclasses
+        included: loading could not rebuild them), or holds a value the
+        layout cannot store.
+    """
+    name = type(model).__name__
+    if _CLASSES.get(name) is not type(model):
+        raise TypeError(
+            f"Only {' and '.join(sorted(_CLASSES))} can be saved, not {type(model).__name__}."
+        )
+    check_is_fitted(model)
+    from . import __version__
+
+    arrays = {
+        _VERSION_KEY: np.asarray(FORMAT_VERSION, dtype=np.int64),
+        _CLASS_KEY: np.asarray(name, dtype=np.str_),
+        _WRITER_KEY: np.asarray(__version__, dtype=np.str_),
+    }
+    params = model.get_params(deep=False)
+    encoded_params = {k: _encode_param(k, v, arrays) for k, v in params.items()}
+    kinds = {}
+    for attr, value in vars(model).items():
+        if attr in params or not _ATTR_NAME.match(attr):
+            continue  # parameters, private state (e.g. verbose timers)
+        kinds[attr] = _encode_attribute(attr, value, arrays)
+    arrays[_PARAMS_KEY] = np.asarray(json.dumps(encoded_params, sort_keys=True), dtype=np.str_)
+    arrays[_ATTRS_KEY] = np.asarray(json.dumps(kinds, sort_keys=True), dtype=np.str_)
+
+    if hasattr(path, "write"):
+        np.savez(path, allow_pickle=False, **arrays)
+        return
+    path = os.fspath(path)
+    folder, base = os.path.split(os.path.abspath(path))
+    # Created like any new file (the umask applies, unlike tempfile's 0600).
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            np.savez(fh, allow_pickle=False, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------- load
+class _Archive:
+    """Member access on an open NpzFile that turns every failure into ValueError."""
+
+    def __init__(self, npz, where):
+        self.npz = npz
+        self.where = where
+        self.names = set(npz.files)
+
+    def fail(self, message):
+        raise ValueError(f"{self.where}: {message}")
+
+    def array(self, key):
+        if key not in self.names:
+            self.fail(f"not a complete fastmix model file: the entry {key!r} is missing.")
+        try:
+            return self.npz[key]
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                self.fail(
+                    f"refused: the entry {key!r} holds pickled Python objects, which a fastmix "
+                    "model file never contains and which are never loaded."
+                )
+            self.fail(f"the entry {key!r} is damaged ({exc}).")
+        except _READ_ERRORS as exc:
+            self.fail(f"the entry {key!r} is damaged or truncated ({type(exc).__name__}: {exc}).")
+
+    def string(self, key):
+        value = self.array(key)
+        if value.dtype.kind != "U" or value.ndim != 0:
+            self.fail(f"the entry {key!r} should be a string, got {value.dtype} {value.shape}.")
+        return str(value[()])
+
+    def json_object(self, key):
+        try:
+            value = json.loads(self.string(key))
+        except json.JSONDecodeError as exc:
+            self.fail(f"the entry {key!r} is not valid JSON ({exc}).")
+        if not isinstance(value, dict):
+            self.fail(f"the entry {key!r} should be a JSON object.")
+        return value
+
+
+def _scalar_array(archive, key, kinds):
+    value = archive.array(key)
+    if value.ndim != 0 or value.dtype.kind not in kinds:
+        archive.fail(f"the entry {key!r} has dtype {value.dtype} and shape {value.shape}.")
+    return value[()]
+
+
+def _read_version(archive):
+    if _VERSION_KEY not in archive.names:
+        shown = ", ".join(sorted(archive.names)[:8]) or "none"
+        archive.fail(
+            f"not a fastmix model file: it has no {_VERSION_KEY!r} entry (its entries: {shown})."
+        )
+    version = archive.array(_VERSION_KEY)
+    if version.ndim != 0 or version.dtype.kind not in "iu":
+        archive.fail(f"not a fastmix model file: {_VERSION_KEY!r} is not an integer.")
+    version = int(version[()])
+    if version > FORMAT_VERSION:
+        archive.fail(
+            f"format version {version} is newer than this fastmix reads "
+            f"(version {FORMAT_VERSION}); upgrade fastmix to load it."
+        )
+    if version != FORMAT_VERSION:
+        archive.fail(
+            f"unsupported format version {version}; this fastmix reads version {FORMAT_VERSION}."
+        )
+
+
+def _read_class(archive):
+    name = archive.string(_CLASS_KEY)
+    cls = _CLASSES.get(name)
+    if cls is None:
+        archive.fail(
+            f"unknown model class {name!r}; a fastmix model file holds one of: "
+            f"{', '.join(sorted(_CLASSES))}."
+        )
+    return cls
+
+
+def _read_params(archive, cls):
+    encoded = archive.json_object(_PARAMS_KEY)
+    expected = set(cls().get_params(deep=False))
+    missing = sorted(expected - set(encoded))
+    unknown = sorted(set(encoded) - expected)
+    if missing:
+        archive.fail(f"missing parameter(s) for {cls.__name__}: {', '.join(missing)}.")
+    if unknown:
+        archive.fail(f"unknown parameter(s) for {cls.__name__}: {', '.join(unknown)}.")
+    params = {}
+    for name, value in encoded.items():
+        if value is None or isinstance(value, (str, bool, int, float)):
+            params[name] = value
+        elif value == {"kind": "array"}:
+            params[name] = archive.array(_PARAM + name)
+        elif value == {"kind": "random_state"} and name == "random_state":
+            key = archive.array(_PARAM + "random_state.key")
+            if key.shape != (624,) or key.dtype != np.uint32:
+                archive.fail("the saved random_state has a malformed MT19937 key.")
+            pos = _scalar_array(archive, _PARAM + "random_state.pos", "iu")
+            has_gauss = _scalar_array(archive, _PARAM + "random_state.has_gauss", "iu")
+            cached = _scalar_array(archive, _PARAM + "random_state.cached_gaussian", "f")
+            state = np.random.RandomState()
+            try:
+                state.set_state(("MT19937", key, int(pos), int(has_gauss), float(cached)))
+            except (ValueError, TypeError) as exc:
+                archive.fail(f"the saved random_state is invalid ({exc}).")
+            params[name] = state
+        else:
+            archive.fail(f"parameter {name!r} has an unsupported stored value {value!r}.")
+    model = cls(**params)
+    try:
+        model._validate_params()
+    except InvalidParameterError as exc:
+        archive.fail(f"invalid parameters: {exc}")
+    return model
+
+
+def _read_attribute(archive, name, kind):
+    key = _ATTR + name
+    if kind == "none":
+        return None
+    if kind.startswith("tuple:"):
+        count = kind[len("tuple:") :]
+        if not count.isdigit() or not 0 < int(count) <= _MAX_TUPLE:
+            archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
+        return tuple(archive.array(f"{key}.{i}") for i in range(int(count)))
+    if kind == "array":
+        return archive.array(key)
+    if kind == "scalar":
+        return _scalar_array(archive, key, "biufc")
+    if kind == "bool":
+        return bool(_scalar_array(archive, key, "b"))
+    if kind == "int":
+        return int(_scalar_array(archive, key, "iu"))
+    if kind == "float":
+        return float(_scalar_array(archive, key, "f"))
+    if kind == "str":
+        return archive.string(key)
+    if kind == "float_list":
+        value = archive.array(key)
+        if value.ndim != 1 or value.dtype.kind != "f":
+            archive.fail(f"the entry {key!r} should be a 1-d float array.")
+        return [float(v) for v in value.tolist()]
+    if kind == "str_array":
+        value = archive.array(key)
+        if value.ndim != 1 or value.dtype.kind != "U":
+            archive.fail(f"the entry {key!r} should be a 1-d string array.")
+        return np.asarray(value.tolist(), dtype=object)
+    archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
+
+
+def _covariance_shape(covariance_type, n_components, n_features):
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+
+
+def _expected_state(model, n_features):
+    """Name -> required shape of every float array or scalar a fitted model holds."""
+    k, d, cov_type = model.n_components, n_features, model.covariance_type
+    cov_shape = _covariance_shape(cov_type, k, d)
+    shapes = {
+        "weights_": (k,),
+        "means_": (k, d),
+        "covariances_": cov_shape,
+        "precisions_": cov_shape,
+        "precisions_cholesky_": cov_shape,
+    }
+    if isinstance(model, BayesianGaussianMixture):
+        prior_shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}
+        shapes.update(
+            {
+                "mean_precision_": (k,),
+                "degrees_of_freedom_": () if cov_type == "tied" else (k,),
+                "mean_prior_": (d,),
+                "covariance_prior_": prior_shape[cov_type],
+                "weight_concentration_prior_": (),
+                "mean_precision_prior_": (),
+                "degrees_of_freedom_prior_": (),
+            }
+        )
+    return shapes
+
+
+def _summary(value):
+    """A short description of a loaded value for error messages."""
+    if isinstance(value, tuple):
+        return "a tuple of " + ", ".join(_summary(v) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return f"{value.dtype} of shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check_state(archive, model, attrs):
+    """Refuse fitted state that does not match the parameters (shapes, dtypes, types)."""
+    required = {"n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_"}
+    if isinstance(model, BayesianGaussianMixture):
+        required.add("weight_concentration_")
+    n_features = attrs.get("n_features_in_")
+    if "n_features_in_" in attrs and (
+        not isinstance(n_features, Integral) or isinstance(n_features, bool) or n_features < 1
+    ):
+        archive.fail(f"n_features_in_ should be a positive integer, got {n_features!r}.")
+    shapes = _expected_state(model, n_features or 0)
+    missing = sorted((required | set(shapes)) - set(attrs))
+    if missing:
+        archive.fail(f"missing fitted attribute(s): {', '.join(missing)}.")
+
+    def bad(name, expected):
+        archive.fail(
+            f"fitted attribute {name!r} should be {expected}, got {_summary(attrs[name])}."
+        )
+
+    for name, shape in shapes.items():
+        value = attrs[name]
+        if shape == () and isinstance(value, Real) and not isinstance(value, (bool, np.bool_)):
+            continue  # Python or NumPy real scalars (the *_prior_ values)
+        if not isinstance(value, (np.ndarray, np.floating)) or value.dtype not in _FLOAT_DTYPES:
+            bad(name, f"a float32 or float64 array of shape {shape}")
+        if value.shape != shape:
+            bad(name, f"of shape {shape}")
+    if not isinstance(attrs["converged_"], (bool, np.bool_)):
+        bad("converged_", "a bool")
+    n_iter = attrs["n_iter_"]
+    if not isinstance(n_iter, Integral) or isinstance(n_iter, bool) or n_iter < 0:
+        bad("n_iter_", "a non-negative integer")
+    if not isinstance(attrs["lower_bound_"], Real):
+        bad("lower_bound_", "a real number")
+    if not isinstance(attrs["lower_bounds_"], list):
+        bad("lower_bounds_", "a list of floats")
+
+    if isinstance(model, BayesianGaussianMixture):
+        concentration = attrs["weight_concentration_"]
+        k = model.n_components
+        if model.weight_concentration_prior_type == "dirichlet_process":
+            ok = isinstance(concentration, tuple) and len(concentration) == 2
+            ok = ok and all(c.dtype in _FLOAT_DTYPES and c.shape == (k,) for c in concentration)
+            if not ok:
+                bad("weight_concentration_", f"a pair of float arrays of shape ({k},)")
+        elif not (
+            isinstance(concentration, np.ndarray)
+            and concentration.dtype in _FLOAT_DTYPES
+            and concentration.shape == (k,)
+        ):
+            bad("weight_concentration_", f"a float array of shape ({k},)")
+
+    if "feature_names_in_" in attrs:
+        names = attrs["feature_names_in_"]
+        if not (
+            isinstance(names, np.ndarray)
+            and names.dtype == object
+            and names.shape == (n_features,)
+        ):
+            bad("feature_names_in_", f"an array of {n_features} names")
+
+
+def load(path):
+    """Load a model written by :meth:`GaussianMixture.save` (or the Bayesian one's).
+
+    The file is read with ``np.load(path, allow_pickle=False)``: it can hold
+    numbers and strings only, and the model class comes from a fixed
+    allow-list, so loading never runs code from the file. See
+    ``docs/persistence.md`` (or this module's docstring) for the layout.
+
+    Parameters
+    ----------
+    path : str, path-like or readable binary file
+        The model file.
+
+    Returns
+    -------
+    model : GaussianMixture or BayesianGaussianMixture
+        The fitted model, with the saved parameters and fitted attributes
+        (dtypes kept); it predicts exactly as the saved model did.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a fastmix model file (another program's file, a
+        truncated or damaged archive, a missing or unsupported format
+        version, an unknown class, missing entries, fitted arrays that do not
+        match the parameters, or pickled data, which is refused).
+    OSError
+        When the file cannot be opened (e.g. it does not exist).
+
+    Examples
+    --------
+    >>> import numpy as np, fastmix, tempfile, os
+    >>> X = np.random.RandomState(0).randn(100, 2)
+    >>> gm = fastmix.GaussianMixture(2, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> gm.save(path)
+    >>> again = fastmix.load(path)
+    >>> bool(np.array_equal(again.score_samples(X), gm.score_samples(X)))
+    True
+    """
+    where = _describe(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except _READ_ERRORS as exc:
+        if isinstance(exc, ValueError) and "pickle" in str(exc):
+            reason = "it is neither an .npz archive nor an .npy array"
+        elif isinstance(exc, zipfile.BadZipFile):
+            reason = f"the zip archive is truncated or damaged: {exc}"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        raise ValueError(
+            f"{where}: not a fastmix model file (cannot read it as an .npz archive: {reason})."
+        ) from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{where}: not a fastmix model file (it holds a single .npy array, not an .npz "
+            "archive)."
+        )
+    with npz:
+        archive = _Archive(npz, where)
+        _read_version(archive)
+        cls = _read_class(archive)
+        model = _read_params(archive, cls)
+        kinds = archive.json_object(_ATTRS_KEY)
+        param_names = model.get_params(deep=False)
+        attrs = {}
+        for name, kind in kinds.items():
+            if not _ATTR_NAME.match(name) or name in param_names or hasattr(cls, name):
+                archive.fail(f"{name!r} is not a fitted-attribute name.")
+            if not isinstance(kind, str):
+                archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
+            attrs[name] = _read_attribute(archive, name, kind)
+        _check_state(archive, model, attrs)
+    for name, value in attrs.items():
+        setattr(model, name, value)
+    return model

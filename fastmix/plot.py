@@ -1,0 +1,265 @@
+"""Pictures of a fitted mixture: the data with each component's ellipses, and convergence.
+
+Needs matplotlib, the ``plot`` extra (``pip install "fastmix[plot]"``). It is
+imported when a function here is called, never by ``import fastmix`` or
+``import fastmix.plot``.
+
+Examples
+--------
+>>> import numpy as np
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> from fastmix import GaussianMixture
+>>> from fastmix import plot
+>>> X = np.random.RandomState(0).randn(500, 3)
+>>> gm = GaussianMixture(3, random_state=0).fit(X)
+>>> ax = plot.mixture(gm, X, dims=(0, 2))
+>>> ax = plot.convergence(gm)
+"""
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["convergence", "mixture"]
+
+_EXTRA_HINT = 'fastmix.plot needs matplotlib; install it with: pip install "fastmix[plot]"'
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(_EXTRA_HINT) from exc
+    return plt
+
+
+def _axes(ax):
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots()
+    return ax
+
+
+def _projected_covariances(model, dims):
+    """Each component's 2 x 2 covariance of the features ``dims`` (a marginal).
+
+    Parameters
+    ----------
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted model, any ``covariance_type``.
+    dims : tuple of two int
+        The feature indices.
+
+    Returns
+    -------
+    covariances : ndarray of shape (n_components, 2, 2), float64
+        The marginal covariance of the two features under each component:
+        the ``dims`` rows and columns of the full (or tied) matrix, the two
+        variances of a diagonal one, the variance times the identity for a
+        spherical one.
+    """
+    i, j = dims
+    cov = np.asarray(model.covariances_, dtype=np.float64)
+    n_components = model.means_.shape[0]
+    index = np.ix_([i, j], [i, j])
+    if model.covariance_type == "full":
+        return np.stack([c[index] for c in cov])
+    if model.covariance_type == "tied":
+        return np.broadcast_to(cov[index], (n_components, 2, 2)).copy()
+    if model.covariance_type == "diag":
+        return np.stack([np.diag(c[[i, j]]) for c in cov])
+    return cov[:, None, None] * np.eye(2)
+
+
+def _ellipse_geometry(covariance, n_sigma):
+    """Width, height and angle of the ``n_sigma`` contour of a 2-D Gaussian.
+
+    The contour is the set of points at Mahalanobis distance ``n_sigma`` from
+    the mean: an ellipse whose semi-axes are ``n_sigma`` times the square roots
+    of the covariance's eigenvalues, along its eigenvectors.
+
+    Parameters
+    ----------
+    covariance : ndarray of shape (2, 2)
+        A symmetric positive semi-definite matrix.
+    n_sigma : float
+        The Mahalanobis radius.
+
+    Returns
+    -------
+    width : float
+        Full length of the major axis, ``2 * n_sigma * sqrt(lambda_max)``.
+    height : float
+        Full length of the minor axis, ``2 * n_sigma * sqrt(lambda_min)``.
+    angle : float
+        Angle of the major axis from the first axis, in degrees (matplotlib's
+        ``Ellipse`` convention).
+    """
+    values, vectors = np.linalg.eigh(np.asarray(covariance, dtype=np.float64))
+    values = np.maximum(values, 0.0)
+    major = vectors[:, 1]
+    angle = float(np.degrees(np.arctan2(major[1], major[0])))
+    width = 2.0 * n_sigma * float(np.sqrt(values[1]))
+    height = 2.0 * n_sigma * float(np.sqrt(values[0]))
+    return width, height, angle
+
+
+def _check_dims(dims, n_features):
+    try:
+        i, j = (int(d) for d in dims)
+    except (TypeError, ValueError):
+        raise ValueError(f"dims must be two feature indices, got {dims!r}.") from None
+    if not (0 <= i < n_features and 0 <= j < n_features) or i == j:
+        raise ValueError(
+            f"dims must be two different feature indices in [0, {n_features}), got {dims!r}."
+        )
+    return i, j
+
+
+def _feature_label(model, index):
+    names = getattr(model, "feature_names_in_", None)
+    return str(names[index]) if names is not None else f"feature {index}"
+
+
+def mixture(
+    model,
+    X,
+    dims=(0, 1),
+    ax=None,
+    n_points=5000,
+    sigmas=(1, 2, 3),
+    min_weight=1e-3,
+    random_state=0,
+):
+    """Draw the data and each component's sigma ellipses on two features.
+
+    Points are coloured by the component :meth:`predict` gives them; each
+    component's mean is marked with a cross and its ``sigmas`` contours
+    (Mahalanobis distance 1, 2, 3 in the plane of ``dims``) are drawn as
+    ellipses of the marginal covariance of those two features, so for more
+    than two features the picture is the projection of the mixture, not a
+    slice.
+
+    Parameters
+    ----------
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted model (any ``covariance_type``).
+    X : array-like of shape (n_samples, n_features)
+        Data to draw (e.g. the training data); a DataFrame, array or memmap.
+    dims : tuple of two int, default=(0, 1)
+        The features on the horizontal and vertical axes.
+    ax : matplotlib Axes, default=None
+        Where to draw; None opens a new figure.
+    n_points : int, default=5000
+        At most this many rows are drawn: a larger X is subsampled uniformly
+        without replacement (seeded by ``random_state``, rows kept in order).
+    sigmas : sequence of float, default=(1, 2, 3)
+        The Mahalanobis radii of the ellipses.
+    min_weight : float, default=1e-3
+        Components whose weight is below this are not drawn (a Bayesian
+        mixture leaves unused components with tiny weights).
+    random_state : int or RandomState, default=0
+        Seeds the subsample.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on. Each ellipse is a ``matplotlib.patches.Ellipse``
+        whose ``gid`` is ``"component-<k>-sigma-<s>"``.
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed.
+    """
+    check_is_fitted(model)
+    ax = _axes(ax)
+    from matplotlib.patches import Ellipse
+
+    n_features = model.means_.shape[1]
+    i, j = _check_dims(dims, n_features)
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
+    n_rows = X.shape[0]
+    if n_rows > n_points:
+        rng = check_random_state(random_state)
+        rows = np.sort(rng.choice(n_rows, size=n_points, replace=False))
+        X = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X[rows])
+    labels = model.predict(X)
+    points = np.asarray(X)
+    colours = [f"C{k % 10}" for k in range(model.n_components)]
+
+    ax.scatter(
+        points[:, i],
+        points[:, j],
+        s=4,
+        c=[colours[k] for k in labels],
+        alpha=0.4,
+        linewidths=0,
+        rasterized=True,
+    )
+    weights = np.asarray(model.weights_, dtype=np.float64)
+    means = np.asarray(model.means_, dtype=np.float64)[:, [i, j]]
+    covariances = _projected_covariances(model, (i, j))
+    shown = np.flatnonzero(weights >= min_weight)
+    for k in shown:
+        for s in sigmas:
+            width, height, angle = _ellipse_geometry(covariances[k], s)
+            ax.add_patch(
+                Ellipse(
+                    xy=(means[k, 0], means[k, 1]),
+                    width=width,
+                    height=height,
+                    angle=angle,
+                    fill=False,
+                    edgecolor=colours[k],
+                    linewidth=1.5,
+                    alpha=max(0.3, 1.0 - 0.25 * (s - 1)),
+                    gid=f"component-{k}-sigma-{s:g}",
+                )
+            )
+    ax.scatter(means[shown, 0], means[shown, 1], marker="x", s=60, c="black", zorder=3)
+    ax.autoscale_view()
+    ax.set_xlabel(_feature_label(model, i))
+    ax.set_ylabel(_feature_label(model, j))
+    ax.set_title(
+        f"{type(model).__name__}: {len(shown)} of {model.n_components} components "
+        f"({model.covariance_type}), {'-'.join(f'{s:g}' for s in sigmas)} sigma"
+    )
+    return ax
+
+
+def convergence(model, ax=None):
+    """Draw the lower bound of each iteration of the best fit (``lower_bounds_``).
+
+    Parameters
+    ----------
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted model.
+    ax : matplotlib Axes, default=None
+        Where to draw; None opens a new figure.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on; the curve is its first line, x = 1, 2, ...,
+        ``len(lower_bounds_)`` and y = ``lower_bounds_``.
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed.
+    """
+    check_is_fitted(model)
+    ax = _axes(ax)
+    bounds = np.asarray(model.lower_bounds_, dtype=np.float64)
+    ax.plot(np.arange(1, bounds.size + 1), bounds, marker="o", markersize=3)
+    ax.set_xlabel("iteration")
+    if hasattr(model, "weight_concentration_"):
+        ax.set_ylabel("lower bound (ELBO)")
+    else:
+        ax.set_ylabel("log-likelihood per sample")
+    state = "converged" if model.converged_ else "did not converge"
+    ax.set_title(f"{type(model).__name__}: {state} after {model.n_iter_} iterations")
+    return ax

@@ -1,0 +1,526 @@
+"""Persistence: model.save / fastmix.load round trips in the documented .npz layout,
+refusal of tampered or foreign files (never unpickling), pickle and clone."""
+
+import io
+import pickle
+import warnings
+import zipfile
+
+import numba
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from threadpoolctl import threadpool_limits
+
+import fastmix
+from fastmix import BayesianGaussianMixture, GaussianMixture
+from fastmix._io import FORMAT_VERSION
+
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+PRIOR_TYPES = ["dirichlet_process", "dirichlet_distribution"]
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny fits: one numba and one BLAS thread keep them fast on a shared machine."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def blobs(dtype=np.float64, seed=0, n_per=40, n_features=3):
+    rng = np.random.RandomState(seed)
+    centres = 5.0 * rng.randn(3, n_features)
+    X = np.vstack([c + rng.randn(n_per, n_features) * (0.5 + i) for i, c in enumerate(centres)])
+    return X.astype(dtype)
+
+
+def fit_quiet(model, X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, **kw)
+
+
+def make(kind, covariance_type="full", prior_type="dirichlet_process", **kw):
+    if kind == "gmm":
+        return GaussianMixture(
+            n_components=3, covariance_type=covariance_type, max_iter=20, random_state=0, **kw
+        )
+    return BayesianGaussianMixture(
+        n_components=4,
+        covariance_type=covariance_type,
+        weight_concentration_prior_type=prior_type,
+        max_iter=20,
+        random_state=0,
+        **kw,
+    )
+
+
+def assert_same_state(a, b):
+    """Same class, same parameters, same fitted attributes with the same types and dtypes."""
+    assert type(a) is type(b)
+    pa, pb = a.get_params(), b.get_params()
+    assert pa.keys() == pb.keys()
+    for name, value in pa.items():
+        if isinstance(value, np.random.RandomState):
+            assert np.array_equal(value.get_state()[1], pb[name].get_state()[1])
+        elif value is not None and np.ndim(value) > 0:
+            np.testing.assert_array_equal(pb[name], value)
+        else:
+            assert pb[name] == value and type(pb[name]) is type(value), name
+    fitted = {k for k in vars(a) if k.endswith("_") and not k.startswith("_")}
+    assert fitted == {k for k in vars(b) if k.endswith("_") and not k.startswith("_")}
+    for name in fitted:
+        va, vb = getattr(a, name), getattr(b, name)
+        if name == "lower_bounds_":
+            assert isinstance(vb, list)
+            assert [float(v) for v in vb] == [float(v) for v in va]
+        elif isinstance(va, tuple):
+            assert isinstance(vb, tuple) and len(va) == len(vb)
+            for x, y in zip(va, vb, strict=True):
+                assert x.dtype == y.dtype
+                np.testing.assert_array_equal(x, y)
+        elif isinstance(va, (np.ndarray, np.generic)):
+            assert type(va) is type(vb) and va.dtype == vb.dtype, name
+            np.testing.assert_array_equal(va, vb)
+        else:
+            assert type(va) is type(vb) and va == vb, name
+
+
+def assert_same_predictions(a, b, X):
+    for method in ("predict_proba", "score_samples", "predict"):
+        ya, yb = getattr(a, method)(X), getattr(b, method)(X)
+        assert ya.dtype == yb.dtype
+        assert ya.tobytes() == yb.tobytes(), method  # bitwise
+    assert a.score(X) == b.score(X)
+
+
+# ------------------------------------------------------------ round trips
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_round_trip_gaussian_mixture(tmp_path, covariance_type, dtype):
+    X = blobs(dtype)
+    model = fit_quiet(make("gmm", covariance_type), X)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = fastmix.load(path)
+    assert_same_state(model, loaded)
+    assert loaded.means_.dtype == dtype
+    assert all(type(v) is float for v in loaded.lower_bounds_)
+    assert_same_predictions(model, loaded, X)
+    assert model.bic(X) == loaded.bic(X)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_round_trip_bayesian_mixture(tmp_path, covariance_type, prior_type, dtype):
+    X = blobs(dtype)
+    model = fit_quiet(make("bgmm", covariance_type, prior_type), X)
+    path = tmp_path / "model.npz"
+    model.save(str(path))
+    loaded = fastmix.load(str(path))
+    assert_same_state(model, loaded)
+    if prior_type == "dirichlet_process":
+        assert isinstance(loaded.weight_concentration_, tuple)
+        assert len(loaded.weight_concentration_) == 2
+    else:
+        assert isinstance(loaded.weight_concentration_, np.ndarray)
+    assert loaded.means_.dtype == dtype
+    assert all(type(v) is float for v in loaded.lower_bounds_)
+    assert_same_predictions(model, loaded, X)
+
+
+def test_layout_is_documented_npz(tmp_path):
+    """The file is a plain .npz of non-object arrays with the documented entries."""
+    model = fit_quiet(make("bgmm", "tied"), blobs(np.float32))
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        entries = {name: data[name] for name in data.files}
+    assert int(entries["fastmix_format_version"]) == FORMAT_VERSION == 1
+    assert str(entries["class_name"]) == "BayesianGaussianMixture"
+    assert str(entries["fastmix_version"]) == fastmix.__version__
+    assert all(a.dtype != object for a in entries.values())
+    assert entries["attr.means_"].dtype == np.float32
+    assert entries["attr.weight_concentration_.0"].shape == (4,)
+    assert entries["attr.weight_concentration_.1"].shape == (4,)
+    assert entries["attr.lower_bounds_"].tolist() == model.lower_bounds_
+    import json
+
+    params = json.loads(str(entries["params_json"]))
+    assert params == {k: v for k, v in model.get_params().items()}
+    kinds = json.loads(str(entries["attributes_json"]))
+    assert kinds["weight_concentration_"] == "tuple:2"
+    assert kinds["lower_bounds_"] == "float_list"
+    assert kinds["degrees_of_freedom_"] == "scalar"  # tied: one np.float32
+
+
+def test_array_params_and_random_state_round_trip(tmp_path):
+    """Array-valued parameters come back as arrays; a RandomState keeps its state,
+    so the loaded model samples as the saved one would."""
+    X = blobs()
+    means_init = np.array([[0.0, 0, 0], [5, 5, 5], [-5, 0, 5]])
+    precisions_init = np.ones((3, 3)) * [[1.0], [2.0], [3.0]]
+    model = fit_quiet(
+        GaussianMixture(
+            3,
+            covariance_type="diag",
+            means_init=means_init.tolist(),
+            precisions_init=precisions_init,
+            weights_init=[0.2, 0.3, 0.5],
+            random_state=np.random.RandomState(5),
+            max_iter=5,
+        ),
+        X,
+    )
+    model.save(tmp_path / "m.npz")
+    loaded = fastmix.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.means_init, means_init)
+    np.testing.assert_array_equal(loaded.precisions_init, precisions_init)
+    np.testing.assert_array_equal(loaded.weights_init, [0.2, 0.3, 0.5])
+    assert isinstance(loaded.random_state, np.random.RandomState)
+    xs, ys = model.sample(7)
+    xl, yl = loaded.sample(7)
+    np.testing.assert_array_equal(xs, xl)
+    np.testing.assert_array_equal(ys, yl)
+
+    bayes = fit_quiet(
+        BayesianGaussianMixture(
+            n_components=3,
+            covariance_type="spherical",
+            mean_prior=np.zeros(3, dtype=np.float32),
+            covariance_prior=2.0,
+            degrees_of_freedom_prior=4.5,
+            weight_concentration_prior=0.1,
+            max_iter=5,
+            random_state=1,
+        ),
+        X,
+    )
+    bayes.save(tmp_path / "b.npz")
+    again = fastmix.load(tmp_path / "b.npz")
+    assert_same_state(bayes, again)
+    assert again.mean_prior.dtype == np.float32
+    assert_same_predictions(bayes, again, X)
+
+
+def test_feature_names_round_trip_without_pandas(tmp_path):
+    """feature_names_in_ is stored as a unicode array and restored as scikit-learn
+    keeps it (an object array of str)."""
+    X = blobs()
+    model = fit_quiet(make("gmm"), X)
+    model.feature_names_in_ = np.asarray(["a", "b", "ç"], dtype=object)
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        assert data["attr.feature_names_in_"].dtype.kind == "U"
+    loaded = fastmix.load(tmp_path / "m.npz")
+    assert loaded.feature_names_in_.dtype == object
+    assert loaded.feature_names_in_.tolist() == ["a", "b", "ç"]
+    assert all(type(v) is str for v in loaded.feature_names_in_)
+
+
+def test_feature_names_round_trip_with_pandas(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(blobs(np.float32), columns=["height", "width", "depth"])
+    model = fit_quiet(make("bgmm", "diag"), X)
+    model.save(tmp_path / "m.npz")
+    loaded = fastmix.load(tmp_path / "m.npz")
+    assert_same_state(model, loaded)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        assert_same_predictions(model, loaded, X)
+    renamed = X.rename(columns={"width": "breadth"})
+    with pytest.raises(ValueError, match="feature names"):
+        loaded.predict(renamed)
+
+
+def test_save_to_exact_path_and_file_objects(tmp_path):
+    """No suffix is added to the path; file objects work both ways; no temp file is left."""
+    X = blobs()
+    model = fit_quiet(make("gmm", "tied"), X)
+    path = tmp_path / "model.bin"
+    model.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]
+    (tmp_path / "plain").write_bytes(b"")
+    assert path.stat().st_mode == (tmp_path / "plain").stat().st_mode  # the umask applies
+    assert_same_predictions(model, fastmix.load(path), X)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    assert_same_predictions(model, fastmix.load(buffer), X)
+
+
+def test_loaded_model_warm_starts_like_the_original(tmp_path):
+    X = blobs()
+    model = fit_quiet(make("bgmm", "full", warm_start=True, tol=0.0), X)
+    model.save(tmp_path / "m.npz")
+    loaded = fastmix.load(tmp_path / "m.npz")
+    fit_quiet(model, X)
+    fit_quiet(loaded, X)
+    assert_same_state(model, loaded)
+
+
+def test_unfitted_model_cannot_be_saved(tmp_path):
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2).save(tmp_path / "m.npz")
+    with pytest.raises(NotFittedError):
+        BayesianGaussianMixture().save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_subclass_is_not_saved(tmp_path):
+    class MyMixture(GaussianMixture):
+        pass
+
+    model = fit_quiet(MyMixture(2, max_iter=5, random_state=0), blobs())
+    with pytest.raises(TypeError, match="Only BayesianGaussianMixture and GaussianMixture"):
+        model.save(tmp_path / "m.npz")
+
+
+# ------------------------------------------------------- tampered files
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A valid model file's bytes and entries, to tamper with."""
+    X = blobs()
+    model = fit_quiet(make("bgmm", "full"), X)
+    path = tmp_path_factory.mktemp("saved") / "model.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        entries = {name: data[name] for name in data.files}
+    return path.read_bytes(), entries
+
+
+def write_entries(path, entries):
+    with open(path, "wb") as fh:
+        np.savez(fh, **entries)
+    return path
+
+
+def load_error(path, match):
+    with pytest.raises(ValueError, match=match) as info:
+        fastmix.load(path)
+    assert str(path) in str(info.value)
+    return str(info.value)
+
+
+def test_valid_fixture_loads(saved, tmp_path):
+    path = tmp_path / "ok.npz"
+    path.write_bytes(saved[0])
+    assert isinstance(fastmix.load(path), BayesianGaussianMixture)
+
+
+def test_random_bytes_are_refused(tmp_path):
+    path = tmp_path / "noise.npz"
+    path.write_bytes(np.random.RandomState(0).bytes(4096))
+    load_error(path, "not a fastmix model file")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    load_error(empty, "not a fastmix model file")
+    text = tmp_path / "data.csv"
+    text.write_text("a,b\n1,2\n")
+    load_error(text, "not a fastmix model file")
+
+
+def test_other_programs_files_are_refused(tmp_path):
+    path = tmp_path / "arrays.npz"
+    np.savez(path, weights=np.ones(3), means=np.zeros((3, 2)))
+    load_error(path, "no 'fastmix_format_version' entry")
+    single = tmp_path / "array.npy"
+    np.save(single, np.arange(5))
+    load_error(single, "single .npy array")
+    other_zip = tmp_path / "other.zip"
+    with zipfile.ZipFile(other_zip, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    load_error(other_zip, "no 'fastmix_format_version' entry")
+
+
+def test_truncated_file_is_refused(saved, tmp_path):
+    data = saved[0]
+    for cut in (10, len(data) // 2, len(data) - 10):
+        path = tmp_path / f"cut{cut}.npz"
+        path.write_bytes(data[:cut])
+        load_error(path, "not a fastmix model file|damaged|truncated")
+
+
+def test_corrupted_member_is_refused(saved, tmp_path):
+    """Flipped bytes inside a member: the zip CRC check fails, reported as damage."""
+    data, entries = saved
+    raw = bytearray(data)
+    # The means are stored uncompressed: overwrite their bytes in place.
+    needle = entries["attr.means_"].tobytes()
+    start = bytes(raw).index(needle)
+    raw[start : start + 8] = b"\xff" * 8
+    path = tmp_path / "flipped.npz"
+    path.write_bytes(bytes(raw))
+    load_error(path, "'attr.means_' is damaged")
+
+
+@pytest.mark.parametrize(
+    ("version", "match"),
+    [
+        (np.int64(2), "format version 2 is newer than this fastmix reads"),
+        (np.int64(0), "unsupported format version 0"),
+        (np.array("1"), "'fastmix_format_version' is not an integer"),
+        (np.ones(2, dtype=np.int64), "'fastmix_format_version' is not an integer"),
+    ],
+)
+def test_wrong_format_version_is_refused(saved, tmp_path, version, match):
+    entries = dict(saved[1], fastmix_format_version=np.asarray(version))
+    load_error(write_entries(tmp_path / "v.npz", entries), match)
+
+
+def test_missing_format_version_is_refused(saved, tmp_path):
+    entries = dict(saved[1])
+    del entries["fastmix_format_version"]
+    load_error(write_entries(tmp_path / "v.npz", entries), "no 'fastmix_format_version'")
+
+
+@pytest.mark.parametrize(
+    "name", ["os.system", "sklearn.mixture.GaussianMixture", "Pipeline", "BaseMixture", ""]
+)
+def test_unknown_class_is_refused(saved, tmp_path, name):
+    entries = dict(saved[1], class_name=np.asarray(name))
+    message = load_error(write_entries(tmp_path / "c.npz", entries), "unknown model class")
+    assert "BayesianGaussianMixture, GaussianMixture" in message
+
+
+@pytest.mark.parametrize(
+    ("entry", "match"),
+    [
+        ("class_name", "the entry 'class_name' is missing"),
+        ("params_json", "the entry 'params_json' is missing"),
+        ("attributes_json", "the entry 'attributes_json' is missing"),
+        ("attr.means_", "the entry 'attr.means_' is missing"),
+        ("attr.weight_concentration_.1", "the entry 'attr.weight_concentration_.1' is missing"),
+    ],
+)
+def test_missing_entries_are_refused(saved, tmp_path, entry, match):
+    entries = dict(saved[1])
+    del entries[entry]
+    load_error(write_entries(tmp_path / "m.npz", entries), match)
+
+
+def edit_json(entries, key, edit):
+    import json
+
+    doc = json.loads(str(entries[key]))
+    edit(doc)
+    return dict(entries, **{key: np.asarray(json.dumps(doc))})
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d.pop("means_"), r"missing fitted attribute\(s\): means_"),
+        (lambda d: d.pop("n_features_in_"), r"missing fitted attribute\(s\): n_features_in_"),
+        (lambda d: d.update(means_="pickle"), "unsupported kind 'pickle'"),
+        (lambda d: d.update(means_="tuple:99"), "unsupported kind 'tuple:99'"),
+        (lambda d: d.update(__class__="array"), "'__class__' is not a fitted-attribute name"),
+        (lambda d: d.update(predict="array"), "'predict' is not a fitted-attribute name"),
+        (lambda d: d.update(means_="scalar"), "'attr.means_' has dtype float64 and shape"),
+    ],
+)
+def test_tampered_attribute_manifest_is_refused(saved, tmp_path, edit, match):
+    entries = edit_json(saved[1], "attributes_json", edit)
+    load_error(write_entries(tmp_path / "a.npz", entries), match)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d.pop("tol"), r"missing parameter\(s\) for BayesianGaussianMixture: tol"),
+        (lambda d: d.update(evil=1), r"unknown parameter\(s\) for BayesianGaussianMixture"),
+        (lambda d: d.update(covariance_type="bogus"), "invalid parameters"),
+        (lambda d: d.update(n_components=[1, 2]), "unsupported stored value"),
+        (lambda d: d.update(tol={"kind": "random_state"}), "unsupported stored value"),
+        (lambda d: d.update(mean_prior={"kind": "array"}), "'param.mean_prior' is missing"),
+    ],
+)
+def test_tampered_parameters_are_refused(saved, tmp_path, edit, match):
+    entries = edit_json(saved[1], "params_json", edit)
+    load_error(write_entries(tmp_path / "p.npz", entries), match)
+
+
+def test_malformed_json_is_refused(saved, tmp_path):
+    entries = dict(saved[1], params_json=np.asarray("{not json"))
+    load_error(write_entries(tmp_path / "j.npz", entries), "'params_json' is not valid JSON")
+    entries = dict(saved[1], attributes_json=np.asarray("[1, 2]"))
+    load_error(write_entries(tmp_path / "j.npz", entries), "should be a JSON object")
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "match"),
+    [
+        ("attr.means_", np.zeros((4, 2)), "'means_' should be of shape"),
+        ("attr.means_", np.zeros((4, 3), dtype=np.int64), "'means_' should be a float32"),
+        ("attr.precisions_cholesky_", np.zeros((4, 3)), "'precisions_cholesky_' should be"),
+        ("attr.weight_concentration_.0", np.zeros(3), "'weight_concentration_' should be"),
+        ("attr.n_features_in_", np.int64(-1), "n_features_in_ should be a positive integer"),
+        ("attr.lower_bounds_", np.zeros((2, 2)), "should be a 1-d float array"),
+    ],
+)
+def test_inconsistent_fitted_arrays_are_refused(saved, tmp_path, entry, value, match):
+    """Arrays that do not match the parameters never reach a kernel."""
+    entries = dict(saved[1], **{entry: np.asarray(value)})
+    load_error(write_entries(tmp_path / "s.npz", entries), match)
+
+
+class _Boom:
+    """Unpickling this would call _executed: a stand-in for arbitrary code."""
+
+    def __reduce__(self):
+        return (_executed.append, ("unpickled",))
+
+
+_executed = []
+
+
+@pytest.mark.parametrize("entry", ["attr.means_", "params_json", "fastmix_format_version"])
+def test_pickled_object_inside_the_npz_is_refused(saved, tmp_path, entry):
+    entries = dict(saved[1], **{entry: np.array([_Boom()], dtype=object)})
+    path = write_entries(tmp_path / "evil.npz", entries)  # np.savez pickles object arrays
+    load_error(path, "pickled Python objects")
+    assert _executed == []
+
+
+def test_pickled_file_is_refused(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(_Boom()))
+    load_error(path, "not a fastmix model file")
+    assert _executed == []
+
+
+def test_missing_file_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        fastmix.load(tmp_path / "absent.npz")
+
+
+# --------------------------------------------------------- pickle, clone
+@pytest.mark.parametrize("kind", ["gmm", "bgmm"])
+def test_pickle_and_clone(tmp_path, kind):
+    X = blobs(np.float32)
+    model = fit_quiet(make(kind, "diag"), X)
+    again = pickle.loads(pickle.dumps(model))
+    assert_same_state(model, again)
+    assert_same_predictions(model, again, X)
+
+    fresh = clone(model)
+    assert fresh.get_params() == model.get_params()
+    assert not hasattr(fresh, "means_")
+    model.save(tmp_path / "m.npz")
+    loaded = fastmix.load(tmp_path / "m.npz")
+    refit = fit_quiet(clone(loaded), X)
+    assert_same_state(model, refit)
+    assert_same_predictions(model, pickle.loads(pickle.dumps(loaded)), X)
+
+
+def test_load_is_exported():
+    assert fastmix.load is fastmix._io.load
+    assert "load" in fastmix.__all__
