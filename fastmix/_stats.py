@@ -190,6 +190,9 @@ def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=6
     n_samples, _ = X.shape
     stats = Stats.zeros(code, shift)
     row_sum = np.zeros(shift.shape[1])
+    # Whether some row's responsibilities do not sum to one (rows an
+    # initialisation leaves unassigned sum to 0; rounding stays far below 1e-3).
+    partial = False
     for start in range(0, n_samples, rows_per_block):
         stop = min(start + rows_per_block, n_samples)
         xb = np.asarray(X[start:stop], dtype=np.float64)
@@ -199,6 +202,7 @@ def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=6
         else:
             wb = np.ones(stop - start)
         wr = r * wb[:, None]
+        partial = partial or bool(np.any(np.abs(r.sum(axis=1) - 1.0) > 1e-3))
         stats.nk += wr.sum(axis=0)
         stats.sum_w += float(wb.sum())
         for k in range(shift.shape[0]):
@@ -212,6 +216,7 @@ def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=6
             d = xb - stats.shift[0]
             stats.s2_mat[0] += (d * wb[:, None]).T @ d
             row_sum += wb @ d
-    if code == TIED:
+    if code == TIED and partial:
+        # Only then is the general (cancellation-prone) tied update needed.
         stats.row_sum = row_sum
     return stats

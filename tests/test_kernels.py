@@ -1,0 +1,715 @@
+"""Pin fastmix's E-step kernels and closed-form updates to tests/reference.py.
+
+Every comparison goes through ``reference.assert_close`` with the dtype's
+entry of ``reference.TOL`` and an error scale (a sum of absolute terms) from
+the reference, so a statistic that cancels to nearly zero is still checked to
+the accuracy its terms allow.
+"""
+
+import numba
+import numpy as np
+import pytest
+import reference as ref
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture._gaussian_mixture import (
+    _compute_precision_cholesky,
+    _estimate_gaussian_parameters,
+    _estimate_log_gaussian_prob,
+)
+
+from fastmix import GaussianMixture
+from fastmix._kernels import (
+    DIAG,
+    FULL,
+    TIED,
+    estep_rows,
+    estep_rows_serial,
+    estep_stats,
+    estep_stats_serial,
+)
+from fastmix._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
+from fastmix._update import (
+    gaussian_parameters,
+    kernel_params,
+    log_det_cholesky,
+    precision_cholesky,
+    precision_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+
+COV_TYPES = ref.COVARIANCE_TYPES
+DTYPES = [np.float64, np.float32]
+ids_dtype = {np.float64: "f64", np.float32: "f32"}
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+def problem(seed, covariance_type, dtype, **kw):
+    """Data in ``dtype`` and the model as a ``dtype`` estimator holds it."""
+    X, log_w, means, prec_chol = ref.random_problem(seed, covariance_type, **kw)
+    X = X.astype(dtype)
+    means, prec_chol = ref.round_model(means, prec_chol, dtype)
+    params = kernel_params(means, prec_chol, covariance_type, log_w, dtype)
+    return X, log_w, means, prec_chol, params
+
+
+def reference_stats(X, sample_weight, log_w, means, prec_chol, covariance_type, params):
+    return ref.estep_stats(
+        X, sample_weight, log_w, means, prec_chol, covariance_type, shift=params.shift
+    )
+
+
+def weights_with_zeros(n, seed):
+    """Positive non-integer weights with about a fifth of them exactly zero."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.1, 3.0, size=n)
+    w[rng.random(n) < 0.2] = 0.0
+    return w
+
+
+# --------------------------------------------------------------------------
+# estep_stats through estep_pass
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_pass_matches_reference(covariance_type, dtype, weighted):
+    # 1100 rows: two full 512-row chunks and a partial one.
+    X, log_w, means, pc, params = problem(
+        0, covariance_type, dtype, n_samples=1100, n_features=4, n_components=3
+    )
+    w = weights_with_zeros(len(X), 1) if weighted else None
+    stats = estep_pass(X, w, params)
+    want = reference_stats(X, w, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+    np.testing.assert_array_equal(stats.shift, params.shift.astype(np.float64))
+    # The lower bound EM reports is the weighted mean log-likelihood.
+    ref.assert_close(
+        stats.sum_wlogp / stats.sum_w,
+        ref.log_likelihood(X, w, log_w, means, pc, covariance_type),
+        dtype,
+        want["scale"]["sum_wlogp"] / want["sum_w"],
+    )
+
+
+@pytest.mark.parametrize(
+    "n_samples, chunk_rows, rows_per_block",
+    [
+        (101, 512, None),  # n < chunk
+        (101, 1, None),  # one row per chunk
+        (101, 1, 3),  # ... and 34 kernel calls
+        (101, 7, 20),  # n, block and chunk mutually non-multiples
+        (101, 7, 7),  # one chunk per block
+        (1024, 512, 512),  # n a multiple of the chunk, two blocks
+    ],
+)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_pass_chunk_boundaries(covariance_type, n_samples, chunk_rows, rows_per_block):
+    dtype = np.float64
+    X, log_w, means, pc, params = problem(
+        2, covariance_type, dtype, n_samples=n_samples, n_features=3, n_components=4
+    )
+    w = weights_with_zeros(n_samples, 3)
+    stats = estep_pass(X, w, params, chunk_rows=chunk_rows, rows_per_block=rows_per_block)
+    want = reference_stats(X, w, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+
+
+STATS_KERNELS = {"parallel": estep_stats, "serial": estep_stats_serial}
+ROWS_KERNELS = {"parallel": estep_rows, "serial": estep_rows_serial}
+
+
+def raw_stats(kernel, X, w, params, chunk_size):
+    """Call a raw statistics kernel on zeroed outputs; returns them as a tuple."""
+    n_components, n_features = params.shift.shape
+    n_mat = {FULL: n_components, TIED: 1}.get(params.code, 0)
+    n_diag = n_components if params.code == DIAG else 0
+    out = (
+        np.zeros(n_components),
+        np.zeros((n_components, n_features)),
+        np.zeros((n_mat, n_features, n_features)),
+        np.zeros((n_diag, n_features)),
+        np.zeros(3),
+    )
+    kernel(X, w, *params.args(), chunk_size, *out)
+    return out
+
+
+@pytest.mark.parametrize("kernel", STATS_KERNELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_stats_direct_call(covariance_type, dtype, kernel):
+    """The raw kernel adds to its outputs, fills only the upper triangle of S2,
+    and reads an empty sample_weight as all ones."""
+    X, log_w, means, pc, params = problem(
+        4, covariance_type, dtype, n_samples=250, n_features=3, n_components=2
+    )
+    n_components, n_features = means.shape
+    code = COV_CODES[covariance_type]
+    n_mat = {FULL: n_components, TIED: 1}.get(code, 0)
+    n_diag = n_components if code == DIAG else 0
+    nk = np.full(n_components, 0.5)
+    s1 = np.full((n_components, n_features), 0.25)
+    s2_mat = np.zeros((n_mat, n_features, n_features))
+    lower = np.tril_indices(n_features, -1)
+    s2_mat[:, lower[0], lower[1]] = 7.0  # sentinel: the kernel must not touch it
+    s2_diag = np.full((n_diag, n_features), 0.125)
+    scal = np.array([1.0, 2.0, 3.0])
+    STATS_KERNELS[kernel](X, np.empty(0), *params.args(), 13, nk, s1, s2_mat, s2_diag, scal)
+
+    want = reference_stats(X, None, log_w, means, pc, covariance_type, params)
+    scale = want["scale"]
+    ref.assert_close(nk - 0.5, want["nk"], dtype, scale["nk"], err_msg="nk")
+    ref.assert_close(s1 - 0.25, want["s1"], dtype, scale["s1"], err_msg="s1")
+    ref.assert_close(s2_diag - 0.125, want["s2_diag"], dtype, scale["s2_diag"])
+    upper = np.triu_indices(n_features)
+    ref.assert_close(
+        s2_mat[:, upper[0], upper[1]],
+        want["s2"][:, upper[0], upper[1]],
+        dtype,
+        scale["s2"][:, upper[0], upper[1]],
+        err_msg="s2 upper",
+    )
+    np.testing.assert_array_equal(s2_mat[:, lower[0], lower[1]], 7.0)
+    got_scal = scal - [1.0, 2.0, 3.0]
+    assert got_scal[0] == len(X)
+    ref.assert_close(got_scal[1], want["sum_wlogp"], dtype, scale["sum_wlogp"])
+    ref.assert_close(got_scal[2], want["sum_wrlogr"], dtype, scale["sum_wrlogr"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_serial_twins_and_thread_count_are_bitwise_equal(covariance_type, dtype):
+    """Chunk boundaries and the reduction order depend on n only: the serial
+    twins and the parallel kernels on 1 or 2 threads give the same bits."""
+    X, _, _, _, params = problem(
+        33, covariance_type, dtype, n_samples=1000, n_features=3, n_components=3
+    )
+    w = weights_with_zeros(len(X), 34)
+    want = raw_stats(estep_stats_serial, X, w, params, 64)
+    n = len(X)
+    rows_want = (np.empty(n), np.empty(n, np.int64), np.empty((n, 3)))
+    estep_rows_serial(X, *params.args(), 64, *rows_want)
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            got = raw_stats(estep_stats, X, w, params, 64)
+            for g, e in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, e, err_msg=f"{threads} threads")
+            rows = (np.empty(n), np.empty(n, np.int64), np.empty((n, 3)))
+            estep_rows(X, *params.args(), 64, *rows)
+            for g, e in zip(rows, rows_want, strict=True):
+                np.testing.assert_array_equal(g, e, err_msg=f"{threads} threads")
+    finally:
+        numba.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------
+# estep_rows through estep_outputs
+# --------------------------------------------------------------------------
+def assert_rows_match(outputs, X, log_w, means, pc, covariance_type, params, dtype):
+    lpn, labels, log_resp = outputs
+    want_lpn, want_labels, want_lr = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    a = ref.log_density_scale(X, log_w, means, pc, covariance_type, params.shift)
+    lpn_scale, lr_scale = ref.row_scales(want_lr, a)
+    ref.assert_close(lpn, want_lpn, dtype, lpn_scale, err_msg="log_prob_norm")
+    if log_resp is not None:
+        ref.assert_close(log_resp, want_lr, dtype, lr_scale, err_msg="log_resp")
+    # Labels must agree wherever the top two log-densities are separated by
+    # more than their error bound (ties within rounding may go either way).
+    wlp = want_lr + want_lpn[:, None]
+    top2 = np.sort(wlp, axis=1)[:, -2:] if wlp.shape[1] > 1 else None
+    if top2 is None:
+        np.testing.assert_array_equal(labels, 0)
+        return
+    clear = top2[:, 1] - top2[:, 0] > 2 * ref.tol(dtype)["rtol"] * lr_scale.max(axis=1)
+    assert clear.mean() > 0.95
+    np.testing.assert_array_equal(labels[clear], want_labels[clear])
+
+
+@pytest.mark.parametrize("chunk_rows", [512, 7])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_outputs_matches_reference(covariance_type, dtype, chunk_rows):
+    X, log_w, means, pc, params = problem(
+        5, covariance_type, dtype, n_samples=600, n_features=4, n_components=3
+    )
+    out = estep_outputs(X, params, want_resp=True, chunk_rows=chunk_rows)
+    assert out[1].dtype == np.int64
+    assert_rows_match(out, X, log_w, means, pc, covariance_type, params, dtype)
+    lpn, labels, log_resp = estep_outputs(X, params, want_resp=False, chunk_rows=chunk_rows)
+    assert log_resp is None
+    np.testing.assert_array_equal(lpn, out[0])
+    np.testing.assert_array_equal(labels, out[1])
+
+
+@pytest.mark.parametrize("kernel", ROWS_KERNELS)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_rows_direct_call_any_bias(covariance_type, kernel):
+    """The kernel adds an arbitrary per-component constant (VI's E[log pi] and
+    Wishart terms, not normalised log-weights) and writes log_resp only when
+    it has n rows."""
+    dtype = np.float64
+    X, _, means, pc, _ = problem(6, covariance_type, dtype, n_samples=77, n_components=3)
+    extra_bias = np.array([3.7, -12.0, 0.25])
+    params = kernel_params(means, pc, covariance_type, extra_bias, dtype)
+    n, k = len(X), len(extra_bias)
+    lpn, labels, log_resp = np.empty(n), np.empty(n, np.int64), np.empty((n, k))
+    ROWS_KERNELS[kernel](X, *params.args(), 10, lpn, labels, log_resp)
+    assert_rows_match(
+        (lpn, labels, log_resp), X, extra_bias, means, pc, covariance_type, params, dtype
+    )
+    untouched = np.full((0, k), 5.0)
+    lpn2 = np.empty(n)
+    ROWS_KERNELS[kernel](X, *params.args(), 10, lpn2, labels, untouched)
+    np.testing.assert_array_equal(lpn2, lpn)
+
+
+# --------------------------------------------------------------------------
+# edge cases
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_single_component(covariance_type, dtype):
+    X, log_w, means, pc, params = problem(
+        7, covariance_type, dtype, n_samples=300, n_features=3, n_components=1
+    )
+    w = weights_with_zeros(len(X), 8)
+    stats = estep_pass(X, w, params, chunk_rows=64)
+    want = reference_stats(X, w, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+    # Responsibilities are exactly one: counts are the weight sums, no entropy.
+    assert stats.nk[0] == pytest.approx(w.sum(), rel=1e-14)
+    assert stats.sum_wrlogr == 0.0
+    lpn, labels, log_resp = estep_outputs(X, params, want_resp=True)
+    np.testing.assert_array_equal(log_resp, 0.0)
+    np.testing.assert_array_equal(labels, 0)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_as_many_rows_as_components(covariance_type):
+    dtype = np.float64
+    X, log_w, means, pc, params = problem(
+        9, covariance_type, dtype, n_samples=4, n_features=3, n_components=4
+    )
+    stats = estep_pass(X, None, params)
+    ref.assert_stats_match(
+        stats, reference_stats(X, None, log_w, means, pc, covariance_type, params), dtype
+    )
+    _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    got = gaussian_parameters(stats, 1e-6, covariance_type, dtype)
+    want = ref.gaussian_parameters(X, np.exp(log_resp), 1e-6, covariance_type)
+    ref.assert_params_match(got, want, covariance_type, dtype, stats.shift)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_zero_variance_feature(covariance_type, dtype):
+    """A constant feature: its variance comes back as reg_covar (plus
+    scikit-learn's 10 eps m^2 / nk for diagonal types), never negative."""
+    X, log_w, means, pc, params = problem(
+        10, covariance_type, dtype, n_samples=400, n_features=3, n_components=3
+    )
+    X[:, 1] = 2.5
+    stats = estep_pass(X, None, params, chunk_rows=50)
+    want = reference_stats(X, None, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+    _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    reg = 1e-4
+    got = gaussian_parameters(stats, reg, covariance_type, dtype)
+    want_params = ref.gaussian_parameters(X, np.exp(log_resp), reg, covariance_type)
+    ref.assert_params_match(got, want_params, covariance_type, dtype, stats.shift)
+    # The variance of the constant feature is reg_covar plus scikit-learn's
+    # 10 eps m^2 / nk (diag types) or 10 eps sum_k m_k^2 / sum nk (tied).
+    nk, m, cov = got
+    e = 10 * np.finfo(dtype).eps
+    var1, want_var1 = {
+        "full": lambda: (cov[:, 1, 1], np.full(3, reg)),
+        "tied": lambda: (cov[1, 1], reg + e * np.sum(m[:, 1] ** 2) / nk.sum()),
+        "diag": lambda: (cov[:, 1], reg + e * m[:, 1] ** 2 / nk),
+        "spherical": lambda: (np.zeros(3), np.zeros(3)),
+    }[covariance_type]()
+    scale = reg + np.max((2.5 - stats.shift[:, 1]) ** 2)
+    ref.assert_close(var1, want_var1, dtype, scale, err_msg="variance of the constant feature")
+    ref.assert_close(got[1][:, 1], np.full(3, 2.5), dtype, err_msg="mean of the constant feature")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_duplicated_rows(covariance_type, dtype):
+    X, log_w, means, pc, params = problem(
+        11, covariance_type, dtype, n_samples=150, n_features=2, n_components=3
+    )
+    X2 = np.ascontiguousarray(np.repeat(X, 2, axis=0))
+    stats = estep_pass(X2, None, params, chunk_rows=64)
+    want = reference_stats(X2, None, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+    once = reference_stats(X, None, log_w, means, pc, covariance_type, params)
+    ref.assert_close(stats.nk, 2 * once["nk"], dtype, 2 * once["scale"]["nk"])
+    ref.assert_close(stats.s1, 2 * once["s1"], dtype, 2 * once["scale"]["s1"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_zero_weights_drop_rows(covariance_type, dtype):
+    """Zero weights, including a whole chunk of them, are the rows dropped."""
+    X, log_w, means, pc, params = problem(
+        12, covariance_type, dtype, n_samples=300, n_features=3, n_components=3
+    )
+    w = weights_with_zeros(len(X), 13)
+    w[64:128] = 0.0  # the second 64-row chunk contributes nothing
+    stats = estep_pass(X, w, params, chunk_rows=64)
+    keep = w > 0
+    want = reference_stats(
+        np.ascontiguousarray(X[keep]), w[keep], log_w, means, pc, covariance_type, params
+    )
+    ref.assert_stats_match(stats, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_large_offset_second_moments_do_not_cancel(covariance_type, dtype):
+    """Data at 1e6 + N(0, 1): a one-pass sum x^2 - n m^2 would lose ~1e-4 of the
+    variance in float64 (everything in float32); the shifted statistics and the
+    M-step built on them must match the two-pass reference to full precision."""
+    X, log_w, means, pc, params = problem(
+        14, covariance_type, dtype, n_samples=500, n_features=3, n_components=3, offset=1e6
+    )
+    stats = estep_pass(X, None, params, chunk_rows=128)
+    want = reference_stats(X, None, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+    _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    got = gaussian_parameters(stats, 1e-6, covariance_type, dtype)
+    want_params = ref.gaussian_parameters(X, np.exp(log_resp), 1e-6, covariance_type)
+    ref.assert_params_match(got, want_params, covariance_type, dtype, stats.shift)
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-150], ids=["1e150", "1e-150"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_extreme_scales(covariance_type, scale):
+    """Data and model at 1e+-150: no overflow or underflow anywhere in the chain."""
+    dtype = np.float64
+    X, log_w, means, pc, params = problem(
+        15, covariance_type, dtype, n_samples=200, n_features=3, n_components=2, scale=scale
+    )
+    stats = estep_pass(X, None, params, chunk_rows=64)
+    want = reference_stats(X, None, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+    _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    got = gaussian_parameters(stats, 0.0, covariance_type, dtype)
+    want_params = ref.gaussian_parameters(X, np.exp(log_resp), 0.0, covariance_type)
+    ref.assert_params_match(got, want_params, covariance_type, dtype, stats.shift)
+    ref.assert_close(
+        precision_cholesky(got[2], covariance_type, dtype),
+        ref.precision_cholesky(want_params[2], covariance_type),
+        dtype,
+        err_msg="precision Cholesky",
+        scale=np.abs(ref.precision_cholesky(want_params[2], covariance_type)).max() * 10,
+    )
+
+
+def test_float32_accumulates_in_float64():
+    """With one component every responsibility is exactly 1, so nk is the sum
+    of the weights; a float32 accumulator would be off by ~sqrt(n) u = 1e-5."""
+    rng = np.random.default_rng(16)
+    n = 20_000
+    X = rng.normal(size=(n, 2)).astype(np.float32)
+    w = rng.uniform(0.0, 1.0, size=n)
+    for covariance_type in COV_TYPES:
+        cov = ref.random_covariances(rng, covariance_type, 1, 2)
+        pc = ref.precision_cholesky(cov, covariance_type)
+        params = kernel_params(np.zeros((1, 2)), pc, covariance_type, [0.0], np.float32)
+        stats = estep_pass(X, w, params)
+        ref.assert_close(stats.nk[0], w.sum(), np.float64, err_msg=covariance_type)
+        ref.assert_close(stats.sum_w, w.sum(), np.float64, err_msg=covariance_type)
+
+
+def test_float32_error_budget():
+    """The float32 tolerance is neither loose nor tight: the measured error of
+    every per-row output and statistic, in units of its error scale, stays
+    below rtol and above rtol / 100 for the largest D (8) used here."""
+    dtype = np.float32
+    rtol = ref.tol(dtype)["rtol"]
+    worst = 0.0
+    for covariance_type in COV_TYPES:
+        X, log_w, means, pc, params = problem(
+            17, covariance_type, dtype, n_samples=2000, n_features=8, n_components=3
+        )
+        lpn, _, log_resp = estep_outputs(X, params, want_resp=True)
+        want_lpn, _, want_lr = ref.estep_rows(X, log_w, means, pc, covariance_type)
+        a = ref.log_density_scale(X, log_w, means, pc, covariance_type, params.shift)
+        lpn_scale, lr_scale = ref.row_scales(want_lr, a)
+        worst = max(
+            worst,
+            ref.relative_error(lpn, want_lpn, lpn_scale),
+            ref.relative_error(log_resp, want_lr, lr_scale),
+        )
+    assert rtol / 100 < worst < rtol, (worst, rtol)
+
+
+# --------------------------------------------------------------------------
+# stats_from_resp
+# --------------------------------------------------------------------------
+def init_resp(kind, n, k, seed):
+    """Responsibilities as the initialisations produce them."""
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        r = rng.uniform(size=(n, k))
+        return r / r.sum(axis=1)[:, None]
+    if kind == "kmeans":
+        return np.eye(k)[rng.integers(k, size=n)]
+    # k-means++ / random_from_data: one labelled row per component, others 0.
+    r = np.zeros((n, k))
+    rows = rng.choice(n, size=k, replace=False)
+    r[rows, np.arange(k)] = 1.0
+    if kind == "partial":
+        extra = rng.choice(n, size=n // 2, replace=False)
+        r[extra] = np.eye(k)[rng.integers(k, size=n // 2)]
+    return r
+
+
+def _init_cases():
+    for ct in COV_TYPES:
+        for kind in ["random", "kmeans", "partial", "seeds"]:
+            for offset in [0.0, 1e6]:
+                yield pytest.param(ct, kind, offset, id=f"{ct}-{kind}-{offset:g}")
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type, kind, offset", list(_init_cases()))
+def test_stats_from_resp_matches_reference(covariance_type, kind, offset, weighted):
+    """Initial statistics (rows_per_block forcing several blocks) and the
+    M-step on them. 'seeds' leaves all but K rows unassigned (k-means++,
+    random_from_data), whose x x^T enter scikit-learn's tied covariance."""
+    dtype = np.float64
+    X, _, means, _, _ = problem(
+        18, covariance_type, dtype, n_samples=230, n_components=3, offset=offset
+    )
+    r = init_resp(kind, len(X), 3, 19)
+    w = weights_with_zeros(len(X), 20) if weighted else None
+    centre = X.mean(axis=0)
+    shift = np.broadcast_to(centre, means.shape)
+    code = COV_CODES[covariance_type]
+    stats = stats_from_resp(X, w, lambda a, b: r[a:b], code, shift, rows_per_block=37)
+    want = ref.stats_from_resp(X, w, r, covariance_type, shift)
+    scale = want["scale"]
+    for name, got in [
+        ("nk", stats.nk),
+        ("s1", stats.s1),
+        ("s2", stats.s2_mat),
+        ("s2_diag", stats.s2_diag),
+        ("sum_w", stats.sum_w),
+    ]:
+        ref.assert_close(got, want[name], dtype, scale[name], err_msg=name)
+    if covariance_type == "tied" and kind in ("partial", "seeds"):
+        # Rows left unassigned: the general tied update needs every row's sum.
+        ref.assert_close(stats.row_sum, want["row_sum"], dtype, scale["row_sum"])
+    else:
+        # Responsibilities sum to one per row: the stable update, no row_sum.
+        assert stats.row_sum is None
+    # Symmetric to rounding (a BLAS product, unlike the kernel's mirrored triangle).
+    ref.assert_close(stats.s2_mat, np.swapaxes(stats.s2_mat, 1, 2), dtype, scale["s2"])
+
+    # ... and the M-step on them is the reference M-step, unassigned rows included.
+    got = gaussian_parameters(stats, 1e-6, covariance_type, dtype)
+    want_params = ref.gaussian_parameters(X, r, 1e-6, covariance_type, sample_weight=w)
+    ref.assert_params_match(got, want_params, covariance_type, dtype, stats.shift)
+
+
+# --------------------------------------------------------------------------
+# M-step
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("reg_covar", [0.0, 1e-3])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_gaussian_parameters_from_kernel_stats(covariance_type, dtype, weighted, reg_covar):
+    X, log_w, means, pc, params = problem(
+        21, covariance_type, dtype, n_samples=700, n_features=4, n_components=3
+    )
+    w = weights_with_zeros(len(X), 22) if weighted else None
+    stats = estep_pass(X, w, params, chunk_rows=100)
+    got = gaussian_parameters(stats, reg_covar, covariance_type, dtype)
+    _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    want = ref.gaussian_parameters(
+        X, np.exp(log_resp), reg_covar, covariance_type, sample_weight=w
+    )
+    ref.assert_params_match(got, want, covariance_type, dtype, stats.shift)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "partial"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_reference_m_step_is_scikit_learn(covariance_type, kind):
+    """The two-pass reference equals scikit-learn's one-pass M-step (at an
+    offset where the one-pass formulas are still accurate)."""
+    X, log_w, means, pc = ref.random_problem(23, covariance_type, n_samples=300)
+    if kind == "softmax":
+        _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+        r = np.exp(log_resp)
+    else:
+        r = init_resp("partial", len(X), len(means), 24)
+    got = ref.gaussian_parameters(X, r, 1e-6, covariance_type)
+    want = _estimate_gaussian_parameters(X, r, 1e-6, covariance_type)
+    ref.assert_params_match(got, want, covariance_type, np.float64)
+    ref.assert_close(
+        ref.precision_cholesky(got[2], covariance_type),
+        _compute_precision_cholesky(want[2], covariance_type),
+        np.float64,
+        scale=np.abs(_compute_precision_cholesky(want[2], covariance_type)).max(),
+    )
+    # Integer weights are repeated rows, in the reference too.
+    wt = np.random.default_rng(25).integers(0, 3, size=len(X))
+    got_w = ref.gaussian_parameters(X, r, 1e-6, covariance_type, sample_weight=wt)
+    want_w = _estimate_gaussian_parameters(
+        np.repeat(X, wt, axis=0), np.repeat(r, wt, axis=0), 1e-6, covariance_type
+    )
+    ref.assert_params_match(got_w, want_w, covariance_type, np.float64)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_reference_log_density_is_scikit_learn(covariance_type):
+    X, log_w, means, pc = ref.random_problem(26, covariance_type, n_samples=200)
+    got = ref.weighted_log_prob(X, log_w, means, pc, covariance_type) - log_w
+    want = _estimate_log_gaussian_prob(X, means, pc, covariance_type)
+    a = ref.log_density_scale(X, log_w, means, pc, covariance_type)
+    ref.assert_close(got, want, np.float64, a)
+
+
+# --------------------------------------------------------------------------
+# precision Cholesky and log-determinants
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_precision_cholesky(covariance_type, dtype):
+    rng = np.random.default_rng(27)
+    cov = ref.random_covariances(rng, covariance_type, 3, 4)
+    got = precision_cholesky(cov, covariance_type, dtype)
+    want = ref.precision_cholesky(cov, covariance_type)
+    # Computed in float64 whatever the data's dtype.
+    assert got.dtype == np.float64
+    ref.assert_close(got, want, np.float64, np.abs(want).max())
+    if covariance_type in ("full", "tied"):
+        ref.assert_upper_triangular(got)
+        prec = precisions_from_cholesky(got, covariance_type)
+        ref.assert_close(prec, ref.precisions_from_cholesky(want, covariance_type), np.float64,
+                         np.abs(prec).max())  # fmt: skip
+        ref.assert_close(
+            prec @ cov if covariance_type == "tied" else np.einsum("kij,kjl->kil", prec, cov),
+            np.broadcast_to(np.eye(4), cov.shape),
+            np.float64,
+            scale=100.0,  # |P| |C| for these well-conditioned matrices
+        )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_precision_cholesky_rejects_non_positive_definite(covariance_type, dtype):
+    rng = np.random.default_rng(28)
+    cov = ref.random_covariances(rng, covariance_type, 2, 3)
+    if covariance_type == "full":
+        cov[1] = np.outer([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) - 1e-3 * np.eye(3)
+    elif covariance_type == "tied":
+        cov = -cov
+    elif covariance_type == "diag":
+        cov[1, 2] = 0.0
+    else:
+        cov[0] = -1.0
+    with pytest.raises(ValueError, match="reg_covar") as info:
+        precision_cholesky(cov, covariance_type, dtype)
+    assert ("float64 data instead of float32" in str(info.value)) == (dtype == np.float32)
+    with pytest.raises(np.linalg.LinAlgError):
+        ref.precision_cholesky(cov, covariance_type)
+    with pytest.raises(ValueError, match="reg_covar"):
+        precision_cholesky(np.full_like(cov, np.nan), covariance_type, dtype)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_precision_cholesky_from_precisions(covariance_type):
+    rng = np.random.default_rng(29)
+    cov = ref.random_covariances(rng, covariance_type, 3, 4)
+    prec = (
+        np.linalg.inv(cov) if covariance_type in ("full", "tied") else 1.0 / cov
+    )  # precisions as a user passes them
+    got = precision_cholesky_from_precisions(prec, covariance_type)
+    want = ref.precision_cholesky_from_precisions(prec, covariance_type)
+    ref.assert_close(got, want, np.float64, np.abs(want).max())
+    ref.assert_close(
+        precisions_from_cholesky(got, covariance_type), prec, np.float64, np.abs(prec).max()
+    )
+    if covariance_type in ("full", "tied"):
+        ref.assert_upper_triangular(got)
+    # It is the factor the covariance route gives (scikit-learn's _initialize).
+    ref.assert_close(got, precision_cholesky(cov, covariance_type, np.float64), np.float64,
+                     np.abs(want).max())  # fmt: skip
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_log_det_cholesky(covariance_type):
+    rng = np.random.default_rng(30)
+    cov = ref.random_covariances(rng, covariance_type, 3, 4)
+    pc = ref.precision_cholesky(cov, covariance_type)
+    got = log_det_cholesky(pc, covariance_type, 4)
+    want = ref.log_det_cholesky(pc, covariance_type, 4)
+    assert np.shape(got) == np.shape(want)
+    ref.assert_close(got, want, np.float64, np.abs(want) + 1.0)
+    # log|U| = -0.5 log det(covariance)
+    if covariance_type == "full":
+        half_logdet = -0.5 * np.array([np.linalg.slogdet(c)[1] for c in cov])
+    elif covariance_type == "tied":
+        half_logdet = -0.5 * np.linalg.slogdet(cov)[1]
+    elif covariance_type == "diag":
+        half_logdet = -0.5 * np.log(cov).sum(axis=1)
+    else:
+        half_logdet = -0.5 * 4 * np.log(cov)
+    ref.assert_close(got, half_logdet, np.float64, np.abs(half_logdet) + 1.0)
+
+
+# --------------------------------------------------------------------------
+# the whole EM loop
+# --------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_em_matches_reference_loop(covariance_type):
+    """A weighted fit from an explicit start equals dense EM in the reference:
+    lower bounds, weights, means, covariances and precision Cholesky factors."""
+    dtype = np.float64
+    X, log_w, means, pc = ref.random_problem(31, covariance_type, n_samples=400)
+    w = weights_with_zeros(len(X), 32)
+    prec = ref.precisions_from_cholesky(pc, covariance_type)
+    n_iter = 5
+    gm = GaussianMixture(
+        n_components=len(means),
+        covariance_type=covariance_type,
+        tol=0.0,
+        max_iter=n_iter,
+        reg_covar=1e-6,
+        weights_init=np.exp(log_w),
+        means_init=means,
+        precisions_init=prec,
+    )
+    with pytest.warns(ConvergenceWarning):
+        gm.fit(X, sample_weight=w)
+    pc0 = ref.precision_cholesky_from_precisions(prec, covariance_type)
+    (weights, means_, cov, pc_), lbs = ref.em(
+        X, w, np.exp(log_w), means, pc0, covariance_type, 1e-6, n_iter
+    )
+    assert len(gm.lower_bounds_) == n_iter
+    # Five iterations keep the two loops' rounding differences far below
+    # float64's rtol (measured: < 3e-15 of the scales).
+    ref.assert_close(gm.lower_bounds_, lbs, dtype, np.abs(lbs) + 1.0, err_msg="lower bounds")
+    ref.assert_close(gm.weights_, weights, dtype, err_msg="weights")
+    mean_scale, cov_scale = ref.parameter_scales(means_, cov, covariance_type)
+    ref.assert_close(gm.means_, means_, dtype, mean_scale, err_msg="means")
+    ref.assert_close(gm.covariances_, cov, dtype, cov_scale, err_msg="covariances")
+    ref.assert_close(
+        gm.precisions_cholesky_, pc_, dtype, np.abs(pc_).max(), err_msg="precision Cholesky"
+    )
+    ref.assert_close(
+        gm.precisions_,
+        ref.precisions_from_cholesky(pc_, covariance_type),
+        dtype,
+        np.abs(ref.precisions_from_cholesky(pc_, covariance_type)).max(),
+    )
+    assert gm.lower_bound_ == gm.lower_bounds_[-1]
