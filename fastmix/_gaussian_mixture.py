@@ -238,7 +238,7 @@ class GaussianMixture(BaseMixture):
         weights = means = covariances = None
         if stats is not None:
             nk, means, covariances = gaussian_parameters(
-                stats, self.reg_covar, self.covariance_type, dtype
+                stats, self.reg_covar, self.covariance_type
             )
             weights = nk / stats.sum_w
         if inits["weights"] is not None:
@@ -268,9 +268,7 @@ class GaussianMixture(BaseMixture):
         )
 
     def _m_step(self, stats, dtype):
-        nk, means, covariances = gaussian_parameters(
-            stats, self.reg_covar, self.covariance_type, dtype
-        )
+        nk, means, covariances = gaussian_parameters(stats, self.reg_covar, self.covariance_type)
         prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
         self.weights_ = (nk / nk.sum()).astype(dtype)
         self.means_ = means.astype(dtype)

@@ -64,6 +64,9 @@ class Stats:
         ``sum w``, ``sum w log p(x)``, ``sum w sum_k r log r``.
     shift : ndarray of shape (K, D), float64
         The centres the statistics were accumulated around.
+    n_rows : float
+        Number of rows with a positive weight; ``sum_w / n_rows`` is the unit
+        of weight that scikit-learn's ``10 * eps`` count offset is scaled by.
     row_sum : ndarray of shape (D,) or None
         ``sum_i w_i (x_i - shift_0)`` over every row (tied only). None when each
         row's responsibilities sum to one, where it equals ``s1.sum(0)``.
@@ -77,6 +80,7 @@ class Stats:
     sum_wlogp: float
     sum_wrlogr: float
     shift: np.ndarray
+    n_rows: float = 0.0
     row_sum: np.ndarray = None
 
     @classmethod
@@ -107,6 +111,7 @@ class Stats:
             sum_wlogp=self.sum_wlogp + other.sum_wlogp,
             sum_wrlogr=self.sum_wrlogr + other.sum_wrlogr,
             shift=self.shift,
+            n_rows=self.n_rows + other.n_rows,
             row_sum=None if self.row_sum is None else self.row_sum + other.row_sum,
         )
 
@@ -151,6 +156,7 @@ def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=N
         block = np.ascontiguousarray(X[start:stop])
         w = no_weight if sample_weight is None else sample_weight[start:stop]
         # One chunk: waking the thread pool costs more than the work.
+        stats.n_rows += stop - start if sample_weight is None else np.count_nonzero(w)
         kernel = estep_stats if stop - start > chunk_rows else estep_stats_serial
         kernel(
             block, w, *params.args(), chunk_rows,
@@ -205,6 +211,7 @@ def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=6
         partial = partial or bool(np.any(np.abs(r.sum(axis=1) - 1.0) > 1e-3))
         stats.nk += wr.sum(axis=0)
         stats.sum_w += float(wb.sum())
+        stats.n_rows += np.count_nonzero(wb)
         for k in range(shift.shape[0]):
             d = xb - stats.shift[k]
             stats.s1[k] += wr[:, k] @ d

@@ -32,20 +32,23 @@ def precision_error_message(dtype):
     return msg
 
 
-def gaussian_parameters(stats, reg_covar, covariance_type, dtype):
+def gaussian_parameters(stats, reg_covar, covariance_type):
     """Weighted counts, means and covariances from streamed statistics.
 
-    Matches scikit-learn's ``_estimate_gaussian_parameters`` (including its
-    ``10 * eps`` added to the counts) but evaluates every second moment around
-    the accumulation shift, so nothing is lost to cancellation.
+    Matches scikit-learn's ``_estimate_gaussian_parameters``, including the
+    ``10 * eps`` it adds to the counts, but evaluates every second moment
+    around the accumulation shift, so nothing is lost to cancellation. Two
+    deliberate differences, both invisible without weights in float64: the
+    offset is float64's ``10 * eps`` for float32 data too (statistics are
+    float64 here; float32's would bias covariances by ~1e-6 m^2 / n_k), and it
+    is scaled by the unit of weight (``sum_w / n_rows``), so multiplying every
+    weight by a constant leaves the model unchanged.
 
     Parameters
     ----------
     stats : Stats
     reg_covar : float
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
-    dtype : numpy dtype
-        The data's dtype (its ``eps`` enters the counts, as in scikit-learn).
 
     Returns
     -------
@@ -54,7 +57,8 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype):
     covariances : ndarray, float64
         (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical.
     """
-    eps10 = 10 * np.finfo(dtype).eps
+    weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
+    eps10 = 10 * np.finfo(np.float64).eps * weight_unit
     n_true = stats.nk
     nk = n_true + eps10
     c = stats.shift

@@ -417,9 +417,12 @@ def gaussian_parameters(X, resp, reg_covar, covariance_type, sample_weight=None,
 
     Equals scikit-learn's ``_estimate_gaussian_parameters`` (which has no
     sample weights; here every responsibility is multiplied by its row's
-    weight), including its ``nk + 10 eps`` with eps of ``dtype`` (default
-    X's dtype), but centres before squaring instead of using its one-pass
-    formulas. The exact identities used to meet scikit-learn's numbers:
+    weight), including its ``nk + 10 eps``, but centres before squaring
+    instead of using its one-pass formulas. ``eps`` is float64's unless
+    ``dtype`` says otherwise (scikit-learn uses X's dtype; fastmix float64's),
+    scaled by ``min(1, sum(w) / count(w > 0))`` (1 without weights): integer
+    weights equal repeated rows, tiny weights do not let it dominate. The exact
+    identities used to meet scikit-learn's numbers:
 
     - full: sum_i r (x - m)(x - m)^T / nk, exactly scikit-learn's formula.
     - diag: scikit-learn's sum r x^2 / nk - m^2 equals
@@ -438,13 +441,13 @@ def gaussian_parameters(X, resp, reg_covar, covariance_type, sample_weight=None,
     nk (K,), means (K, D), covariances ((K, D, D) | (D, D) | (K, D) | (K,)), float64
     """
     if dtype is None:
-        dtype = np.asarray(X).dtype
+        dtype = np.float64
     X = np.asarray(X, dtype=np.float64)
     n_samples, n_features = X.shape
     w = _weights(sample_weight, n_samples)
     r = np.asarray(resp, dtype=np.float64) * w[:, None]
     n_components = r.shape[1]
-    e = 10.0 * np.finfo(dtype).eps
+    e = 10.0 * np.finfo(dtype).eps * min(1.0, w.sum() / np.count_nonzero(w))
     nk = r.sum(axis=0) + e
     means = np.empty((n_components, n_features))
     for k in range(n_components):

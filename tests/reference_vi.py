@@ -28,7 +28,8 @@ LOG_2PI = math.log(2.0 * math.pi)
 def weighted_gaussian_parameters(X, resp, sample_weight, reg_covar, covariance_type):
     """N_k, xbar_k and S_k of weighted responsibilities, scikit-learn's formulas.
 
-    Includes scikit-learn's ``10 * eps`` in the counts. Two passes with loops
+    Includes scikit-learn's ``10 * eps`` in the counts, scaled by
+    ``min(1, sum(w) / count(w > 0))`` as fastmix does. Two passes with loops
     over components.
     """
     X = np.asarray(X, dtype=np.float64)
@@ -36,7 +37,7 @@ def weighted_gaussian_parameters(X, resp, sample_weight, reg_covar, covariance_t
     w = np.ones(n_samples) if sample_weight is None else np.asarray(sample_weight, float)
     wr = resp * w[:, None]
     n_components = resp.shape[1]
-    nk = wr.sum(axis=0) + 10 * np.finfo(np.float64).eps
+    nk = wr.sum(axis=0) + 10 * np.finfo(np.float64).eps * min(1.0, w.sum() / np.count_nonzero(w))
     xk = np.empty((n_components, n_features))
     for k in range(n_components):
         xk[k] = wr[:, k] @ X / nk[k]
