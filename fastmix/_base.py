@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from ._sources import DataSource, fit_source, is_out_of_core, predict_source
 from ._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
 from ._update import precision_error_message
 
@@ -156,6 +157,10 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------ validation
     def _validate_fit_data(self, X, sample_weight):
+        if is_out_of_core(X):
+            # memmap, row-sliceable array-like, dask array: validated block by
+            # block and streamed by a data source (fastmix._sources).
+            return fit_source(self, X, sample_weight, check_sample_weight)
         if self.warm_start and hasattr(self, "converged_"):
             # A warm start continues from parameters of a fixed dimension.
             validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES), skip_check_array=True)
@@ -171,12 +176,23 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _validate_predict_data(self, X):
         check_is_fitted(self)
+        if is_out_of_core(X):
+            return predict_source(self, X)
         return validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES))
 
     # -------------------------------------------------------- initialisation
     def _initial_stats(self, X, sample_weight, random_state):
         """Statistics of the initial responsibilities, consuming ``random_state``
         exactly as scikit-learn does, one block of rows at a time."""
+        if isinstance(X, DataSource):
+            # Out-of-core data: k-means on a bounded sample (fastmix._sources).
+            return X.initial_stats(
+                sample_weight,
+                self.init_params,
+                self.n_components,
+                COV_CODES[self.covariance_type],
+                random_state,
+            )
         n_samples, n_features = X.shape
         n_components = self.n_components
         if sample_weight is None:

@@ -135,7 +135,10 @@ def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=N
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        float32 or float64; any array supporting row slicing is read block by block.
+        float32 or float64; any array supporting row slicing is read block by block
+        (a memmap's ``BlockSource`` from :mod:`fastmix._sources` reads each slice
+        from the file). A source with its own ``estep_pass`` (a Dask array's) runs
+        the pass itself.
     sample_weight : ndarray of shape (n_samples,) or None
     params : KernelParams
     chunk_rows : int
@@ -143,6 +146,8 @@ def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=N
     rows_per_block : int, optional
         Rows per kernel call; rounded to a multiple of ``chunk_rows``.
     """
+    if hasattr(X, "estep_pass"):
+        return X.estep_pass(sample_weight, params, chunk_rows)
     n_samples, n_features = X.shape
     n_components = params.bias.shape[0]
     if rows_per_block is None:
@@ -168,7 +173,13 @@ def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=N
 
 
 def estep_outputs(X, params, want_resp, chunk_rows=CHUNK_ROWS):
-    """Per-row log p(x), labels and (only when asked) log-responsibilities."""
+    """Per-row log p(x), labels and (only when asked) log-responsibilities.
+
+    A data source from :mod:`fastmix._sources` (memmap, Dask array) produces
+    them itself, block by block.
+    """
+    if hasattr(X, "estep_outputs"):
+        return X.estep_outputs(params, want_resp, chunk_rows)
     n_samples = X.shape[0]
     n_components = params.bias.shape[0]
     log_prob_norm = np.empty(n_samples)

@@ -1,0 +1,287 @@
+"""Dask arrays on a cluster (issue 5, part 2).
+
+Every test here runs against a ``distributed.LocalCluster`` of two worker
+processes started by the module fixture (no external service). The fit
+persists the data once, maps the serial kernel over the blocks, tree-sums the
+statistics and computes once per iteration; from the same start it gives the
+in-memory model to rtol 1e-8, whatever the chunking; it survives a killed
+worker and names the problem when the cluster is gone.
+"""
+
+import os
+import signal
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+distributed = pytest.importorskip("distributed")
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+
+import fastmix._sources as sources  # noqa: E402
+import fastmix._stats as stats_module  # noqa: E402
+from fastmix import BayesianGaussianMixture, GaussianMixture  # noqa: E402
+from fastmix._sources import DaskSource  # noqa: E402
+
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+RTOL = 1e-8  # dask vs in-memory, float64 (the issue's bound)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        cluster = distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        )
+        client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def blobs(n_per=700, n_features=3, seed=0):
+    rng = np.random.RandomState(seed)
+    centres = 5.0 * rng.randn(3, n_features)
+    parts = [centres[k] + (0.5 + 0.5 * k) * rng.randn(n_per, n_features) for k in range(3)]
+    X = np.vstack(parts)
+    return X[rng.permutation(len(X))]
+
+
+X_NP = blobs()
+
+
+def fit_quiet(model, X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, **kw)
+
+
+def explicit_init(covariance_type, X, n_components=3):
+    n_features = X.shape[1]
+    precisions = {
+        "full": np.tile(np.eye(n_features), (n_components, 1, 1)),
+        "tied": np.eye(n_features),
+        "diag": np.ones((n_components, n_features)),
+        "spherical": np.ones(n_components),
+    }[covariance_type]
+    return dict(
+        weights_init=np.full(n_components, 1.0 / n_components),
+        means_init=np.asarray(X[:n_components]),
+        precisions_init=precisions,
+    )
+
+
+def make(estimator, covariance_type, **kw):
+    if estimator is GaussianMixture:
+        kw = {**explicit_init(covariance_type, X_NP), **kw}
+    else:  # same K rows from the same seed: the same start in memory and on dask
+        kw = {"init_params": "random_from_data", "random_state": 2, **kw}
+    return estimator(n_components=3, covariance_type=covariance_type, **kw)
+
+
+FITTED = ["weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_"]
+
+
+def assert_same_model(a, b, rtol=RTOL):
+    for name in FITTED:
+        assert_allclose(
+            np.asarray(getattr(b, name)), np.asarray(getattr(a, name)), rtol=rtol, err_msg=name
+        )
+    assert a.n_iter_ == b.n_iter_
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+def test_dask_fit_equals_in_memory_fit(client, estimator, covariance_type):
+    kw = dict(max_iter=8, tol=0)
+    reference = fit_quiet(make(estimator, covariance_type, **kw), X_NP)
+    model = fit_quiet(make(estimator, covariance_type, **kw), da.from_array(X_NP, chunks=500))
+    assert_same_model(reference, model)
+    assert isinstance(model.means_, np.ndarray)
+
+
+def test_dask_chunking_does_not_change_the_result(client):
+    reference = fit_quiet(make(GaussianMixture, "full", max_iter=8, tol=0), X_NP)
+    for chunks in [(2100, 3), (97, 3), ((1000, 1, 599, 500), (2, 1))]:
+        X = da.from_array(X_NP, chunks=chunks)
+        model = fit_quiet(make(GaussianMixture, "full", max_iter=8, tol=0), X)
+        assert_same_model(reference, model)
+
+
+def test_dask_default_kmeans_init_and_weights_match_in_memory(client):
+    """Small data: the k-means sample is every row, so the default init is
+    scikit-learn's; dask or NumPy weights give the in-memory weighted fit."""
+    w = np.random.RandomState(1).randint(0, 4, size=len(X_NP)).astype(np.float64)
+    X = da.from_array(X_NP, chunks=600)
+    for weights in (w, da.from_array(w, chunks=250)):
+        reference = fit_quiet(
+            BayesianGaussianMixture(n_components=3, random_state=0), X_NP, sample_weight=w
+        )
+        model = fit_quiet(
+            BayesianGaussianMixture(n_components=3, random_state=0), X, sample_weight=weights
+        )
+        assert_same_model(reference, model)
+    with pytest.raises(ValueError, match="sample_weight contains negative values"):
+        GaussianMixture(2).fit(X, sample_weight=-w)
+    with pytest.raises(ValueError, match="sample_weight has shape"):
+        GaussianMixture(2).fit(X, sample_weight=w[:10])
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_dask_small_data_initialises_like_scikit_learn(client, init_params):
+    """Data within the init sample: every init_params gives the in-memory start."""
+    kw = dict(init_params=init_params, random_state=4, max_iter=5, tol=0)
+    reference = fit_quiet(GaussianMixture(3, **kw), X_NP)
+    model = fit_quiet(GaussianMixture(3, **kw), da.from_array(X_NP, chunks=800))
+    assert_same_model(reference, model)
+
+
+def test_dask_predictions_are_dask_arrays(client):
+    gm = fit_quiet(make(GaussianMixture, "diag", max_iter=5, tol=0), X_NP)
+    X = da.from_array(X_NP, chunks=400)
+    labels, proba, log_p = gm.predict(X), gm.predict_proba(X), gm.score_samples(X)
+    for out in (labels, proba, log_p):
+        assert isinstance(out, da.Array)
+    assert proba.shape == (len(X_NP), 3)
+    assert_array_equal(labels.compute(), gm.predict(X_NP))
+    assert_allclose(proba.compute(), gm.predict_proba(X_NP), rtol=1e-12)
+    assert_allclose(log_p.compute(), gm.score_samples(X_NP), rtol=1e-12)
+    assert gm.score(X) == pytest.approx(gm.score(X_NP), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted_labels = make(GaussianMixture, "diag", max_iter=5, tol=0).fit_predict(X)
+    assert isinstance(fitted_labels, da.Array)
+    assert_array_equal(fitted_labels.compute(), gm.predict(X_NP))
+    bad = da.from_array(np.vstack([X_NP, [[np.nan, 0.0, 0.0]]]), chunks=400)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        gm.predict(bad).compute()
+    with pytest.raises(ValueError, match="features"):
+        gm.predict(da.ones((10, 4), chunks=5))
+
+
+def test_dask_persists_once_and_computes_once_per_iteration(client, tmp_path, monkeypatch):
+    """Each block is loaded once per fit (persisted), and each iteration is one compute."""
+    log = os.fspath(tmp_path / "loads.txt")
+
+    def load(block):  # runs on the workers: a line per block load
+        with open(log, "a") as f:
+            f.write("x\n")
+        return block
+
+    X = da.from_array(X_NP, chunks=300).map_blocks(load, meta=np.empty((0, 0)))
+    n_blocks = X.numblocks[0]
+    computes = []
+    compute = sources._compute
+    monkeypatch.setattr(sources, "_compute", lambda *a: computes.append(1) or compute(*a))
+    model = fit_quiet(make(GaussianMixture, "full", max_iter=6, tol=0), X)
+    assert model.n_iter_ == 6
+    with open(log) as f:
+        assert len(f.readlines()) == n_blocks
+    assert len(computes) == 1 + 6  # validation, then one per iteration
+
+
+def test_dask_init_never_pulls_more_than_the_sample(client, monkeypatch):
+    """Above the sample size, k-means sees a uniform sample only and the
+    statistics of the start are summed on the cluster."""
+    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 400)
+    X = da.from_array(X_NP, chunks=500)
+    taken = []
+    take = DaskSource.take
+
+    def recording_take(self, rows, sample_weight):
+        out = take(self, rows, sample_weight)
+        taken.append(len(out[0]))
+        return out
+
+    monkeypatch.setattr(DaskSource, "take", recording_take)
+    reference = fit_quiet(GaussianMixture(3, random_state=0), X_NP)
+    for init_params in ("kmeans", "k-means++", "random_from_data"):
+        model = fit_quiet(GaussianMixture(3, init_params=init_params, random_state=0), X)
+        order, ref_order = np.argsort(model.means_[:, 0]), np.argsort(reference.means_[:, 0])
+        assert_allclose(model.means_[order], reference.means_[ref_order], rtol=1e-5)
+    assert taken == [400, 400]
+    # 'random' on large data: per-block seeds on the workers, reproducible.
+    a = fit_quiet(GaussianMixture(3, init_params="random", random_state=0, max_iter=3), X)
+    b = fit_quiet(GaussianMixture(3, init_params="random", random_state=0, max_iter=3), X)
+    assert_array_equal(a.means_, b.means_)
+
+
+def test_dask_tasks_use_only_the_serial_kernels(monkeypatch):
+    """On dask threads (the local threaded scheduler, so the check sees them) no
+    parallel kernel is ever launched: fit with a k-means init on a sample, then
+    every prediction."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a parallel=True kernel was launched from a dask task")
+
+    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 400)
+    monkeypatch.setattr(sources, "_client_for", lambda X: None)
+    monkeypatch.setattr(stats_module, "estep_stats", forbidden)
+    monkeypatch.setattr(stats_module, "estep_rows", forbidden)
+    X = da.from_array(X_NP, chunks=700)
+    with dask.config.set(scheduler="threads"):
+        model = fit_quiet(BayesianGaussianMixture(n_components=3, random_state=0), X)
+        model.predict(X).compute()
+        model.predict_proba(X).compute()
+        model.score(X)
+
+
+def test_dask_worker_killed_mid_fit_gives_the_undisturbed_model(client, monkeypatch):
+    """SIGKILL one worker process while the second iteration computes: its
+    persisted blocks are recomputed elsewhere and the model is the same."""
+    X = da.from_array(X_NP, chunks=300)
+    undisturbed = fit_quiet(make(GaussianMixture, "full", max_iter=6, tol=0), X)
+
+    before = client.run(os.getpid)
+    victim = next(iter(before.values()))
+    calls = []
+    estep_pass = DaskSource.estep_pass
+
+    def estep_pass_with_a_kill(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            threading.Thread(target=os.kill, args=(victim, signal.SIGKILL)).start()
+        return estep_pass(self, *args, **kwargs)
+
+    monkeypatch.setattr(DaskSource, "estep_pass", estep_pass_with_a_kill)
+    disturbed = fit_quiet(make(GaussianMixture, "full", max_iter=6, tol=0), X)
+    assert len(calls) == 6
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.run(os.getpid).values()
+    assert_same_model(undisturbed, disturbed, rtol=0)
+
+
+def test_dask_cluster_gone_names_the_problem(client, monkeypatch):
+    address = client.scheduler.address
+    # Data persisted on a client that was closed since.
+    other = distributed.Client(address, set_as_default=False)
+    X = other.persist(da.from_array(X_NP, chunks=500))
+    other.close()
+    with pytest.raises(RuntimeError, match="lost the Dask cluster"):
+        GaussianMixture(2).fit(X)
+
+    # The client closed in the middle of a fit: clear error, model untouched.
+    other = distributed.Client(address, set_as_default=False)
+    X = other.persist(da.from_array(X_NP, chunks=500))
+    estep_pass = DaskSource.estep_pass
+    calls = []
+
+    def estep_pass_then_close(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            other.close()
+        return estep_pass(self, *args, **kwargs)
+
+    monkeypatch.setattr(DaskSource, "estep_pass", estep_pass_then_close)
+    gm = make(GaussianMixture, "full", max_iter=5, tol=0)
+    with pytest.raises(RuntimeError, match="lost the Dask cluster") as info:
+        gm.fit(X)
+    assert "Client('tcp://" in str(info.value)
+    assert not hasattr(gm, "means_")
