@@ -1,0 +1,1 @@
+"""asv benchmarks for fastmix (run from the repository root: ``asv run``)."""

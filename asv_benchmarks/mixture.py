@@ -1,0 +1,114 @@
+"""Benchmarks of ``fastmix.GaussianMixture``: fit time, memory, per-iteration cost,
+the speed-up over scikit-learn, import time and first-fit compile time."""
+
+import os
+import textwrap
+import warnings
+
+import numpy as np
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from fastmix import GaussianMixture
+
+from .common import (
+    N_COMPONENTS,
+    N_FEATURES,
+    Benchmark,
+    Estimator,
+    VersusReference,
+    explicit_init,
+    fixed_work,
+    make_data,
+)
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+DTYPES = ["float64", "float32"]
+SIZES = [100_000, 1_000_000]
+
+
+def _data_file(n_samples, dtype):
+    return f"gmm_{n_samples}_{N_FEATURES}_{dtype}.npy"
+
+
+def warm_dispatchers(covariance_type, dtype, n_features=N_FEATURES, n_components=N_COMPONENTS):
+    """Compile (or load from cache) every kernel a fit and a predict use.
+
+    Tiny inputs of the same dtype and layout (C-contiguous) as the benchmark's go
+    through ``fit`` (the statistics pass) and ``predict`` (the per-row pass), at
+    two sizes: small blocks of rows run a serial kernel and larger blocks its
+    parallel twin. scikit-learn gets the same tiny fit.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n_rows in (max(2 * n_components, 64), 4096):
+            X = make_data(n_rows, n_features, n_components, dtype, seed=1)
+            params = fixed_work(
+                n_components,
+                covariance_type,
+                explicit_init(X, n_components, covariance_type, seed=1),
+                max_iter=1,
+            )
+            GaussianMixture(**params).fit(X).predict(X)
+        SkGaussianMixture(**params).fit(X)
+
+
+class GaussianMixtureBenchmark(Benchmark, Estimator, VersusReference):
+    """Fixed-work EM fits: N x 16 data, K=16, n_init=1, max_iter=3, tol=0, explicit init."""
+
+    param_names = ["covariance_type", "dtype", "n_samples"]
+    params = (COVARIANCE_TYPES, DTYPES, SIZES)
+
+    def setup_cache(self):
+        # Drawn once per run and shared by every benchmark through .npy files in
+        # asv's temporary working directory.
+        for n_samples in SIZES:
+            X = make_data(n_samples, N_FEATURES, N_COMPONENTS, "float64")
+            for dtype in DTYPES:
+                np.save(_data_file(n_samples, dtype), X.astype(dtype))
+        return os.getcwd()
+
+    def setup(self, cache_dir, covariance_type, dtype, n_samples):
+        self.X = np.load(os.path.join(cache_dir, _data_file(n_samples, dtype)))
+        init = explicit_init(self.X, N_COMPONENTS, covariance_type)
+        params = fixed_work(N_COMPONENTS, covariance_type, init)
+        self.estimator = GaussianMixture(**params)
+        self.reference = SkGaussianMixture(**params)
+        warm_dispatchers(covariance_type, dtype)
+
+
+class ImportBenchmark(Benchmark):
+    """``import fastmix`` in a fresh interpreter (nothing may compile at import)."""
+
+    repeat = (3, 10, 30.0)
+
+    def timeraw_import(self):
+        return "import fastmix"
+
+
+class FirstFitBenchmark(Benchmark):
+    """A first fit in a fresh interpreter with numba's cache off: the compile time."""
+
+    repeat = (1, 3, 120.0)
+
+    def timeraw_first_fit(self):
+        # The cache policy is read when fastmix is imported, so the variable is
+        # set in the timed subprocess before the import (nothing else sees it).
+        setup = f"""
+            import os
+            os.environ["FASTMIX_NUMBA_CACHE"] = "0"
+            import warnings
+            import numpy as np
+            import fastmix
+            warnings.simplefilter("ignore")
+            rng = np.random.default_rng(0)
+            X = rng.standard_normal((2048, {N_FEATURES}))
+            init = dict(
+                weights_init=np.full(4, 0.25),
+                means_init=X[:4],
+                precisions_init=np.ones((4, {N_FEATURES})),
+            )
+        """
+        stmt = """
+            fastmix.GaussianMixture(4, covariance_type="diag", max_iter=2, tol=0.0, **init).fit(X)
+        """
+        return textwrap.dedent(stmt), textwrap.dedent(setup)
