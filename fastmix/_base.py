@@ -21,7 +21,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from ._sources import DataSource, fit_source, is_out_of_core, predict_source
+from ._sources import (
+    DataSource,
+    check_weight_summary,
+    fit_source,
+    is_out_of_core,
+    predict_source,
+)
 from ._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
 from ._update import precision_error_message
 
@@ -58,26 +64,11 @@ def check_sample_weight(sample_weight, n_samples, n_components):
             f"sample_weight has shape {sw.shape} but X has {n_samples} rows; "
             f"pass one weight per row, shape ({n_samples},)."
         )
-    if not np.all(np.isfinite(sw)):
-        raise ValueError(
-            "sample_weight contains NaN or infinity; pass finite non-negative weights."
-        )
-    if np.any(sw < 0):
-        raise ValueError(
-            "sample_weight contains negative values; weights must be non-negative "
-            "(a zero weight drops a row)."
-        )
-    n_positive = int(np.count_nonzero(sw))
-    if n_positive == 0:
-        raise ValueError(
-            "sample_weight is zero for every row: at least one row needs a positive weight."
-        )
-    if n_positive < n_components:
-        raise ValueError(
-            "Expected at least n_components rows with a positive sample_weight "
-            f"but got n_components = {n_components}, rows with positive weight = "
-            f"{n_positive}."
-        )
+    finite = np.isfinite(sw)
+    check_weight_summary(
+        (np.count_nonzero(~finite), np.count_nonzero(sw[finite] < 0), np.count_nonzero(sw > 0)),
+        n_components,
+    )
     return sw
 
 

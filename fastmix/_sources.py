@@ -773,7 +773,7 @@ class DaskSource(DataSource):
             client, [check(xb, wb, name) for xb, wb in zip(x_blocks, w_blocks, strict=True)]
         )
         if weights is not None:
-            _check_weight_summary(np.array(summary)[:, 1:].sum(axis=0), n_components)
+            check_weight_summary(np.array(summary)[:, 1:].sum(axis=0), n_components)
         source = cls(X, dtype, client, weights)
         source._x_blocks = x_blocks
         source._w_blocks = w_blocks
@@ -904,8 +904,12 @@ def _dask_weights(sample_weight, row_chunks, n_samples):
     return da.from_array(w.astype(np.float64), chunks=(row_chunks,))
 
 
-def _check_weight_summary(summary, n_components):
-    """scikit-learn-style weight errors from per-block counts (nonfinite, negative, positive)."""
+def check_weight_summary(summary, n_components):
+    """The sample-weight errors, from counts of (non-finite, negative, positive) weights.
+
+    Shared by in-memory validation and the block-by-block validation of data
+    sources, so both raise the same messages.
+    """
     n_nonfinite, n_negative, n_positive = (int(v) for v in summary)
     if n_nonfinite:
         raise ValueError(
