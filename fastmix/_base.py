@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from ._progress import notify as _notify_progress
 from ._sources import (
     DataSource,
     check_weight_summary,
@@ -32,7 +33,9 @@ from ._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
 from ._update import precision_error_message
 
 _FLOAT_DTYPES = (np.float64, np.float32)
-_INIT_BLOCK_ROWS = 65536
+# Rows per block of initial responsibilities: a few (block, K) temporaries live
+# at once, so small blocks keep initialisation far below one (n, K) array.
+_INIT_BLOCK_ROWS = 8192
 
 
 def _check_shape(param, param_shape, name):
@@ -341,6 +344,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
                     change = lower_bound - prev_lower_bound
                     self._print_verbose_msg_iter_end(n_iter, change)
+                    _notify_progress(init, n_iter, self.max_iter, lower_bound, change)
                     if abs(change) < self.tol:
                         converged = True
                         break
