@@ -255,6 +255,12 @@ def convergence(model, ax=None):
     ax = _axes(ax)
     bounds = np.asarray(model.lower_bounds_, dtype=np.float64)
     ax.plot(np.arange(1, bounds.size + 1), bounds, marker="o", markersize=3)
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    # Whole iterations on x; y read as it is (no "1e-5 + -4.06" offset).
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if isinstance(ax.yaxis.get_major_formatter(), ScalarFormatter):
+        ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_xlabel("iteration")
     if hasattr(model, "weight_concentration_"):
         ax.set_ylabel("lower bound (ELBO)")

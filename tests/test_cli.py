@@ -1,25 +1,30 @@
 """The ``fastmix`` command line, run as a user runs it: in a subprocess."""
 
 import json
+import pickle
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
+import fastmix
 from fastmix.cli import demo_mixture, main
 
 TIMEOUT = 120
 
 
-def run_fastmix(*args):
+def run_fastmix(*args, cwd=None):
     return subprocess.run(
         [sys.executable, "-m", "fastmix", *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
+        cwd=cwd,
     )
 
 
@@ -33,8 +38,9 @@ _ROW = re.compile(
 )
 
 
-def test_demo_finds_the_true_mixture():
-    proc = run_fastmix("demo", "--n-samples", "20000")
+def test_demo_finds_the_true_mixture(tmp_path):
+    # Run in a scratch folder: the demo draws fastmix-demo.png into the current one.
+    proc = run_fastmix("demo", "--n-samples", "20000", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     rows = [m.groups() for m in map(_ROW.match, proc.stdout.splitlines()) if m]
@@ -71,6 +77,11 @@ def test_demo_finds_the_true_mixture():
     assert found_ll - true_ll < 0.05
     per_iter = float(re.search(r"^seconds per iteration:\s+(\S+)", proc.stdout, re.M).group(1))
     assert per_iter > 0
+    if _have_matplotlib():
+        assert re.search(r"^plot written to:\s+fastmix-demo.png$", proc.stdout, re.M)
+        _check_png(tmp_path / "fastmix-demo.png", min_size=(1000, 400))
+    else:
+        assert "no plot: matplotlib is not installed" in proc.stdout
 
 
 def test_bench_json_compares_the_same_work():
@@ -182,3 +193,554 @@ def test_console_script():
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("fastmix ")
+
+
+# ------------------------------------------------------- fit, predict, progress
+# Helpers shared by the tests below (and the demo test above).
+def _have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _png_size(path):
+    """(width, height) from a PNG's IHDR chunk."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _check_png(path, min_size):
+    """A real picture: a PNG at least ``min_size`` pixels, with many colours drawn."""
+    width, height = _png_size(path)
+    assert width >= min_size[0] and height >= min_size[1], (width, height)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(path)[..., :3].reshape(-1, 3)
+    colours = np.unique((pixels * 255).astype(np.uint8), axis=0)
+    assert len(colours) > 50, "the picture is (nearly) blank"
+    non_white = np.any(pixels < 0.95, axis=1).mean()
+    assert 0.01 < non_white < 0.9
+
+
+def _blobs(n_samples=600, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[-4.0, 0.0], [3.0, 3.0], [2.0, -4.0]])
+    labels = rng.integers(0, 3, size=n_samples)
+    return centres[labels] + rng.normal(scale=0.7, size=(n_samples, 2))
+
+
+@pytest.fixture
+def data(tmp_path):
+    """The same 600 x 2 data as .npy, .csv (with a header), .tsv, .npz and raw float32."""
+    X = _blobs()
+    files = {
+        "X": X,
+        "npy": tmp_path / "data.npy",
+        "csv": tmp_path / "data.csv",
+        "tsv": tmp_path / "data.tsv",
+        "npz": tmp_path / "data.npz",
+        "raw": tmp_path / "data.f32",
+    }
+    np.save(files["npy"], X)
+    np.savetxt(files["csv"], X, delimiter=",", header="x,y", comments="", fmt="%.17g")
+    np.savetxt(files["tsv"], X, delimiter="\t", fmt="%.17g")
+    np.savez(files["npz"], labels=np.arange(3), X=X)
+    X.astype(np.float32).tofile(files["raw"])
+    return files
+
+
+def _main(args, capsys):
+    """main() in this process: (status, stdout, stderr)."""
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _fit_json(args, capsys):
+    status, out, err = _main(["fit", *args, "--json", "--progress", "none"], capsys)
+    assert status == 0, err
+    return json.loads(out)
+
+
+def test_fit_predict_round_trip_in_subprocesses(data, tmp_path):
+    from fastmix import GaussianMixture, load
+
+    model_path = tmp_path / "model.npz"
+    proc = run_fastmix(
+        "fit", data["csv"], "-k", "3", "--out", model_path, "--json", "--progress", "none"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    summary = json.loads(proc.stdout)  # nothing else on stdout
+
+    X = data["X"]
+    model = load(model_path)
+    reference = GaussianMixture(3, random_state=0).fit(X)
+    np.testing.assert_allclose(model.means_, reference.means_, rtol=1e-12)
+    assert summary["model"] == "GaussianMixture"
+    assert (summary["n_samples"], summary["n_features"], summary["dtype"]) == (600, 2, "float64")
+    assert summary["n_components"] == 3 and summary["covariance_type"] == "full"
+    np.testing.assert_allclose(summary["weights"], model.weights_, rtol=1e-12)
+    assert sum(summary["weights"]) == pytest.approx(1.0)
+    np.testing.assert_allclose(summary["means"], model.means_, rtol=1e-12)
+    assert summary["lower_bound"] == pytest.approx(model.lower_bound_, rel=1e-12)
+    assert summary["lower_bound_kind"] == "log_likelihood_per_sample"
+    assert summary["lower_bounds"] == pytest.approx(model.lower_bounds_, rel=1e-12)
+    assert summary["bic"] == pytest.approx(model.bic(X), rel=1e-10)
+    assert summary["n_iter"] == model.n_iter_ >= 1
+    assert summary["converged"] is True
+    assert summary["seconds"] > 0
+    assert summary["out"] == str(model_path)
+
+    labels_path = tmp_path / "labels.npy"
+    proc = run_fastmix("predict", model_path, data["npy"], "--out", labels_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "labels of 600 rows" in proc.stdout
+    labels = np.load(labels_path)
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_array_equal(labels, reference.predict(X))
+
+
+def test_predict_proba_csv(data, tmp_path, capsys):
+    from fastmix import load
+
+    model_path = tmp_path / "model.npz"
+    _fit_json([data["npy"], "-k", "3", "--out", model_path], capsys)
+    for out in (tmp_path / "proba.csv", tmp_path / "proba.npy"):
+        status, stdout, err = _main(
+            ["predict", model_path, data["tsv"], "--out", out, "--proba"], capsys
+        )
+        assert status == 0, err
+        assert "probabilities of 600 rows" in stdout
+        if out.suffix == ".csv":
+            assert out.read_text().splitlines()[0] == "component_0,component_1,component_2"
+            proba = np.loadtxt(out, delimiter=",", skiprows=1)
+        else:
+            proba = np.load(out)
+        np.testing.assert_allclose(
+            proba, load(model_path).predict_proba(data["X"]), rtol=1e-14, atol=1e-300
+        )
+    status, _, err = _main(
+        ["predict", model_path, data["csv"], "--out", tmp_path / "l.csv"], capsys
+    )
+    assert status == 0, err
+    labels = np.loadtxt(tmp_path / "l.csv", skiprows=1, dtype=np.int64)
+    np.testing.assert_array_equal(labels, load(model_path).predict(data["X"]))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "csv", "tsv", "npz", "raw"])
+def test_fit_reads_every_format(fmt, data, capsys):
+    from fastmix import GaussianMixture
+
+    args = [data[fmt], "-k", "3", "--covariance-type", "diag"]
+    if fmt == "raw":
+        args += ["--shape", "600,2", "--dtype", "float32"]
+    if fmt == "npz":
+        args += ["--key", "X"]
+    summary = _fit_json(args, capsys)
+    dtype = np.float32 if fmt == "raw" else np.float64
+    assert summary["dtype"] == np.dtype(dtype).name
+    assert (summary["n_samples"], summary["n_features"]) == (600, 2)
+    reference = GaussianMixture(3, covariance_type="diag", random_state=0).fit(
+        data["X"].astype(dtype)
+    )
+    # .npy and raw files are memory-mapped and streamed: the same fit to round-off.
+    rtol = 1e-4 if fmt == "raw" else 1e-10
+    np.testing.assert_allclose(summary["means"], reference.means_, rtol=rtol)
+    np.testing.assert_allclose(summary["weights"], reference.weights_, rtol=rtol)
+
+
+def test_fit_passes_the_estimator_options(data, tmp_path, capsys):
+    from fastmix import BayesianGaussianMixture, GaussianMixture, load
+
+    weights = np.random.default_rng(1).integers(0, 3, size=600).astype(float)
+    np.savetxt(tmp_path / "w.csv", weights, header="weight", comments="")
+    model_path = tmp_path / "m.npz"
+    summary = _fit_json(
+        [
+            data["npy"], "-k", "4", "--covariance-type", "tied", "--max-iter", "7",
+            "--tol", "0", "--reg-covar", "1e-4", "--n-init", "2", "--init-params",
+            "random_from_data", "--random-state", "5", "--sample-weight", tmp_path / "w.csv",
+            "--out", model_path,
+        ],
+        capsys,
+    )  # fmt: skip
+    params = dict(
+        n_components=4, covariance_type="tied", max_iter=7, tol=0.0, reg_covar=1e-4,
+        n_init=2, init_params="random_from_data", random_state=5,
+    )  # fmt: skip
+    model = load(model_path)
+    assert {k: model.get_params()[k] for k in params} == params
+    with pytest.warns(Warning):  # tol=0 never converges
+        reference = GaussianMixture(**params).fit(data["X"], sample_weight=weights)
+    np.testing.assert_allclose(model.means_, reference.means_, rtol=1e-10)
+    assert summary["n_iter"] == 7 and summary["converged"] is False
+    assert summary["sample_weight"] == str(tmp_path / "w.csv")
+
+    bayes = dict(
+        weight_concentration_prior_type="dirichlet_distribution",
+        weight_concentration_prior=0.5, mean_precision_prior=2.0,
+        degrees_of_freedom_prior=3.0,
+    )  # fmt: skip
+    summary = _fit_json(
+        [data["npy"], "-k", "3", "--bayesian", "--out", model_path]
+        + [f"--{k.replace('_', '-')}={v}" for k, v in bayes.items()],
+        capsys,
+    )
+    model = load(model_path)
+    assert isinstance(model, BayesianGaussianMixture)
+    assert {k: model.get_params()[k] for k in bayes} == bayes
+    assert summary["model"] == "BayesianGaussianMixture"
+    assert summary["lower_bound_kind"] == "elbo" and summary["bic"] is None
+    assert summary["lower_bound"] == pytest.approx(model.lower_bound_)
+    reference = BayesianGaussianMixture(n_components=3, random_state=0, **bayes).fit(data["X"])
+    np.testing.assert_allclose(model.means_, reference.means_, rtol=1e-10)
+
+
+def test_fit_text_summary(data, capsys):
+    status, out, err = _main(["fit", data["npy"], "-k", "3", "--progress", "none"], capsys)
+    assert status == 0, err
+    assert err == ""
+    assert out.startswith("GaussianMixture (full, K=3) fitted to 600 x 2 float64 from ")
+    rows = re.findall(r"^\s+(\d)\s+(0\.\d{4})\s+\(", out, re.M)
+    assert [int(k) for k, _ in rows] == [0, 1, 2]
+    assert sum(float(w) for _, w in rows) == pytest.approx(1.0, abs=1e-3)
+    for label in ("log-likelihood / point:", "BIC:", "iterations:", "converged:", "fit seconds:"):
+        assert re.search(rf"^{re.escape(label)}\s+\S", out, re.M), label
+
+
+_PROGRESS_LINE = re.compile(
+    r"^fastmix fit: EM, iteration (\d+)/100: lower bound (-?\d+\.\d+), change (\S+)"
+)
+
+
+def test_fit_progress_bar_on_stderr(data):
+    pytest.importorskip("tqdm")
+    proc = run_fastmix("fit", data["npy"], "-k", "3", "--tol", "1e-8")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.replace("\r", "\n").splitlines()
+    assert lines[0].startswith("fastmix fit: GaussianMixture(n_components=3, random_state=0")
+    # tqdm's bar: "EM: 100%|...| n/n [..., lower bound ..., converged]"
+    final = [line for line in lines if line.startswith("EM:") and "converged" in line]
+    assert final, proc.stderr
+    assert re.search(r"\b(\d+)/\1 \[", final[-1])
+    assert "lower bound -" in final[-1]
+    assert proc.stdout.startswith("GaussianMixture (full, K=3)")
+
+
+def test_fit_progress_text_without_tqdm(data):
+    # tqdm hidden from the interpreter: --progress auto falls back to text lines.
+    code = (
+        "import sys; sys.modules['tqdm'] = None\n"
+        "from fastmix.cli import main\n"
+        f"raise SystemExit(main(['fit', {str(data['npy'])!r}, '-k', '3', '--tol', '1e-8']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("fastmix fit: GaussianMixture(")
+    events = [_PROGRESS_LINE.match(line) for line in lines[1:]]
+    assert all(events), proc.stderr
+    iterations = [int(m.group(1)) for m in events]
+    assert iterations[0] == 1 and iterations == sorted(iterations)
+    assert lines[-1].endswith("(converged)")
+    n_iter = int(re.search(r"^iterations:\s+(\d+)", proc.stdout, re.M).group(1))
+    assert iterations[-1] == n_iter
+
+
+def test_fit_progress_modes_in_process(data, capsys):
+    status, _, err = _main(
+        ["fit", data["npy"], "-k", "3", "--progress", "text", "--n-init", "2"], capsys
+    )
+    assert status == 0
+    assert re.search(r"^fastmix fit: init 1/2, iteration 1/100: ", err, re.M)
+    assert re.search(r"^fastmix fit: init 2/2, iteration 1/100: ", err, re.M)
+    status, _, err = _main(["fit", data["npy"], "-k", "3", "--progress", "none"], capsys)
+    assert status == 0 and err == ""
+    # A fit that stops at max_iter says so, and its ConvergenceWarning is one line.
+    status, _, err = _main(
+        ["fit", data["npy"], "-k", "3", "--progress", "text", "--max-iter", "2", "--tol", "0"],
+        capsys,
+    )
+    assert status == 0
+    assert "iteration 2/2" in err and "(max_iter reached)" in err
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert warning == [
+        "fastmix fit: warning: Best performing initialization did not converge. Try "
+        "different init parameters, or increase max_iter, tol, or check for degenerate data."
+    ]
+
+
+def test_fit_plot_writes_png(data, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    figure = tmp_path / "fit.png"
+    status, out, err = _main(
+        ["fit", data["csv"], "-k", "3", "--plot", figure, "--progress", "none"], capsys
+    )
+    assert status == 0, err
+    assert f"plot written to:        {figure}" in out
+    # Mixture and convergence side by side: 12 x 5 inches at 100 dpi.
+    assert _png_size(figure) == (1200, 500)
+    _check_png(figure, min_size=(1200, 500))
+
+
+def test_plot_without_matplotlib_is_one_line(data, tmp_path, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    status, out, err = _main(["fit", data["npy"], "--plot", tmp_path / "f.png"], capsys)
+    _check_one_line(status, out, err, 'pip install "fastmix[plot]"')
+    assert not (tmp_path / "f.png").exists()
+    status, out, err = _main(["demo", "--n-samples", "500", "--plot-dir", tmp_path], capsys)
+    _check_one_line(status, out, err, "--plot-dir needs matplotlib")
+    # By default the demo just says it drew nothing.
+    monkeypatch.chdir(tmp_path)
+    status, out, err = _main(["demo", "--n-samples", "2000"], capsys)
+    assert status == 0, err
+    assert "no plot: matplotlib is not installed" in out
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_progress_bar_without_tqdm_is_one_line(data, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    status, out, err = _main(["fit", data["npy"], "--progress", "bar"], capsys)
+    _check_one_line(status, out, err, 'pip install "fastmix[cli]"')
+
+
+def test_demo_plot_dir_writes_the_readme_pictures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    folder = tmp_path / "img"
+    status, out, err = _main(
+        ["demo", "--n-samples", "20000", "--tol", "1e-8", "--plot-dir", folder], capsys
+    )
+    assert status == 0, err
+    mixture, convergence = folder / "demo-mixture.png", folder / "demo-convergence.png"
+    assert f"plot written to:        {mixture}" in out
+    assert f"plot written to:        {convergence}" in out
+    assert not (tmp_path / "fastmix-demo.png").exists()  # --plot-dir alone: just the two
+    for picture in (mixture, convergence):
+        assert _png_size(picture) == (600, 500)
+        _check_png(picture, min_size=(600, 500))
+        assert picture.stat().st_size < 200_000  # small enough to commit
+    status, out, err = _main(["demo", "--n-samples", "2000", "--no-plot"], capsys)
+    assert status == 0 and "no plot: --no-plot" in out
+
+
+def test_readme_pictures_exist_and_are_small():
+    img = Path(__file__).resolve().parents[1] / "docs" / "img"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "fastmix demo --tol 1e-8 --plot-dir docs/img" in readme
+    for name in ("demo-mixture.png", "demo-convergence.png"):
+        assert f"(docs/img/{name})" in readme
+        assert _png_size(img / name) == (600, 500)
+        assert (img / name).stat().st_size < 200_000
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def bad_files(tmp_path, data):
+    from fastmix import GaussianMixture
+
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    GaussianMixture(2, random_state=0).fit(data["X"]).save(tmp_path / "model.npz")
+    np.save(tmp_path / "three.npy", np.ones((10, 3)))
+    np.save(tmp_path / "short_w.npy", np.ones(5))
+    return {
+        "missing": tmp_path / "missing.npy",
+        "ragged": _write(tmp_path / "ragged.csv", "a,b\n1,2\n3,4,5\n"),
+        "names": _write(tmp_path / "names.csv", "x,name\n1,a\n2,b\n"),
+        "hole": _write(tmp_path / "hole.tsv", "1\t2\n3\t\n"),
+        "header_only": _write(tmp_path / "header.csv", "x,y\n"),
+        "semicolons": _write(tmp_path / "semi.csv", "x;y\n1;2\n"),
+        "unknown": _write(tmp_path / "data.xyz", "1 2\n"),
+        "fake_npy": _write(tmp_path / "fake.npy", "not numpy\n"),
+        "objects": tmp_path / "objects.npy",
+        "model": tmp_path / "model.npz",
+        "three": tmp_path / "three.npy",
+        "short_w": tmp_path / "short_w.npy",
+        "tmp": tmp_path,
+    }
+
+
+_FILE_ERRORS = [
+    (["fit", "{missing}"], "missing.npy: no such file"),
+    (["fit", "{ragged}"], "malformed CSV: line 3 has 3 fields, the lines before it 2"),
+    (["fit", "{names}"], "column 2 ('name') is not numeric: 'a' on line 2"),
+    (["fit", "{hole}"], "malformed TSV: line 2, column 2 is empty"),
+    (["fit", "{header_only}"], "malformed CSV: no rows of numbers"),
+    (["fit", "{semicolons}"], "(the delimiter of a .csv file is ',')"),
+    (["fit", "{unknown}"], "unknown extension '.xyz'"),
+    (["fit", "{fake_npy}"], "not a readable .npy file"),
+    (["fit", "{objects}"], "holds Python objects"),
+    (["fit", "{raw}", "--shape", "601,2", "--dtype", "float32"], "wrong --shape"),
+    (["fit", "{raw}", "--shape", "600,2"], "of float64 needs 9,600"),
+    (["fit", "{raw}", "--shape", "600"], "--shape"),
+    (["fit", "{npy}", "--shape", "600,2"], "--shape is for raw binary files"),
+    (["fit", "{npz}", "--key", "nope"], "no array named 'nope' (its arrays: labels, X)"),
+    (["fit", "{npy}", "--key", "X"], "--key is for .npz archives"),
+    (["fit", "{npy}", "-k", "601"], "n_components = 601"),
+    (["fit", "{npy}", "--mean-precision-prior", "1"], "--mean-precision-prior needs --bayesian"),
+    (["fit", "{npy}", "--bayesian", "--degrees-of-freedom-prior", "0.5"], "degrees_of_freedom"),
+    (["fit", "{npy}", "--sample-weight", "{short_w}"], "5 weights for 600 rows"),
+    (["fit", "{npy}", "--sample-weight", "{three}"], "one column of weights, got 3"),
+    (["fit", "{npy}", "--out", "{tmp}/no/such/folder/m.npz"], "does not exist"),
+    (["fit", "{npy}", "--plot", "{tmp}/fig.nope"], "matplotlib cannot write .nope"),
+    (["fit", "{npy}", "--plot", "{tmp}/f.png", "--plot-dims", "0,2"], "--plot-dims 0,2"),
+    (["fit", "{npy}", "--tol", "-1"], "--tol"),
+    (["predict", "{model}", "{three}", "--out", "{tmp}/l.npy"], "but the model"),
+    (["predict", "{missing}", "{npy}", "--out", "{tmp}/l.npy"], "MODEL"),
+    (["predict", "{npy}", "{npy}", "--out", "{tmp}/l.npy"], "not a fastmix model file"),
+    (["predict", "{model}", "{npy}", "--out", "{tmp}/l.txt"], "--out"),
+    (["predict", "{model}", "{ragged}", "--out", "{tmp}/l.npy"], "malformed CSV"),
+    (["predict", "{model}", "{npy}"], "--out"),
+    (["demo", "--no-plot", "--plot", "x.png"], "--no-plot contradicts"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", _FILE_ERRORS)
+def test_file_errors_are_one_line(args, fragment, data, bad_files, capsys):
+    if "--plot" in args and not _have_matplotlib():
+        pytest.skip("the --plot checks past 'needs matplotlib' need matplotlib")
+    paths = {**{k: v for k, v in data.items() if k != "X"}, **bad_files}
+    status, out, err = _main([a.format(**paths) for a in args], capsys)
+    _check_one_line(status, out, err, fragment)
+    assert not (bad_files["tmp"] / "l.npy").exists()
+
+
+def test_file_error_in_a_subprocess(bad_files):
+    proc = run_fastmix("fit", bad_files["names"])
+    _check_one_line(proc.returncode, proc.stdout, proc.stderr, "is not numeric")
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_help_fit_predict(command, capsys):
+    status, out, _ = _main([command, "--help"], capsys)
+    assert status == 0
+    assert out.startswith(f"usage: fastmix {command}")
+    expected = {
+        "fit": ["DATA", "--n-components", "-k", "--covariance-type", "--bayesian",
+                "--weight-concentration-prior-type", "--weight-concentration-prior",
+                "--mean-precision-prior", "--degrees-of-freedom-prior", "--max-iter", "--tol",
+                "--reg-covar", "--n-init", "--init-params", "--random-state",
+                "--sample-weight", "--out", "--plot", "--progress", "--json", "--key",
+                "--shape", "--dtype"],
+        "predict": ["MODEL", "DATA", "--out", "--proba", "--key", "--shape", "--dtype"],
+    }[command]  # fmt: skip
+    for option in expected:
+        assert option in out
+    status, out, _ = _main(["--help"], capsys)
+    assert "fit" in out and "predict" in out
+
+
+# ---------------------------------------------------------- the progress hook
+def _events_of(model, X, **fit_kwargs):
+    from fastmix._progress import report_progress
+
+    events = []
+    with report_progress(lambda *event: events.append(event)):
+        model.fit(X, **fit_kwargs)
+    return events
+
+
+def _fitted_state(model):
+    return {k: v for k, v in vars(model).items() if k.endswith("_")}
+
+
+def _assert_same_state(a, b):
+    assert sorted(a) == sorted(b)
+    for name in a:
+        if isinstance(a[name], tuple):
+            for x, y in zip(a[name], b[name], strict=True):
+                np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_report_progress_once_per_iteration(estimator):
+    cls = getattr(fastmix, estimator)
+    X = _blobs()
+    params = dict(n_components=3, n_init=2, max_iter=6, tol=0.0, random_state=0)
+    with pytest.warns(Warning):
+        model = cls(**params)
+        events = _events_of(model, X)
+    assert len(events) == 2 * 6  # n_init x max_iter with tol=0
+    for init in (0, 1):
+        mine = [e for e in events if e[0] == init]
+        assert [e[1] for e in mine] == list(range(1, 7))  # n_iter increases from 1
+        assert all(e[2] == 6 for e in mine)
+        assert mine[0][4] == np.inf  # the first change is from -inf
+        for previous, event in zip(mine[:-1], mine[1:], strict=True):
+            assert event[4] == pytest.approx(event[3] - previous[3])
+    best_init = max((0, 1), key=lambda i: [e for e in events if e[0] == i][-1][3])
+    best = [e for e in events if e[0] == best_init]
+    assert [e[3] for e in best] == pytest.approx(model.lower_bounds_)
+
+    # The fitted model is the same with and without the hook, and carries no trace of it.
+    with pytest.warns(Warning):
+        plain = cls(**params).fit(X)
+    _assert_same_state(_fitted_state(model), _fitted_state(plain))
+    assert sorted(vars(model)) == sorted(vars(plain))
+    restored = pickle.loads(pickle.dumps(model))
+    _assert_same_state(_fitted_state(restored), _fitted_state(plain))
+    assert clone(model).get_params() == clone(plain).get_params()
+
+
+def test_report_progress_leaves_verbose_and_nesting_alone(capsys):
+    from fastmix import GaussianMixture
+    from fastmix._progress import notify, report_progress
+
+    X = _blobs()
+    GaussianMixture(3, verbose=1, random_state=0).fit(X)
+    plain = capsys.readouterr().out
+    events = _events_of(GaussianMixture(3, verbose=1, random_state=0), X)
+    assert capsys.readouterr().out == plain  # scikit-learn's verbose output as it was
+    assert "Initialization converged" in plain and len(events) >= 1
+
+    outer, inner = [], []
+    with report_progress(lambda *e: outer.append(e)):
+        with report_progress(lambda *e: inner.append(e)):
+            notify(0, 1, 10, -1.0, np.inf)
+        notify(0, 2, 10, -0.5, 0.5)
+        with report_progress(None):  # None: nothing reported inside
+            notify(0, 3, 10, -0.4, 0.1)
+        # Another thread does not see this thread's callback.
+        thread = threading.Thread(target=notify, args=(0, 9, 10, 0.0, 0.0))
+        thread.start()
+        thread.join()
+    notify(0, 4, 10, -0.3, 0.1)  # no callback registered: nothing happens
+    assert inner == [(0, 1, 10, -1.0, np.inf)]
+    assert outer == [(0, 2, 10, -0.5, 0.5)]
+
+
+def test_report_progress_callback_error_leaves_the_model_alone():
+    from fastmix import GaussianMixture
+    from fastmix._progress import report_progress
+
+    X = _blobs()
+    model = GaussianMixture(3, random_state=0).fit(X)
+    before = _fitted_state(model)
+
+    class Stop(Exception):
+        pass
+
+    def stop(init, n_iter, max_iter, lower_bound, change):
+        raise Stop
+
+    with pytest.raises(Stop), report_progress(stop):
+        model.set_params(random_state=1).fit(X)
+    _assert_same_state(_fitted_state(model), before)
