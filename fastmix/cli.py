@@ -99,18 +99,6 @@ def _count(text):
     return value
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer, got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
 def _non_negative_int(text):
     try:
         value = int(text)
@@ -254,7 +242,7 @@ def _build_parser():
     )
     demo.add_argument(
         "--random-state",
-        type=_seed,
+        type=_non_negative_int,
         default=0,
         metavar="SEED",
         help="random_state of the fitted model, i.e. its k-means initialisation (default: 0)",
@@ -393,7 +381,7 @@ def _build_parser():
     )
     fit.add_argument(
         "--random-state",
-        type=_seed,
+        type=_non_negative_int,
         default=0,
         metavar="SEED",
         help="seed of the initialisation (default: 0, so that a fit can be repeated)",
@@ -542,7 +530,7 @@ def _build_parser():
     )
     bench.add_argument(
         "--seed",
-        type=_seed,
+        type=_non_negative_int,
         default=0,
         metavar="SEED",
         help="seed of the synthetic data and of the explicit initialisation (default: 0)",
