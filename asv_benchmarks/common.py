@@ -19,6 +19,7 @@ import warnings
 from abc import ABC, abstractmethod
 
 import numpy as np
+from sklearn.base import clone
 
 SEED = 0
 N_FEATURES = 16
@@ -156,6 +157,63 @@ def timed_fit(estimator, X):
         estimator.fit(X)
         seconds = time.perf_counter() - t0
     return seconds / max(estimator.n_iter_, 1), estimator
+
+
+def bayesian_fixed_work(n_components, covariance_type, max_iter=MAX_ITER, seed=SEED):
+    """The parameters of a fixed-work ``BayesianGaussianMixture`` fit.
+
+    A Bayesian mixture takes no explicit initialisation: both libraries start
+    from ``init_params='random_from_data'`` with the same ``random_state``
+    (fastmix consumes the RandomState exactly as scikit-learn does, so both
+    pick the same rows), then run exactly ``max_iter`` iterations (``tol=0``).
+
+    Parameters
+    ----------
+    n_components : int
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    max_iter : int, default=MAX_ITER
+    seed : int, default=SEED
+
+    Returns
+    -------
+    params : dict
+        Keyword arguments for fastmix's or scikit-learn's ``BayesianGaussianMixture``.
+    """
+    return dict(
+        n_components=n_components,
+        covariance_type=covariance_type,
+        n_init=1,
+        max_iter=max_iter,
+        tol=0.0,
+        init_params="random_from_data",
+        random_state=seed,
+    )
+
+
+def timed_continuation(estimator, X, max_iter=MAX_ITER):
+    """Seconds per iteration of ``max_iter`` iterations, the initialisation excluded.
+
+    A copy of ``estimator`` is initialised untimed (``max_iter=0``), then
+    continued with ``warm_start=True`` (which skips the initialisation in
+    fastmix and scikit-learn alike) for exactly ``max_iter`` iterations, timed.
+
+    Parameters
+    ----------
+    estimator : GaussianMixture or BayesianGaussianMixture
+        fastmix's or scikit-learn's; left unchanged.
+    X : ndarray of shape (n_samples, n_features)
+    max_iter : int, default=MAX_ITER
+
+    Returns
+    -------
+    seconds_per_iteration : float
+    estimator : the fitted copy
+    """
+    estimator = clone(estimator).set_params(max_iter=0, warm_start=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(X)
+    return timed_fit(estimator.set_params(max_iter=max_iter, warm_start=True), X)
 
 
 class Benchmark:

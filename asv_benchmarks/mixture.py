@@ -36,11 +36,14 @@ def warm_dispatchers(covariance_type, dtype, n_features=N_FEATURES, n_components
     Tiny inputs of the same dtype and layout (C-contiguous) as the benchmark's go
     through ``fit`` (the statistics pass) and ``predict`` (the per-row pass), at
     two sizes: small blocks of rows run a serial kernel and larger blocks its
-    parallel twin. scikit-learn gets the same tiny fit.
+    parallel twin (fastmix switches to the parallel kernel above about 4e6
+    multiply-adds per call, so the larger size must pass that threshold for
+    diag and spherical too: 32768 x 16 x 16 does). scikit-learn gets the same
+    tiny fit.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for n_rows in (max(2 * n_components, 64), 4096):
+        for n_rows in (max(2 * n_components, 64), 32768):
             X = make_data(n_rows, n_features, n_components, dtype, seed=1)
             params = fixed_work(
                 n_components,

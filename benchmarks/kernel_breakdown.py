@@ -1,0 +1,125 @@
+"""Where a chunk's time goes: densities, normalisation (exp) and statistics, float64 vs float32.
+
+Usage (from the repository root)::
+
+    python benchmarks/kernel_breakdown.py
+    python benchmarks/kernel_breakdown.py --chunks 4000 --covariance-types full
+
+Calls the three stages of one E-step chunk (``_logdens_chunk``,
+``_normalise_chunk``, ``_chunk_stats`` in ``fastmix/_kernels/estep.py``)
+directly on one 512-row chunk, many times in a row on the calling thread, in
+float64 and in float32 (the same points cast), and reports microseconds per
+chunk per stage. One thread, so the figures are per core. Each stage is
+compiled for both dtypes before anything is timed.
+"""
+
+import argparse
+import time
+import warnings
+
+import _perf_common as pc
+import numpy as np
+
+from fastmix import GaussianMixture
+from fastmix._kernels import estep
+from fastmix._stats import CHUNK_ROWS
+
+PAD = 16
+
+
+def stage_times(X, gm, chunks, chunk_rows):
+    """Median microseconds per chunk of each stage, over ``chunks`` calls each."""
+    dtype = X.dtype
+    p = gm._kernel_params(dtype)
+    n_features = X.shape[1]
+    n_components = p.bias.shape[0]
+    m = chunk_rows
+    width = m + PAD
+    xt = np.empty((n_features, width), dtype=dtype)
+    dt = np.empty((n_features, width), dtype=dtype)
+    y = np.empty((n_features, width), dtype=dtype)
+    acc = np.empty(m, dtype=dtype)
+    wd = np.empty((n_features, width))
+    w = np.empty(m)
+    lse, rlogr, total, t = (np.empty(m) for _ in range(4))
+    scale_bits = np.empty(m, dtype=np.int64)
+    logp = np.empty((n_components, width))
+    resp = np.empty_like(logp)
+    nk = np.zeros(n_components)
+    s1 = np.zeros((n_components, n_features))
+    s2_mat = np.zeros((p.prec_mat.shape[0], n_features, n_features))
+    s2_diag = np.zeros((p.prec_diag.shape[0], n_features))
+    estep._load_chunk(X, np.empty(0), 0, m, xt, w)
+
+    def dens():
+        estep._logdens_chunk(
+            xt, m, p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias, logp, dt, y, acc
+        )
+
+    def norm():
+        resp[:] = logp
+        estep._normalise_chunk(resp, m, lse, rlogr, total, t, scale_bits)
+
+    def stats():
+        estep._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, t)
+
+    def copy_only():
+        resp[:] = logp
+
+    out = {}
+    stages = (("densities", dens), ("normalise", norm), ("stats", stats), ("copy", copy_only))
+    for name, fn in stages:
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(chunks):
+            fn()
+        out[name] = (time.perf_counter() - t0) / chunks * 1e6
+    # norm() includes the copy of logp into resp (so that it works on fresh values).
+    out["normalise"] -= out.pop("copy")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--covariance-types", default="full,tied,diag")
+    parser.add_argument("--chunks", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None, metavar="PATH")
+    args = parser.parse_args(argv)
+
+    import numba
+
+    info = pc.machine()
+    pc.say(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['loadavg']}")
+    numba.set_num_threads(1)
+    X64 = pc.make_data(65536, 16, 16, "float64")
+    rows = []
+    pc.say(
+        f"one {CHUNK_ROWS}-row chunk, D=16, K=16, one thread; microseconds per chunk "
+        f"(median of {args.repeats} x {args.chunks} calls)"
+    )
+    pc.say(f"{'cov':<6} {'stage':<10} {'float64':>9} {'float32':>9} {'f64/f32':>8}")
+    for cov in args.covariance_types.split(","):
+        per_dtype = {}
+        for dtype in ("float64", "float32"):
+            X = np.ascontiguousarray(X64.astype(dtype))
+            gm = GaussianMixture(**pc.gmm_params(16, cov, X, 1))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gm.fit(X)  # parameters in X's dtype, kernels compiled for it
+            runs = [stage_times(X, gm, args.chunks, CHUNK_ROWS) for _ in range(args.repeats)]
+            per_dtype[dtype] = {k: pc.median([r[k] for r in runs]) for k in runs[0]}
+        for stage in ("densities", "normalise", "stats"):
+            a, b = per_dtype["float64"][stage], per_dtype["float32"][stage]
+            rows.append({"covariance_type": cov, "stage": stage, "float64_us": a, "float32_us": b})
+            pc.say(f"{cov:<6} {stage:<10} {a:9.1f} {b:9.1f} {a / b:8.2f}")
+        a = sum(per_dtype["float64"].values())
+        b = sum(per_dtype["float32"].values())
+        pc.say(f"{cov:<6} {'total':<10} {a:9.1f} {b:9.1f} {a / b:8.2f}")
+    pc.say(f"load average at the end: {pc.loadavg()}")
+    pc.dump_json({"machine": info, "args": vars(args), "results": rows}, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

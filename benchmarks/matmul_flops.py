@@ -1,0 +1,136 @@
+"""The machine's dense matrix-product rate, and fastmix's achieved FLOP/s against it.
+
+Usage (from the repository root)::
+
+    python benchmarks/matmul_flops.py                          # numpy matmul, 1 and 2 BLAS threads
+    python benchmarks/matmul_flops.py --bench-json gmm.json    # + fastmix's rates from a bench run
+
+``C = A @ B`` on square matrices (2 n^3 FLOP), float64 and float32, the BLAS
+limited to 1 and then 2 threads with threadpoolctl; the median of the repeats.
+
+With ``--bench-json`` (the output of ``python -m fastmix bench --json`` or of
+``benchmarks/bgmm_vs_sklearn.py --json``), the seconds per iteration are turned
+into FLOP/s with the model of :func:`flops_per_iteration` and set beside the
+float64 matmul rate on all cores.
+"""
+
+import argparse
+import json
+import time
+
+import _perf_common as pc
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+
+def flops_per_iteration(covariance_type, n, d, k):
+    """FLOPs of one E-step pass, by the two models quoted in docs/performance.md.
+
+    Returns ``(dense, done)``:
+
+    - ``dense``: the issue's model for full, ``2 N K D^2`` for the densities plus
+      the same again for the second moments (what a dense-GEMM implementation
+      performs); for the other types the same as ``done``.
+    - ``done``: the arithmetic fastmix's kernel actually performs, leading terms
+      only (a multiply-add counts 2), exponentials not counted:
+
+      * full: triangular ``(x - mu_k) U_k`` is ``N K D(D+1)``, the upper triangle
+        of the weighted second moment another ``N K D(D+1)``; plus the
+        subtraction, squared norm, weighting and first moment, ``6 N K D``.
+      * tied: one triangular product and one upper second moment per row,
+        ``2 N D(D+1)``, plus ``6 N K D`` for the per-component distances and
+        first moments.
+      * diag / spherical: ``3 N K D`` for the densities (subtract, square,
+        scale-add) and ``5 N K D`` for the first and second moments.
+    """
+    if covariance_type == "full":
+        done = 2 * n * k * d * (d + 1) + 6 * n * k * d
+        return 4 * n * k * d * d, done
+    if covariance_type == "tied":
+        done = 2 * n * d * (d + 1) + 6 * n * k * d
+        return done, done
+    done = 8 * n * k * d
+    return done, done
+
+
+def matmul_rate(n, dtype, threads, repeats):
+    """Median FLOP/s of ``a @ b`` (n x n) with the BLAS limited to ``threads``."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype=dtype)
+    times = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        np.matmul(a, b, out=out)  # warm: page in, spin up threads
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t0)
+    return 2.0 * n**3 / pc.median(times), times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=3072, help="matrix order (default 3072)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bench-json", action="append", default=[], metavar="PATH")
+    parser.add_argument("--json", default=None, metavar="PATH")
+    args = parser.parse_args(argv)
+
+    info = pc.machine()
+    blas = [
+        {k: v for k, v in lib.items() if k in ("internal_api", "version", "architecture")}
+        for lib in threadpool_info()
+        if lib["user_api"] == "blas"
+    ]
+    pc.say(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['loadavg']}")
+    pc.say(f"OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}; BLAS libraries: {blas}")
+    rates = {}
+    for dtype in ("float64", "float32"):
+        for threads in (1, 2):
+            rate, times = matmul_rate(args.size, dtype, threads, args.repeats)
+            rates[f"{dtype}/{threads}"] = {"flops": rate, "seconds": times}
+            pc.say(
+                f"matmul {args.size}x{args.size} {dtype}, {threads} BLAS thread(s): "
+                f"{rate / 1e9:7.1f} GFLOP/s (median of {args.repeats}, load {pc.loadavg()})"
+            )
+    peak = rates["float64/2"]["flops"]
+    achieved = []
+    for path in args.bench_json:
+        with open(path) as f:
+            doc = json.load(f)
+        a = doc.get("args", doc)
+        n, d, k = a["n_samples"], a["n_features"], a["n_components"]
+        label = "BayesianGaussianMixture" if "machine" in doc else "GaussianMixture"
+        for row in doc["results"]:
+            cov = row["covariance_type"]
+            dense, done = flops_per_iteration(cov, n, d, k)
+            s = row["fastmix_seconds_per_iter"]
+            entry = {
+                "estimator": label,
+                "covariance_type": cov,
+                "seconds_per_iter": s,
+                "gflop_dense_model": dense / 1e9,
+                "gflop_done": done / 1e9,
+                "gflops_dense_model": dense / s / 1e9,
+                "gflops_done": done / s / 1e9,
+                "fraction_of_matmul_dense_model": dense / s / peak,
+                "fraction_of_matmul_done": done / s / peak,
+            }
+            achieved.append(entry)
+            pc.say(
+                f"{label} {cov:<9} {s:.4f} s/iter: {entry['gflops_dense_model']:6.1f} GFLOP/s "
+                f"(dense model, {entry['fraction_of_matmul_dense_model']:.0%} of matmul), "
+                f"{entry['gflops_done']:6.1f} GFLOP/s (work done, "
+                f"{entry['fraction_of_matmul_done']:.0%})"
+            )
+    pc.say(f"load average at the end: {pc.loadavg()}")
+    pc.dump_json(
+        {"machine": info, "blas": blas, "size": args.size, "rates": rates, "achieved": achieved},
+        args.json,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
