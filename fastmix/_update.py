@@ -223,7 +223,7 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         # One centre for every component: the weighted data mean is the natural
         # choice, but the mean of the means is as good a shift and needs no pass.
         centre = means.mean(axis=0).astype(dtype).astype(np.float64)
-        shift = np.broadcast_to(centre, means.shape).astype(dtype)
+        shift = np.ascontiguousarray(np.broadcast_to(centre, means.shape), dtype=dtype)
         offset = ((means - centre) @ prec_chol).astype(dtype)
         return KernelParams(
             code, shift, np.ascontiguousarray(prec_chol[None], dtype=dtype),
