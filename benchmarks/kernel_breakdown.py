@@ -36,10 +36,11 @@ def stage_times(X, gm, chunks, chunk_rows):
     m = chunk_rows
     width = m + PAD
     xt = np.empty((n_features, width), dtype=dtype)
-    dt = np.empty((n_features, width), dtype=dtype)
+    n4 = (n_features + 3) // 4 * 4
+    dt = np.zeros((n4, width), dtype=dtype)
     y = np.empty((n_features, width), dtype=dtype)
     acc = np.empty(m, dtype=dtype)
-    wd = np.empty((n_features, width))
+    wd = np.zeros((n4, width))
     w = np.empty(m)
     lse, rlogr, total, t = (np.empty(m) for _ in range(4))
     scale_bits = np.empty(m, dtype=np.int64)

@@ -313,12 +313,15 @@ def test_exactly_n_components_positive_weights_is_accepted():
 # --------------------------------------------------------- collapsed covariance
 def _collapsed(covariance_type):
     """Data whose covariance is exactly zero for every component of the fit."""
-    if covariance_type in ("full", "tied"):
+    if covariance_type == "full":
         # Three distinct points, each repeated: every within-cluster scatter is 0.
         points = np.array([[1.0, 2.0], [3.0, -1.0], [5.0, 5.0]])
         return np.repeat(points, 10, axis=0), 3
-    # diag/spherical add scikit-learn's 10 * eps * mean**2 to the variances, so
-    # only data at the origin make them exactly zero.
+    # The other types add scikit-learn's 10 * eps * sum_k m_k m_k^T (tied) or
+    # 10 * eps * mean**2 (diag, spherical) to the scatter: for points away from
+    # the origin the exact covariance is then a tiny positive definite matrix,
+    # and whether it fails a Cholesky factorisation is decided by rounding (in
+    # scikit-learn as here). Only data at the origin make it exactly zero.
     return np.zeros((20, 2)), 1
 
 

@@ -93,6 +93,24 @@ def test_estep_pass_matches_reference(covariance_type, dtype, weighted):
     )
 
 
+@pytest.mark.parametrize("n_features", [1, 2, 5, 7, 8, 9, 16, 17])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_matches_reference_for_any_feature_count(covariance_type, dtype, n_features):
+    """The full kernel works in 4 x 4 feature blocks over 128-row tiles: feature
+    counts below, at and between multiples of 4 (zero padding, off-diagonal
+    blocks) and a partial last chunk and tile (600 = 512 + 88 rows)."""
+    X, log_w, means, pc, params = problem(
+        11, covariance_type, dtype, n_samples=600, n_features=n_features, n_components=3
+    )
+    w = weights_with_zeros(len(X), 12)
+    stats = estep_pass(X, w, params)
+    want = reference_stats(X, w, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+    out = estep_outputs(X, params, want_resp=True)
+    assert_rows_match(out, X, log_w, means, pc, covariance_type, params, dtype)
+
+
 @pytest.mark.parametrize(
     "n_samples, chunk_rows, rows_per_block",
     [

@@ -32,7 +32,7 @@ stays float32), accumulators are float64.
 
 import numpy as np
 
-from .._numba import jit, prange
+from .._numba import jit, prange, prefer_wide_vectors
 
 FULL = 0
 TIED = 1
@@ -41,6 +41,9 @@ DIAG = 2
 # Scratch rows are padded by 16 elements: with a power-of-two chunk, rows
 # exactly 4 KiB apart map to the same L1 sets and evict one another.
 _PAD = 16
+# Full-covariance densities run over tiles of this many rows, so that a tile
+# of the centred rows (D x _TILE) stays in L1 while every block of U meets it.
+_TILE = 128
 
 _LOG2E = 1.4426950408889634
 # ln 2 split so that n * _LN2_HI is exact for |n| < 2**20 (Cody and Waite).
@@ -59,6 +62,7 @@ def _exp_inplace(a, m, scale_bits):
     (B,)). Arguments below -708 give 0 (they are subnormal), -inf gives 0, NaN
     stays NaN. Reassociation is off: it would merge the two-part reduction.
     """
+    prefer_wide_vectors()
     scale = scale_bits.view(np.float64)
     for i in range(m):
         x = a[i]
@@ -113,9 +117,10 @@ def _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, 
     """Weighted log-densities of a chunk's first ``m`` rows into ``logp`` (K, B), float64.
 
     ``xt`` holds the rows transposed, (D, B), so every inner loop runs over
-    contiguous rows and vectorises. ``dt`` (D, B), ``y`` (D, B) and ``acc`` (B,)
-    are scratch in the data's dtype.
+    contiguous rows and vectorises. ``dt`` (D4, B), ``y`` (D, B) and ``acc``
+    (B,) are scratch in the data's dtype (D4: D rounded up to a multiple of 4).
     """
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = bias.shape[0]
     if code == TIED:
@@ -146,16 +151,7 @@ def _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, 
                     t = xt[j, i] - mu
                     acc[i] += p * (t * t)
         else:
-            for j in range(n_features):
-                mu = shift[k, j]
-                for i in range(m):
-                    dt[j, i] = xt[j, i] - mu
-            _triangular_product(dt, prec_mat[k], m, y)
-            for j in range(n_features):
-                off = offset[k, j]
-                for i in range(m):
-                    t = y[j, i] - off
-                    acc[i] += t * t
+            _full_norms(xt, m, shift[k], prec_mat[k], acc)
         _write_logp(logp, k, bias[k], acc, m)
 
 
@@ -166,7 +162,8 @@ def _triangular_product(dt, u, m, y):
     Four terms per pass over the rows: one load and store of ``y`` per four
     multiply-adds instead of per one.
     """
-    n_features = dt.shape[0]
+    prefer_wide_vectors()
+    n_features = u.shape[0]
     for j in range(n_features):
         for i in range(m):
             y[j, i] = 0.0
@@ -189,6 +186,138 @@ def _triangular_product(dt, u, m, y):
 
 
 @jit
+def _features4(n_features):
+    """``n_features`` rounded up to a multiple of 4 (the register block size)."""
+    return (n_features + 3) // 4 * 4
+
+
+@jit
+def _padded_upper(u, up):
+    """Copy the upper triangle of ``u`` (D, D) into ``up`` (D4, D4); zeros elsewhere.
+
+    Only ``a <= j`` is read, as scikit-learn's precision Cholesky factors are
+    upper triangular; the zero padding lets every 4 x 4 block run in full.
+    """
+    n_features = u.shape[0]
+    for a in range(up.shape[0]):
+        for j in range(up.shape[1]):
+            up[a, j] = u[a, j] if (a <= j and j < n_features) else 0.0
+
+
+@jit
+def _full_norms(xt, m, mu, u, acc):
+    """``acc[i] = || (xt[:, i] - mu) @ u ||^2`` for the chunk's first ``m`` rows.
+
+    Runs over tiles of ``_TILE`` rows. The scratch is allocated here, not
+    passed in: LLVM then knows it aliases nothing and vectorises the blocked
+    loops without runtime overlap checks (with them it gives up).
+    """
+    n_features = xt.shape[0]
+    n4 = _features4(n_features)
+    up = np.zeros((n4, n4), dtype=u.dtype)
+    _padded_upper(u, up)
+    dt = np.zeros((n4, _TILE), dtype=xt.dtype)
+    y = np.empty((4, _TILE), dtype=xt.dtype)
+    part = np.empty(_TILE, dtype=acc.dtype)
+    for i0 in range(0, m, _TILE):
+        tile = min(_TILE, m - i0)
+        for j in range(n_features):
+            c = mu[j]
+            for i in range(tile):
+                dt[j, i] = xt[j, i0 + i] - c
+        _triangular_norm(dt, up, tile, y, part)
+        for i in range(tile):
+            acc[i0 + i] = part[i]
+
+
+@jit
+def _triangular_norm(dt, up, tile, y, acc):
+    """``acc[i] = || dt[:, i] @ up ||^2`` for ``i < tile``.
+
+    ``up`` (D4, D4) is upper triangular and zero-padded, ``dt`` (D4, B) has
+    zero rows past D. Outputs come in blocks of 4 features: the off-diagonal
+    4 x 4 blocks of ``up`` are folded into ``y[0:4]`` (16 multiply-adds per 4
+    loads and 4 stores per row vector), the diagonal block finishes the 4
+    outputs in registers and adds their squares to ``acc``, so the product is
+    never stored.
+    """
+    prefer_wide_vectors()
+    n4 = up.shape[0]
+    for i in range(tile):
+        acc[i] = 0.0
+    for jg in range(0, n4, 4):
+        for ag in range(0, jg, 4):
+            u00 = up[ag, jg]
+            u01 = up[ag, jg + 1]
+            u02 = up[ag, jg + 2]
+            u03 = up[ag, jg + 3]
+            u10 = up[ag + 1, jg]
+            u11 = up[ag + 1, jg + 1]
+            u12 = up[ag + 1, jg + 2]
+            u13 = up[ag + 1, jg + 3]
+            u20 = up[ag + 2, jg]
+            u21 = up[ag + 2, jg + 1]
+            u22 = up[ag + 2, jg + 2]
+            u23 = up[ag + 2, jg + 3]
+            u30 = up[ag + 3, jg]
+            u31 = up[ag + 3, jg + 1]
+            u32 = up[ag + 3, jg + 2]
+            u33 = up[ag + 3, jg + 3]
+            if ag == 0:
+                for i in range(tile):
+                    d0 = dt[0, i]
+                    d1 = dt[1, i]
+                    d2 = dt[2, i]
+                    d3 = dt[3, i]
+                    y[0, i] = (u00 * d0 + u10 * d1) + (u20 * d2 + u30 * d3)
+                    y[1, i] = (u01 * d0 + u11 * d1) + (u21 * d2 + u31 * d3)
+                    y[2, i] = (u02 * d0 + u12 * d1) + (u22 * d2 + u32 * d3)
+                    y[3, i] = (u03 * d0 + u13 * d1) + (u23 * d2 + u33 * d3)
+            else:
+                for i in range(tile):
+                    d0 = dt[ag, i]
+                    d1 = dt[ag + 1, i]
+                    d2 = dt[ag + 2, i]
+                    d3 = dt[ag + 3, i]
+                    y[0, i] += (u00 * d0 + u10 * d1) + (u20 * d2 + u30 * d3)
+                    y[1, i] += (u01 * d0 + u11 * d1) + (u21 * d2 + u31 * d3)
+                    y[2, i] += (u02 * d0 + u12 * d1) + (u22 * d2 + u32 * d3)
+                    y[3, i] += (u03 * d0 + u13 * d1) + (u23 * d2 + u33 * d3)
+        u00 = up[jg, jg]
+        u01 = up[jg, jg + 1]
+        u02 = up[jg, jg + 2]
+        u03 = up[jg, jg + 3]
+        u11 = up[jg + 1, jg + 1]
+        u12 = up[jg + 1, jg + 2]
+        u13 = up[jg + 1, jg + 3]
+        u22 = up[jg + 2, jg + 2]
+        u23 = up[jg + 2, jg + 3]
+        u33 = up[jg + 3, jg + 3]
+        if jg == 0:
+            for i in range(tile):
+                d0 = dt[0, i]
+                d1 = dt[1, i]
+                d2 = dt[2, i]
+                d3 = dt[3, i]
+                t0 = u00 * d0
+                t1 = u01 * d0 + u11 * d1
+                t2 = (u02 * d0 + u12 * d1) + u22 * d2
+                t3 = (u03 * d0 + u13 * d1) + (u23 * d2 + u33 * d3)
+                acc[i] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+        else:
+            for i in range(tile):
+                d0 = dt[jg, i]
+                d1 = dt[jg + 1, i]
+                d2 = dt[jg + 2, i]
+                d3 = dt[jg + 3, i]
+                t0 = y[0, i] + u00 * d0
+                t1 = y[1, i] + (u01 * d0 + u11 * d1)
+                t2 = y[2, i] + ((u02 * d0 + u12 * d1) + u22 * d2)
+                t3 = y[3, i] + ((u03 * d0 + u13 * d1) + (u23 * d2 + u33 * d3))
+                acc[i] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+
+
+@jit
 def _write_logp(logp, k, b, acc, m):
     for i in range(m):
         logp[k, i] = b - 0.5 * acc[i]
@@ -203,6 +332,7 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
     A row whose every density is zero gets lse = -inf and NaN
     responsibilities: the caller reports it rather than dividing 0 by 0.
     """
+    prefer_wide_vectors()
     n_components = logp.shape[0]
     for i in range(m):
         lse[i] = logp[0, i]
@@ -239,9 +369,10 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
 def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr):
     """Add a chunk's statistics given its responsibilities ``resp`` (K, B).
 
-    ``dt`` (D, B) in the data's dtype, ``wd`` (D, B) and ``wr`` (B,) in float64
-    are scratch.
+    ``dt`` (D4, B) in the data's dtype, ``wd`` (D4, B) and ``wr`` (B,) in float64
+    are scratch; rows D: of ``dt`` and ``wd`` must be zero.
     """
+    prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = resp.shape[0]
     if code == TIED:
@@ -292,36 +423,79 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
 
 @jit
 def _upper_gram(wd, dt, m, out):
-    """``out[a, j] += sum_i wd[a, i] dt[j, i]`` for j >= a, in float64.
+    """``out[a, b] += sum_i wd[a, i] dt[b, i]`` for ``a <= b < D``, in float64.
 
-    Four columns per pass over the rows, so each load of ``wd[a]`` feeds four
-    multiply-adds.
+    ``wd`` and ``dt`` have D4 rows (D rounded up to a multiple of 4), rows past
+    ``D = out.shape[0]`` zero. The sums run in 4 x 4 blocks: each pass over
+    the rows loads 4 rows of each operand per 16 multiply-adds, all kept in
+    registers.
     """
-    n_features = dt.shape[0]
-    for a in range(n_features):
-        j = a
-        while j + 4 <= n_features:
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
+    prefer_wide_vectors()
+    n_features = out.shape[0]
+    n4 = wd.shape[0]
+    for ag in range(0, n4, 4):
+        for bg in range(ag, n4, 4):
+            s00 = 0.0
+            s01 = 0.0
+            s02 = 0.0
+            s03 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            s12 = 0.0
+            s13 = 0.0
+            s20 = 0.0
+            s21 = 0.0
+            s22 = 0.0
+            s23 = 0.0
+            s30 = 0.0
+            s31 = 0.0
+            s32 = 0.0
+            s33 = 0.0
             for i in range(m):
-                v = wd[a, i]
-                s0 += v * dt[j, i]
-                s1 += v * dt[j + 1, i]
-                s2 += v * dt[j + 2, i]
-                s3 += v * dt[j + 3, i]
-            out[a, j] += s0
-            out[a, j + 1] += s1
-            out[a, j + 2] += s2
-            out[a, j + 3] += s3
-            j += 4
-        while j < n_features:
-            s0 = 0.0
-            for i in range(m):
-                s0 += wd[a, i] * dt[j, i]
-            out[a, j] += s0
-            j += 1
+                a0 = wd[ag, i]
+                a1 = wd[ag + 1, i]
+                a2 = wd[ag + 2, i]
+                a3 = wd[ag + 3, i]
+                b0 = dt[bg, i]
+                b1 = dt[bg + 1, i]
+                b2 = dt[bg + 2, i]
+                b3 = dt[bg + 3, i]
+                s00 += a0 * b0
+                s01 += a0 * b1
+                s02 += a0 * b2
+                s03 += a0 * b3
+                s10 += a1 * b0
+                s11 += a1 * b1
+                s12 += a1 * b2
+                s13 += a1 * b3
+                s20 += a2 * b0
+                s21 += a2 * b1
+                s22 += a2 * b2
+                s23 += a2 * b3
+                s30 += a3 * b0
+                s31 += a3 * b1
+                s32 += a3 * b2
+                s33 += a3 * b3
+            _add_block(out, n_features, ag, bg, 0, s00, s01, s02, s03)
+            _add_block(out, n_features, ag, bg, 1, s10, s11, s12, s13)
+            _add_block(out, n_features, ag, bg, 2, s20, s21, s22, s23)
+            _add_block(out, n_features, ag, bg, 3, s30, s31, s32, s33)
+
+
+@jit
+def _add_block(out, n_features, ag, bg, r, s0, s1, s2, s3):
+    """Add row ``r`` of a 4 x 4 block at (ag, bg) to ``out``'s upper triangle."""
+    a = ag + r
+    if a >= n_features:
+        return
+    if bg >= a and bg < n_features:
+        out[a, bg] += s0
+    if bg + 1 >= a and bg + 1 < n_features:
+        out[a, bg + 1] += s1
+    if bg + 2 >= a and bg + 2 < n_features:
+        out[a, bg + 2] += s2
+    if bg + 3 >= a and bg + 3 < n_features:
+        out[a, bg + 3] += s3
 
 
 @jit
@@ -333,11 +507,12 @@ def _stats_chunk(
     n_features = X.shape[1]
     n_components = bias.shape[0]
     m = hi - lo
+    n4 = _features4(n_features)
     xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-    dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-    y = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    dt = np.zeros((n4, m + _PAD), dtype=X.dtype)
+    y = np.empty((max(n_features, 4), m + _PAD), dtype=X.dtype)
     acc = np.empty(m, dtype=X.dtype)
-    wd = np.empty((n_features, m + _PAD))
+    wd = np.zeros((n4, m + _PAD))
     w = np.empty(m)
     lse = np.empty(m)
     rlogr = np.empty(m)
@@ -508,9 +683,10 @@ def _rows_chunk(
     n_features = X.shape[1]
     n_components = bias.shape[0]
     m = hi - lo
+    n4 = _features4(n_features)
     xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-    dt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-    y = np.empty((n_features, m + _PAD), dtype=X.dtype)
+    dt = np.zeros((n4, m + _PAD), dtype=X.dtype)
+    y = np.empty((max(n_features, 4), m + _PAD), dtype=X.dtype)
     acc = np.empty(m, dtype=X.dtype)
     w = np.empty(m)
     logp = np.empty((n_components, m + _PAD))
