@@ -40,6 +40,26 @@ def test_import_compiles_nothing_and_stays_light():
     assert out.stdout.strip() == "[] []"
 
 
+def test_bare_import_loads_neither_numba_nor_sklearn():
+    """``import fastmix`` is light; the public names still resolve on access."""
+    out = _run(
+        """
+        import sys
+        import fastmix
+        heavy = sorted(m for m in ("numba", "sklearn", "scipy") if m in sys.modules)
+        from fastmix import *
+        import fastmix._gaussian_mixture as g
+        print(heavy, GaussianMixture is g.GaussianMixture,
+              callable(load), BayesianGaussianMixture.__name__,
+              "GaussianMixture" in dir(fastmix))
+        """
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[] True True BayesianGaussianMixture True"
+    missing = _run("import fastmix; fastmix.GausianMixture")
+    assert "has no attribute 'GausianMixture'" in missing.stderr
+
+
 def test_cache_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("FASTMIX_NUMBA_CACHE", "0")
 
