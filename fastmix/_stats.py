@@ -205,18 +205,85 @@ def estep_outputs(X, params, want_resp, chunk_rows=CHUNK_ROWS):
     return log_prob_norm, labels, (log_resp if want_resp else None)
 
 
+def _one_hot_labels(r, row_sums):
+    """Each row's component where ``r`` is one-hot, else None.
+
+    One-hot: every entry exactly 0.0 or 1.0, at most one 1.0 per row. A row of
+    zeros (a row an initialisation leaves unassigned) gets the label -1.
+    ``row_sums`` is ``r @ 1``, exact counts once the entries are 0 or 1.
+    """
+    # Counting both values rejects NaN, negatives and anything fractional;
+    # counts of boolean arrays are several times cheaper than of floats.
+    if np.count_nonzero(r == 0.0) + np.count_nonzero(r == 1.0) != r.size:
+        return None
+    if row_sums.size and row_sums.max() > 1.0:
+        return None
+    # Exact small integers: a product instead of argmax (8x cheaper at K=16).
+    labels = (r @ np.arange(r.shape[1], dtype=np.float64)).astype(np.intp)
+    labels[row_sums == 0.0] = -1
+    return labels
+
+
+def _add_one_hot(stats, xb, wb, labels, code):
+    """Add one block's ``nk``, ``s1`` and per-component ``s2`` for one-hot labels.
+
+    Each component's sums run over its own rows only: the block is read once in
+    all, where the general path reads it once per component.
+    """
+    n_components = stats.nk.shape[0]
+    # Rows grouped by component, in row order within a group, unassigned (-1)
+    # first. A stable sort of 16-bit keys is a radix sort, 6x cheaper than int64.
+    key_type = np.int16 if n_components < 2**15 else np.intp
+    order = np.argsort(labels.astype(key_type), kind="stable")
+    counts = np.bincount(labels + 1, minlength=n_components + 1)
+    rows = order[counts[0] :]
+    xs, ws = xb[rows], wb[rows]
+    bounds = np.concatenate(([0], np.cumsum(counts[1:])))
+    for k in np.flatnonzero(counts[1:]):
+        lo, hi = bounds[k], bounds[k + 1]
+        d = xs[lo:hi] - stats.shift[k]
+        w = ws[lo:hi]
+        stats.nk[k] += w.sum()
+        # Products with the weights even when they are all one: BLAS
+        # matrix-vector products beat NumPy's axis-0 reductions here.
+        stats.s1[k] += w @ d
+        if code == FULL:
+            stats.s2_mat[k] += (d * w[:, None]).T @ d
+        elif code == DIAG:
+            stats.s2_diag[k] += w @ (d * d)
+
+
 def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=65536):
     """Statistics for given responsibilities, produced block by block.
 
     Used once per initialisation (k-means labels, random responsibilities): it
     never holds more than one block of responsibilities.
 
+    A block whose responsibilities are one-hot (every entry exactly 0.0 or 1.0,
+    at most one 1.0 per row: k-means, k-means++ and 'random_from_data') takes a
+    fast path that groups its rows by component and sums each component over its
+    own rows only, a K-fold saving. It agrees with the general path to rounding
+    (the order of summation differs).
+
     Parameters
     ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64; anything supporting row slicing.
+    sample_weight : ndarray of shape (n_samples,) or None
     resp_blocks : callable (start, stop) -> ndarray of shape (stop - start, K)
         Returns the responsibilities of rows ``start:stop``, in row order.
+    code : int
+        Covariance code, a value of :data:`COV_CODES`.
     shift : ndarray of shape (K, D)
         Centres the statistics are accumulated around.
+    rows_per_block : int, default=65536
+        Rows read (and responsibilities requested) at a time.
+
+    Returns
+    -------
+    stats : Stats
+        ``s2_mat`` holds whole matrices (symmetric to rounding), not upper
+        triangles; ``sum_wlogp`` and ``sum_wrlogr`` are zero.
     """
     n_samples, _ = X.shape
     stats = Stats.zeros(code, shift)
@@ -232,18 +299,24 @@ def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=6
             wb = np.asarray(sample_weight[start:stop], dtype=np.float64)
         else:
             wb = np.ones(stop - start)
-        wr = r * wb[:, None]
-        partial = partial or bool(np.any(np.abs(r.sum(axis=1) - 1.0) > 1e-3))
-        stats.nk += wr.sum(axis=0)
+        # A matrix-vector product: several times cheaper than r.sum(axis=1).
+        r_sums = r @ np.ones(r.shape[1])
+        partial = partial or bool(np.any(np.abs(r_sums - 1.0) > 1e-3))
         stats.sum_w += float(wb.sum())
         stats.n_rows += np.count_nonzero(wb)
-        for k in range(shift.shape[0]):
-            d = xb - stats.shift[k]
-            stats.s1[k] += wr[:, k] @ d
-            if code == FULL:
-                stats.s2_mat[k] += (d * wr[:, k, None]).T @ d
-            elif code == DIAG:
-                stats.s2_diag[k] += wr[:, k] @ (d * d)
+        labels = _one_hot_labels(r, r_sums)
+        if labels is not None:
+            _add_one_hot(stats, xb, wb, labels, code)
+        else:
+            wr = r * wb[:, None]
+            stats.nk += wr.sum(axis=0)
+            for k in range(shift.shape[0]):
+                d = xb - stats.shift[k]
+                stats.s1[k] += wr[:, k] @ d
+                if code == FULL:
+                    stats.s2_mat[k] += (d * wr[:, k, None]).T @ d
+                elif code == DIAG:
+                    stats.s2_diag[k] += wr[:, k] @ (d * d)
         if code == TIED:
             d = xb - stats.shift[0]
             stats.s2_mat[0] += (d * wb[:, None]).T @ d
