@@ -14,7 +14,7 @@ estimator called it.
 Covariance types share one kernel through an integer code:
 
 - ``FULL``: ``prec_mat`` has shape (K, D, D); ``shift`` = the current means,
-  ``offset`` = 0.
+  ``offset`` unused (zeros).
 - ``TIED``: ``prec_mat`` has shape (1, D, D); every row of ``shift`` is the
   same centre ``c`` and ``offset_k = (mean_k - c) @ U``, so ``(x - c) @ U`` is
   computed once per row instead of once per component.
@@ -595,7 +595,8 @@ def estep_stats(
     prec_diag : ndarray of shape (K, D) for DIAG, (0, D) otherwise; X.dtype
         Diagonal precisions (squared Cholesky factors).
     offset : ndarray of shape (K, D), X.dtype
-        Subtracted from ``(x - shift_k) @ U_k`` (zero except for TIED).
+        Subtracted from ``(x - shift_k) @ U_k`` for TIED; FULL and DIAG ignore
+        it (callers pass zeros).
     bias : ndarray of shape (K,), float64
         Per-component additive constant of the log-density.
     chunk_size : int
