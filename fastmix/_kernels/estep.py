@@ -504,6 +504,7 @@ def _stats_chunk(
     nk, s1, s2_mat, s2_diag, scal,
 ):  # fmt: skip
     """E-step of rows ``lo:hi``: overwrite one chunk's partial statistics."""
+    prefer_wide_vectors()  # the stages below are inlined into this function
     n_features = X.shape[1]
     n_components = bias.shape[0]
     m = hi - lo
@@ -622,6 +623,7 @@ def estep_stats(
     :func:`estep_stats_serial` runs the same chunks in a plain loop and gives
     bitwise the same result.
     """
+    prefer_wide_vectors()
     n_samples, n_features = X.shape
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
     p_nk, p_s1, p_s2m, p_s2d, p_scal = _partials(
@@ -660,6 +662,7 @@ def estep_stats_serial(
     work, and for Dask workers, whose threads must never launch a parallel
     kernel. Arguments and outputs as for :func:`estep_stats`.
     """
+    prefer_wide_vectors()
     n_samples, n_features = X.shape
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
     p_nk, p_s1, p_s2m, p_s2d, p_scal = _partials(
@@ -681,6 +684,7 @@ def _rows_chunk(
     log_prob_norm, labels, log_resp,
 ):  # fmt: skip
     """Per-row outputs of rows ``lo:hi`` (see :func:`estep_rows`)."""
+    prefer_wide_vectors()  # the stages below are inlined into this function
     n_features = X.shape[1]
     n_components = bias.shape[0]
     m = hi - lo
@@ -745,6 +749,7 @@ def estep_rows(
         Written only when it has n rows: the log-responsibilities. This pass is
         the only place an (n, K) array exists, and only when the caller asks.
     """
+    prefer_wide_vectors()
     n_samples = X.shape[0]
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
     want_resp = log_resp.shape[0] == n_samples and n_samples > 0
@@ -772,6 +777,7 @@ def estep_rows_serial(
     log_resp,
 ):
     """:func:`estep_rows` on the calling thread only; same arguments and outputs."""
+    prefer_wide_vectors()
     n_samples = X.shape[0]
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
     want_resp = log_resp.shape[0] == n_samples and n_samples > 0
