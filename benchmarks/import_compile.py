@@ -54,6 +54,7 @@ import sys, time, warnings
 sys.path.insert(0, {here!r})
 import _perf_common as pc
 import fastmix
+from fastmix import GaussianMixture  # imports scikit-learn: not compile time
 warnings.simplefilter("ignore")
 X = pc.make_data(100_000, 16, 16, "float64")
 params = pc.gmm_params(16, {cov!r}, X, 2)

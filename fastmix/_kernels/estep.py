@@ -140,18 +140,18 @@ def _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, 
                     acc[i] += t * t
             _write_logp(logp, k, bias[k], acc, m)
         return
+    if code == FULL:
+        _full_logdens(xt, m, shift, prec_mat, bias, logp)
+        return
     for k in range(n_components):
         for i in range(m):
             acc[i] = 0.0
-        if code == DIAG:
-            for j in range(n_features):
-                mu = shift[k, j]
-                p = prec_diag[k, j]
-                for i in range(m):
-                    t = xt[j, i] - mu
-                    acc[i] += p * (t * t)
-        else:
-            _full_norms(xt, m, shift[k], prec_mat[k], acc)
+        for j in range(n_features):
+            mu = shift[k, j]
+            p = prec_diag[k, j]
+            for i in range(m):
+                t = xt[j, i] - mu
+                acc[i] += p * (t * t)
         _write_logp(logp, k, bias[k], acc, m)
 
 
@@ -205,29 +205,39 @@ def _padded_upper(u, up):
 
 
 @jit
-def _full_norms(xt, m, mu, u, acc):
-    """``acc[i] = || (xt[:, i] - mu) @ u ||^2`` for the chunk's first ``m`` rows.
+def _full_logdens(xt, m, shift, prec_mat, bias, logp):
+    """Full-covariance log-densities of a chunk's first ``m`` rows into ``logp`` (K, B).
 
-    Runs over tiles of ``_TILE`` rows. The scratch is allocated here, not
-    passed in: LLVM then knows it aliases nothing and vectorises the blocked
-    loops without runtime overlap checks (with them it gives up).
+    Tiles of ``_TILE`` rows outside, components inside: a tile of ``xt``
+    stays in L1 while every component centres it. The scratch is allocated
+    here, not passed in: LLVM then knows it aliases nothing and vectorises the
+    blocked loops without runtime overlap checks (with them it gives up). Rows
+    are addressed through slices: an offset index (``xt[j, i0 + i]``) keeps
+    numba's negative-index wraparound in the loop and stops it vectorising.
     """
-    n_features = xt.shape[0]
+    prefer_wide_vectors()
+    n_components, n_features = shift.shape
     n4 = _features4(n_features)
-    up = np.zeros((n4, n4), dtype=u.dtype)
-    _padded_upper(u, up)
+    up = np.zeros((n_components, n4, n4), dtype=prec_mat.dtype)
+    for k in range(n_components):
+        _padded_upper(prec_mat[k], up[k])
     dt = np.zeros((n4, _TILE), dtype=xt.dtype)
     y = np.empty((4, _TILE), dtype=xt.dtype)
-    part = np.empty(_TILE, dtype=acc.dtype)
+    part = np.empty(_TILE, dtype=xt.dtype)
     for i0 in range(0, m, _TILE):
         tile = min(_TILE, m - i0)
-        for j in range(n_features):
-            c = mu[j]
+        for k in range(n_components):
+            for j in range(n_features):
+                c = shift[k, j]
+                src = xt[j, i0 : i0 + tile]
+                dst = dt[j]
+                for i in range(tile):
+                    dst[i] = src[i] - c
+            _triangular_norm(dt, up[k], tile, y, part)
+            b = bias[k]
+            out = logp[k, i0 : i0 + tile]
             for i in range(tile):
-                dt[j, i] = xt[j, i0 + i] - c
-        _triangular_norm(dt, up, tile, y, part)
-        for i in range(tile):
-            acc[i0 + i] = part[i]
+                out[i] = b - 0.5 * part[i]
 
 
 @jit
@@ -375,6 +385,9 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
     prefer_wide_vectors()
     n_features = xt.shape[0]
     n_components = resp.shape[0]
+    if code == FULL:
+        _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat)
+        return
     if code == TIED:
         for j in range(n_features):
             c = shift[0, j]
@@ -394,31 +407,68 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
             # well-separated components, and it skips the costly second moment).
             continue
         nk[k] += total
-        if code == FULL:
+        for j in range(n_features):
+            mu = shift[k, j]
+            s = 0.0
+            q = 0.0
+            for i in range(m):
+                v = xt[j, i] - mu
+                u = wr[i] * v
+                s += u
+                q += u * v
+            s1[k, j] += s
+            if code == DIAG:
+                s2_diag[k, j] += q
+
+
+@jit
+def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat):
+    """Full-covariance statistics of a chunk given its responsibilities ``resp`` (K, B).
+
+    Tiles of ``_TILE`` rows outside, components inside, as in
+    :func:`_full_logdens`: the centred and weighted tile (2 x D4 x _TILE) stays
+    in L1 for its 4 x 4 Gram blocks, where the whole chunk (134 KiB at D = 16)
+    would stream from L2 once per block.
+    """
+    prefer_wide_vectors()
+    n_components, n_features = shift.shape
+    n4 = _features4(n_features)
+    active = np.empty(n_components, dtype=np.bool_)
+    for k in range(n_components):
+        r = resp[k]
+        total = 0.0
+        for i in range(m):
+            total += w[i] * r[i]
+        # Every responsibility underflowed: nothing to add (common for
+        # well-separated components, and it skips the costly second moment).
+        active[k] = total != 0.0
+        nk[k] += total
+    dt = np.zeros((n4, _TILE), dtype=xt.dtype)
+    wd = np.zeros((n4, _TILE))
+    wr = np.empty(_TILE)
+    for i0 in range(0, m, _TILE):
+        tile = min(_TILE, m - i0)
+        wt = w[i0 : i0 + tile]
+        for k in range(n_components):
+            if not active[k]:
+                continue
+            r = resp[k, i0 : i0 + tile]
+            for i in range(tile):
+                wr[i] = wt[i] * r[i]
             for j in range(n_features):
                 mu = shift[k, j]
+                src = xt[j, i0 : i0 + tile]
+                dd = dt[j]
+                ww = wd[j]
                 s = 0.0
-                for i in range(m):
-                    v = xt[j, i] - mu
-                    dt[j, i] = v
+                for i in range(tile):
+                    v = src[i] - mu
+                    dd[i] = v
                     v = wr[i] * v
-                    wd[j, i] = v
+                    ww[i] = v
                     s += v
                 s1[k, j] += s
-            _upper_gram(wd, dt, m, s2_mat[k])
-        else:
-            for j in range(n_features):
-                mu = shift[k, j]
-                s = 0.0
-                q = 0.0
-                for i in range(m):
-                    v = xt[j, i] - mu
-                    u = wr[i] * v
-                    s += u
-                    q += u * v
-                s1[k, j] += s
-                if code == DIAG:
-                    s2_diag[k, j] += q
+            _upper_gram(wd, dt, tile, s2_mat[k])
 
 
 @jit
