@@ -24,10 +24,10 @@ Covariance types share one kernel through an integer code:
 
 Statistics are accumulated around ``shift`` in float64 (``S1 = sum w r (x -
 shift_k)``, ``S2`` likewise for the second moment), so a variance can never go
-negative by cancellation. Each chunk fills its own partial slot; partials are
-summed in chunk order afterwards, so the result is bitwise independent of the
-number of threads. Data are read and multiplied in their own dtype (float32
-stays float32), accumulators are float64.
+negative by cancellation. Each group of consecutive chunks adds them in order
+into its own partial slot; slots are summed in group order afterwards, so the
+result is bitwise independent of the number of threads. Data are read and
+multiplied in their own dtype (float32 stays float32), accumulators are float64.
 """
 
 import numpy as np
@@ -44,6 +44,11 @@ _PAD = 16
 # Full-covariance densities run over tiles of this many rows, so that a tile
 # of the centred rows (D x _TILE) stays in L1 while every block of U meets it.
 _TILE = 128
+# Consecutive chunks one task adds, in order, into one partial slot: 8 keeps
+# 16 tasks per 128-chunk call for 2 threads while the partials (zeroed, then
+# summed on one thread after the parallel loop) shrink 8-fold (4.5 MiB per
+# call at D = K = 16 with one slot per chunk).
+_GROUP = 8
 
 _LOG2E = 1.4426950408889634
 # ln 2 split so that n * _LN2_HI is exact for |n| < 2**20 (Cody and Waite).
@@ -553,7 +558,7 @@ def _stats_chunk(
     X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
     nk, s1, s2_mat, s2_diag, scal,
 ):  # fmt: skip
-    """E-step of rows ``lo:hi``: overwrite one chunk's partial statistics."""
+    """E-step of rows ``lo:hi``: add the chunk's statistics to a group's partials."""
     prefer_wide_vectors()  # the stages below are inlined into this function
     n_features = X.shape[1]
     n_components = bias.shape[0]
@@ -582,9 +587,9 @@ def _stats_chunk(
             sw += w[i]
             swl += w[i] * lse[i]
             swr += w[i] * rlogr[i]
-    scal[0] = sw
-    scal[1] = swl
-    scal[2] = swr
+    scal[0] += sw
+    scal[1] += swl
+    scal[2] += swr
     _chunk_stats(xt, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t)
 
 
@@ -601,7 +606,7 @@ def _partials(n_chunks, n_components, n_features, n_mat, n_diag):
 
 @jit
 def _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal):
-    """Sum per-chunk partials into the outputs in chunk order (thread-independent)."""
+    """Sum per-group partials into the outputs in group order (thread-independent)."""
     for c in range(p_nk.shape[0]):
         nk += p_nk[c]
         s1 += p_s1[c]
@@ -668,24 +673,29 @@ def estep_stats(
 
     Notes
     -----
-    Extra memory is O(chunks · K · D²) for the partials of this block plus
-    O(chunk_size · (K + D)) per chunk in flight; no (n, K) array is allocated.
-    :func:`estep_stats_serial` runs the same chunks in a plain loop and gives
-    bitwise the same result.
+    Chunks are taken in groups of ``_GROUP`` consecutive chunks; each group
+    adds its chunks, in order, into its own partial slot, and the slots are
+    summed in group order, so the result does not depend on the thread count.
+    Extra memory is O(chunks / _GROUP · K · D²) for the partials of this block
+    plus O(chunk_size · (K + D)) per chunk in flight; no (n, K) array is
+    allocated. :func:`estep_stats_serial` runs the same groups in a plain loop
+    and gives bitwise the same result.
     """
     prefer_wide_vectors()
     n_samples, n_features = X.shape
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
+    n_groups = (n_chunks + _GROUP - 1) // _GROUP
     p_nk, p_s1, p_s2m, p_s2d, p_scal = _partials(
-        n_chunks, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
+        n_groups, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
     )
-    for c in prange(n_chunks):
-        lo = c * chunk_size
-        hi = min(lo + chunk_size, n_samples)
-        _stats_chunk(
-            X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
-            p_nk[c], p_s1[c], p_s2m[c], p_s2d[c], p_scal[c],
-        )  # fmt: skip
+    for g in prange(n_groups):
+        for c in range(g * _GROUP, min((g + 1) * _GROUP, n_chunks)):
+            lo = c * chunk_size
+            hi = min(lo + chunk_size, n_samples)
+            _stats_chunk(
+                X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+                p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
+            )  # fmt: skip
     _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
 
 
@@ -715,16 +725,18 @@ def estep_stats_serial(
     prefer_wide_vectors()
     n_samples, n_features = X.shape
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
+    n_groups = (n_chunks + _GROUP - 1) // _GROUP
     p_nk, p_s1, p_s2m, p_s2d, p_scal = _partials(
-        n_chunks, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
+        n_groups, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
     )
-    for c in range(n_chunks):
-        lo = c * chunk_size
-        hi = min(lo + chunk_size, n_samples)
-        _stats_chunk(
-            X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
-            p_nk[c], p_s1[c], p_s2m[c], p_s2d[c], p_scal[c],
-        )  # fmt: skip
+    for g in range(n_groups):
+        for c in range(g * _GROUP, min((g + 1) * _GROUP, n_chunks)):
+            lo = c * chunk_size
+            hi = min(lo + chunk_size, n_samples)
+            _stats_chunk(
+                X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+                p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
+            )  # fmt: skip
     _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
 
 
