@@ -122,8 +122,9 @@ def _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, 
     """Weighted log-densities of a chunk's first ``m`` rows into ``logp`` (K, B), float64.
 
     ``xt`` holds the rows transposed, (D, B), so every inner loop runs over
-    contiguous rows and vectorises. ``dt`` (D4, B), ``y`` (D, B) and ``acc``
-    (B,) are scratch in the data's dtype (D4: D rounded up to a multiple of 4).
+    contiguous rows and vectorises. ``dt`` (D4, B), ``y`` (D4, B) and ``acc``
+    (B,) are scratch in the data's dtype (D4: D rounded up to a multiple of 4);
+    only TIED uses ``dt`` and ``y``.
     """
     prefer_wide_vectors()
     n_features = xt.shape[0]
@@ -385,7 +386,8 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
     """Add a chunk's statistics given its responsibilities ``resp`` (K, B).
 
     ``dt`` (D4, B) in the data's dtype, ``wd`` (D4, B) and ``wr`` (B,) in float64
-    are scratch; rows D: of ``dt`` and ``wd`` must be zero.
+    are scratch; rows D: of ``dt`` and ``wd`` must be zero. Only TIED uses ``dt``
+    and ``wd``.
     """
     prefer_wide_vectors()
     n_features = xt.shape[0]
@@ -563,12 +565,14 @@ def _stats_chunk(
     n_features = X.shape[1]
     n_components = bias.shape[0]
     m = hi - lo
-    n4 = _features4(n_features)
+    # Only TIED uses the chunk-wide scratch (FULL allocates per-tile scratch,
+    # DIAG needs none): zeroing it for every chunk is not free.
+    rows = _features4(n_features) if code == TIED else 0
     xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-    dt = np.zeros((n4, m + _PAD), dtype=X.dtype)
-    y = np.empty((max(n_features, 4), m + _PAD), dtype=X.dtype)
+    dt = np.zeros((rows, m + _PAD), dtype=X.dtype)
+    y = np.empty((rows, m + _PAD), dtype=X.dtype)
     acc = np.empty(m, dtype=X.dtype)
-    wd = np.zeros((n4, m + _PAD))
+    wd = np.zeros((rows, m + _PAD))
     w = np.empty(m)
     lse = np.empty(m)
     rlogr = np.empty(m)
@@ -750,10 +754,10 @@ def _rows_chunk(
     n_features = X.shape[1]
     n_components = bias.shape[0]
     m = hi - lo
-    n4 = _features4(n_features)
+    rows = _features4(n_features) if code == TIED else 0  # see _stats_chunk
     xt = np.empty((n_features, m + _PAD), dtype=X.dtype)
-    dt = np.zeros((n4, m + _PAD), dtype=X.dtype)
-    y = np.empty((max(n_features, 4), m + _PAD), dtype=X.dtype)
+    dt = np.zeros((rows, m + _PAD), dtype=X.dtype)
+    y = np.empty((rows, m + _PAD), dtype=X.dtype)
     acc = np.empty(m, dtype=X.dtype)
     w = np.empty(m)
     logp = np.empty((n_components, m + _PAD))
