@@ -598,6 +598,24 @@ def _stats_chunk(
 
 
 @jit
+def _stats_group(
+    X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
+    nk, s1, s2_mat, s2_diag, scal,
+):  # fmt: skip
+    """Add the chunks of group ``g`` (``_GROUP`` consecutive chunks), in order."""
+    prefer_wide_vectors()
+    n_samples = X.shape[0]
+    n_chunks = (n_samples + chunk_size - 1) // chunk_size
+    for c in range(g * _GROUP, min((g + 1) * _GROUP, n_chunks)):
+        lo = c * chunk_size
+        hi = min(lo + chunk_size, n_samples)
+        _stats_chunk(
+            X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+            nk, s1, s2_mat, s2_diag, scal,
+        )  # fmt: skip
+
+
+@jit
 def _partials(n_chunks, n_components, n_features, n_mat, n_diag):
     return (
         np.zeros((n_chunks, n_components)),
@@ -693,13 +711,10 @@ def estep_stats(
         n_groups, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
     )
     for g in prange(n_groups):
-        for c in range(g * _GROUP, min((g + 1) * _GROUP, n_chunks)):
-            lo = c * chunk_size
-            hi = min(lo + chunk_size, n_samples)
-            _stats_chunk(
-                X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
-                p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
-            )  # fmt: skip
+        _stats_group(
+            X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
+            p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
+        )  # fmt: skip
     _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
 
 
@@ -734,13 +749,10 @@ def estep_stats_serial(
         n_groups, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
     )
     for g in range(n_groups):
-        for c in range(g * _GROUP, min((g + 1) * _GROUP, n_chunks)):
-            lo = c * chunk_size
-            hi = min(lo + chunk_size, n_samples)
-            _stats_chunk(
-                X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
-                p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
-            )  # fmt: skip
+        _stats_group(
+            X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
+            p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
+        )  # fmt: skip
     _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
 
 
