@@ -26,8 +26,9 @@ Statistics are accumulated around ``shift`` in float64 (``S1 = sum w r (x -
 shift_k)``, ``S2`` likewise for the second moment), so a variance can never go
 negative by cancellation. Each group of consecutive chunks adds them in order
 into its own partial slot; slots are summed in group order afterwards, so the
-result is bitwise independent of the number of threads. Data are read and
-multiplied in their own dtype (float32 stays float32), accumulators are float64.
+result is bitwise independent of the number of threads. Data are read, centred
+and run through the densities in their own dtype (float32 stays float32); the
+statistics are formed and accumulated in float64.
 """
 
 import numpy as np
