@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from ._kmeans import kmeans
 from ._progress import notify as _notify_progress
 from ._sources import (
     DataSource,
@@ -206,17 +207,13 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 )
                 return r / r.sum(axis=1)[:, None]
         else:
-            # Imported here: sklearn.cluster costs ~0.2 s at import, and only
-            # these initialisations need it.
-            from sklearn.cluster import KMeans, kmeans_plusplus
-
             if self.init_params == "kmeans":
-                labels = (
-                    KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-                    .fit(X, sample_weight=sample_weight)
-                    .labels_
-                )
+                labels, _ = kmeans(X, n_components, random_state, sample_weight)
             else:
+                # Imported here: sklearn.cluster costs ~0.2 s at import, and
+                # only this initialisation needs it.
+                from sklearn.cluster import kmeans_plusplus
+
                 if self.init_params == "random_from_data":
                     indices = random_state.choice(n_samples, size=n_components, replace=False)
                 else:  # k-means++

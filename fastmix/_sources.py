@@ -35,12 +35,13 @@ Initialisation of out-of-core data
 ----------------------------------
 ``init_params`` keeps its meaning but never pulls the dataset to the client:
 
-- ``'kmeans'``: k-means (scikit-learn's ``KMeans``, ``n_init=1``, seeded from
-  ``random_state``) on a uniform sample without replacement of at most
-  :data:`INIT_SAMPLE_ROWS` rows (fewer for wide rows, see
-  :func:`init_sample_rows`), then one streamed pass that assigns every row to
-  its nearest centre (the E-step kernel with identity precisions) and
-  accumulates the initial statistics of those hard assignments;
+- ``'kmeans'``: k-means (scikit-learn's ``KMeans`` with ``n_init=1``, seeded
+  from ``random_state``, as :func:`fastmix._kmeans.kmeans` runs it) on a
+  uniform sample without replacement of at most :data:`INIT_SAMPLE_ROWS` rows
+  (fewer for wide rows, see :func:`init_sample_rows`), then one streamed pass
+  that assigns every row to its nearest centre (the E-step kernel with
+  identity precisions) and accumulates the initial statistics of those hard
+  assignments;
 - ``'k-means++'``: k-means++ seeding on the same sample; the chosen rows get
   the one-hot responsibilities, as in scikit-learn;
 - ``'random_from_data'``: ``n_components`` distinct rows drawn uniformly from
@@ -67,6 +68,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import validate_data
 
 from ._kernels import DIAG, TIED, estep_rows_serial, estep_stats_serial
+from ._kmeans import kmeans
 from ._stats import (
     CHUNK_ROWS,
     KernelParams,
@@ -377,17 +379,16 @@ class DataSource:
             if size < n_samples:
                 rows = np.sort(_choice(n_samples, size, random_state))
             sample, weights = self.take(rows, sample_weight)
-            # Imported here, as in _base: sklearn.cluster is slow to import.
-            from sklearn.cluster import KMeans, kmeans_plusplus
-
             if init_params == "kmeans":
-                km = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-                km.fit(sample, sample_weight=weights)
+                labels, centres = kmeans(sample, n_components, random_state, weights)
                 if rows is None:
-                    spec = ("labels", km.labels_)
+                    spec = ("labels", labels)
                 else:
-                    spec = ("centres", _nearest_centre_params(km.cluster_centers_, self.dtype))
+                    spec = ("centres", _nearest_centre_params(centres, self.dtype))
             else:  # k-means++
+                # Imported here, as in _base: sklearn.cluster is slow to import.
+                from sklearn.cluster import kmeans_plusplus
+
                 _, chosen = kmeans_plusplus(
                     sample, n_components, random_state=random_state, sample_weight=weights
                 )

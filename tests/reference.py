@@ -593,3 +593,49 @@ def round_model(means, prec_chol, dtype):
         np.asarray(means).astype(dtype).astype(np.float64),
         np.asarray(prec_chol).astype(dtype).astype(np.float64),
     )
+
+
+# --------------------------------------------------------------------------
+# k-means (init_params='kmeans', fastmix._kernels.kmeans)
+# --------------------------------------------------------------------------
+def _centred(X, mean):
+    return np.asarray(X, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
+
+
+def kmeans_sq_distances(X, mean, centres):
+    """Squared distances (n, K) of the centred rows to ``centres``.
+
+    Their terms are non-negative, so a distance is its own error scale.
+    """
+    diff = _centred(X, mean)[:, None, :] - np.asarray(centres, dtype=np.float64)[None]
+    return (diff**2).sum(axis=2)
+
+
+def kmeans_seed_trial(X, mean, sample_weight, closest, centres):
+    """``min(closest, |x - mean - c_j|**2)`` as (m, n) and its weighted sums (m,)."""
+    dist = np.minimum(np.asarray(closest)[None, :], kmeans_sq_distances(X, mean, centres).T)
+    return dist, dist @ _weights(sample_weight, np.shape(X)[0])
+
+
+def kmeans_seed_draw(closest, sample_weight, targets):
+    """``np.searchsorted(np.cumsum(w * closest), targets)`` clipped to the last row."""
+    running = np.cumsum(_weights(sample_weight, len(closest)) * closest)
+    return np.minimum(np.searchsorted(running, targets), len(closest) - 1)
+
+
+def kmeans_lloyd_pass(X, mean, sample_weight, centres):
+    """Nearest centre of every row (first on ties), per-centre weighted sums and weights.
+
+    Returns ``labels (n,), sums (K, D), weights (K,), sum_scale (K, D)`` where
+    ``sum_scale`` is the sum of absolute terms of each entry of ``sums``.
+    """
+    Xc = _centred(X, mean)
+    n_clusters = np.shape(centres)[0]
+    labels = kmeans_sq_distances(X, mean, centres).argmin(axis=1)
+    w = _weights(sample_weight, Xc.shape[0])
+    sums = np.zeros((n_clusters, Xc.shape[1]))
+    scale = np.zeros_like(sums)
+    np.add.at(sums, labels, w[:, None] * Xc)
+    np.add.at(scale, labels, np.abs(w[:, None] * Xc))
+    weights = np.bincount(labels, weights=w, minlength=n_clusters)
+    return labels, sums, weights, scale

@@ -1,0 +1,208 @@
+"""scikit-learn's ``KMeans(n_init=1)`` on fastmix's kernels, for ``init_params='kmeans'``.
+
+A mixture started with ``init_params='kmeans'`` must start from the labels
+that scikit-learn's ``KMeans(n_clusters=K, n_init=1, random_state=rs).fit(X,
+sample_weight=w)`` gives, so that it fits the same model as scikit-learn's
+``GaussianMixture`` from the same ``random_state``. :func:`kmeans` runs that
+algorithm step for step: the same greedy k-means++ seeding (the same draws
+from ``rs``, in the same order, so ``rs`` ends in the same state), then the
+same Lloyd iterations, tolerance, strict-convergence test and final
+re-assignment. The passes over the data run in :mod:`fastmix._kernels.kmeans`
+instead of BLAS and Cython, and ``X`` is centred as it is read instead of in a
+copy.
+
+Rounding, and when scikit-learn runs instead
+--------------------------------------------
+The kernels round differently from scikit-learn (``sum (x - c)**2`` against
+``|x|**2 + |c|**2 - 2 x.c`` through BLAS, sums in another order). Every
+decision the algorithm takes is therefore checked against a bound on both
+computations' rounding errors: which candidate centre lowers the potential
+most, which row each k-means++ draw lands on, which centre is nearest to
+each row, whether the centre shift is within the tolerance. When a decision
+is closer than that bound (a "near tie": two rows equally far apart, a
+duplicated point, an isolated pair of outliers) its outcome depends on
+rounding, so scikit-learn's own answer depends on its BLAS. fastmix then
+restores ``rs`` and runs scikit-learn's ``KMeans`` itself. It does the same
+when a cluster goes empty (its relocation rule is defined on scikit-learn's
+rounded distances) and for anything but C-contiguous float64 data: in float32
+the bounds are wide enough that nearly every fit would hit one, and
+scikit-learn accumulates its centres in float32. On continuous float64 data
+a near tie is rare (the bounds are ~1e-15 of a squared distance per row and
+~1e-10 of the potential at a million rows), so the fast path is the rule.
+"""
+
+import numpy as np
+
+from ._kernels.kmeans import column_moments, lloyd_pass, seed_draw, seed_trial
+
+# scikit-learn's KMeans defaults, which GaussianMixture keeps.
+MAX_ITER = 300
+TOL = 1e-4
+
+_U = np.finfo(np.float64).eps / 2
+
+
+class _NearTie(Exception):
+    """A decision too close for the rounding of both computations."""
+
+
+def kmeans(X, n_clusters, random_state, sample_weight=None):
+    """Labels and centres of ``KMeans(n_clusters, n_init=1, random_state).fit(X)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated data (finite, float32 or float64).
+    n_clusters : int
+        Number of clusters, at most ``n_samples``.
+    random_state : numpy.random.RandomState
+        Drawn from exactly as scikit-learn's ``KMeans`` draws from it.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Per-row weights.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int32
+        The cluster of every row.
+    centres : ndarray of shape (n_clusters, n_features), X.dtype
+        The cluster centres.
+    """
+    if X.dtype == np.float64 and X.flags.c_contiguous and X.shape[0] >= n_clusters:
+        state = random_state.get_state()
+        try:
+            return _kmeans(X, n_clusters, random_state, sample_weight)
+        except _NearTie:
+            random_state.set_state(state)
+    return _sklearn_kmeans(X, n_clusters, random_state, sample_weight)
+
+
+def _sklearn_kmeans(X, n_clusters, random_state, sample_weight):
+    # Imported here: sklearn.cluster costs ~0.2 s at import.
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=n_clusters, n_init=1, random_state=random_state)
+    km.fit(X, sample_weight=sample_weight)
+    return km.labels_, km.cluster_centers_
+
+
+def _kmeans(X, n_clusters, random_state, sample_weight):
+    n_samples, n_features = X.shape
+    # scikit-learn's _check_sample_weight: ones, or the weights in X's dtype.
+    if sample_weight is None:
+        weight = np.ones(n_samples)
+        kernel_weight = np.empty(0)
+    else:
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        kernel_weight = weight
+    mean, var, max_sq_norm = column_moments(X)
+    tol = float(np.mean(var)) * TOL
+    bounds = _Bounds(n_samples, n_features, weight, var, max_sq_norm)
+    centres = _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds)
+    labels, centres = _lloyd(X, mean, kernel_weight, centres, tol, bounds)
+    return labels, centres + mean
+
+
+class _Bounds:
+    """Rounding-error bounds of scikit-learn's computation and the kernels'.
+
+    A squared distance ``|x - c|**2`` is off by at most ``(D + 2) u (|x|**2 +
+    |c|**2)`` either way (``u`` the unit roundoff); a sum of ``n`` non-negative
+    terms by at most ``n u`` of itself. Each bound below takes both
+    computations' errors and a factor of 4 on top.
+    """
+
+    def __init__(self, n_samples, n_features, weight, var, max_sq_norm):
+        self.n = n_samples
+        self.dist = 4.0 * (n_features + 2) * _U
+        # sum_i w_i |x_i - mean|**2 <= max(w) * n * sum(var).
+        self.sum_sq_norms = float(np.max(weight)) * n_samples * float(np.sum(var))
+        self.total_weight = float(np.sum(weight))
+        self.max_sq_norm = float(max_sq_norm)
+
+    def potential(self, pot, max_centre_sq):
+        """Error of a k-means++ potential (or of a running sum up to it)."""
+        dist = self.dist * (self.sum_sq_norms + self.total_weight * max_centre_sq)
+        return 2.0 * (dist + 2.0 * self.n * _U * pot)
+
+    def centre(self):
+        """Error of a centre: a weighted mean of up to n rows, each |x| <= R."""
+        return 4.0 * self.n * _U * np.sqrt(self.max_sq_norm)
+
+
+def _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds):
+    """Greedy k-means++ (scikit-learn's ``_kmeans_plusplus``), centred coordinates."""
+    n_samples, n_features = X.shape
+    n_trials = 2 + int(np.log(n_clusters))
+    centres = np.empty((n_clusters, n_features), dtype=X.dtype)
+    first = random_state.choice(n_samples, p=weight / weight.sum())
+    centres[0] = X[first] - mean
+    max_centre_sq = float(centres[0] @ centres[0])
+    dist = np.empty((n_trials, n_samples))
+    pot = seed_trial(X, mean, kernel_weight, np.full(n_samples, np.inf), centres[:1], dist)[0]
+    closest = dist[0].copy()
+    for c in range(1, n_clusters):
+        targets = random_state.uniform(size=n_trials) * pot
+        ids, near = seed_draw(
+            closest, kernel_weight, targets, bounds.potential(pot, max_centre_sq)
+        )
+        if near:
+            raise _NearTie
+        candidates = X[ids] - mean
+        norms = np.einsum("ij,ij->i", candidates, candidates)
+        max_centre_sq = max(max_centre_sq, float(np.max(norms)))
+        pots = seed_trial(X, mean, kernel_weight, closest, candidates, dist)
+        best = int(np.argmin(pots))
+        rivals = ids != ids[best]
+        if np.any(pots[rivals] - pots[best] <= bounds.potential(pots[rivals], max_centre_sq)):
+            raise _NearTie
+        pot = pots[best]
+        closest[:] = dist[best]
+        centres[c] = candidates[best]
+    return centres
+
+
+def _lloyd(X, mean, kernel_weight, centres, tol, bounds):
+    """Lloyd iterations as scikit-learn's ``_kmeans_single_lloyd`` runs them."""
+    n_clusters, n_features = centres.shape
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    sums = np.empty((n_clusters, n_features))
+    weights = np.empty(n_clusters)
+    delta = bounds.centre()
+    strict_convergence = False
+    for _ in range(MAX_ITER):
+        n_changed = _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds)
+        new = sums * (1.0 / weights)[:, None]  # as _average_centers: times 1/w
+        shift = np.sqrt(((new - centres) ** 2).sum(axis=1))
+        centres = new
+        if n_changed == 0:
+            strict_convergence = True
+            break
+        shift_tot = float((shift**2).sum())
+        if abs(shift_tot - tol) <= 4.0 * delta * shift.sum() + 4.0 * n_clusters * delta**2:
+            raise _NearTie
+        if shift_tot <= tol:
+            break
+    if not strict_convergence:
+        # Re-assign so that the labels match the final centres.
+        _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds)
+    return labels, centres
+
+
+def _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds):
+    """One Lloyd pass; raises :class:`_NearTie` on a near tie or an empty cluster."""
+    max_centre_sq = float(np.max(np.einsum("ij,ij->i", centres, centres)))
+    # Two nearest squared distances d1 <= d2 of a row x: each is off by the
+    # distance bound, and by 2 sqrt(d) |dc| <= 2 sqrt(d2) delta through the
+    # centres' own rounding.
+    margin = np.array(
+        [
+            2.0 * bounds.dist,
+            2.0 * bounds.dist * max_centre_sq,
+            4.0 * bounds.centre(),
+        ]
+    )
+    n_changed, n_near = lloyd_pass(X, mean, kernel_weight, centres, labels, sums, weights, margin)
+    if n_near or np.any(weights == 0):
+        # scikit-learn relocates an empty cluster by its own rounded distances.
+        raise _NearTie
+    return n_changed

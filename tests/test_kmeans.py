@@ -1,0 +1,230 @@
+"""The 'kmeans' initialisation: kernels pinned to tests/reference.py, labels to scikit-learn.
+
+``fastmix._kmeans.kmeans`` must return exactly what scikit-learn's
+``KMeans(n_clusters, n_init=1, random_state=rs).fit(X, sample_weight=w)``
+returns, and leave ``rs`` in the same state, so that a mixture fitted from
+``init_params='kmeans'`` matches scikit-learn's. On a near tie it hands over to
+scikit-learn; these tests check both that the fast path is the one taken on
+ordinary data and that the hand-over gives scikit-learn's answer where rounding
+decides.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import reference as ref
+from sklearn.cluster import KMeans
+
+import fastmix._kmeans as fk
+from fastmix._kernels.kmeans import CHUNK, column_moments, lloyd_pass, seed_draw, seed_trial
+
+F64 = np.float64
+
+
+def blobs(seed, n_samples, n_features, n_clusters, spread=5.0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, spread, (n_clusters, n_features))
+    return centres[rng.integers(0, n_clusters, n_samples)] + rng.normal(
+        size=(n_samples, n_features)
+    )
+
+
+@pytest.fixture
+def fallbacks(monkeypatch):
+    """Count the hand-overs to scikit-learn's KMeans."""
+    calls = []
+    real = fk._sklearn_kmeans
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(fk, "_sklearn_kmeans", spy)
+    return calls
+
+
+def sklearn_kmeans(X, n_clusters, seed, sample_weight=None):
+    rs = np.random.RandomState(seed)
+    km = KMeans(n_clusters, n_init=1, random_state=rs).fit(X, sample_weight=sample_weight)
+    return km.labels_, km.cluster_centers_, rs
+
+
+# --------------------------------------------------------------------------
+# kernels against the NumPy reference
+# --------------------------------------------------------------------------
+SIZES = [1, CHUNK - 1, CHUNK, CHUNK + 1, 8 * CHUNK + 3, 20 * CHUNK]
+
+
+@pytest.mark.parametrize("n_samples", SIZES)
+@pytest.mark.parametrize("n_features", [1, 3, 4, 7, 16])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_seed_trial_matches_reference(n_samples, n_features, weighted):
+    rng = np.random.default_rng(n_samples + 10 * n_features)
+    X = rng.normal(3.0, 2.0, (n_samples, n_features))
+    w = rng.uniform(0.0, 2.0, n_samples) if weighted else None
+    mean = X.mean(axis=0)
+    closest = rng.uniform(0.0, 30.0, n_samples)
+    centres = rng.normal(0.0, 2.0, (3, n_features))
+    dist = np.empty((3, n_samples))
+    pots = seed_trial(X, mean, np.empty(0) if w is None else w, closest, centres, dist)
+    want_dist, want_pots = ref.kmeans_seed_trial(X, mean, w, closest, centres)
+    ref.assert_close(dist, want_dist, F64, err_msg="distances")
+    ref.assert_close(pots, want_pots, F64, err_msg="potentials")
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_seed_draw_is_searchsorted_of_the_running_sum(weighted):
+    rng = np.random.default_rng(0)
+    closest = rng.uniform(0.0, 1.0, 1000)
+    closest[::7] = 0.0  # flat stretches of the running sum
+    w = rng.uniform(0.0, 2.0, 1000) if weighted else None
+    total = ref.kmeans_seed_draw(closest, w, [np.inf])  # clipped to the last row
+    assert total[0] == 999
+    running = np.cumsum(ref._weights(w, 1000) * closest)
+    targets = np.concatenate([rng.uniform(0.0, running[-1], 9), [0.0, running[-1] * 2]])
+    ids, near = seed_draw(closest, np.empty(0) if w is None else w, targets, 0.0)
+    np.testing.assert_array_equal(ids, ref.kmeans_seed_draw(closest, w, targets))
+    # 0 lands on the first row (searchsorted 'left'); past the total is "near".
+    assert ids[-2] == 0 and ids[-1] == 999 and near
+
+
+def test_seed_draw_flags_targets_within_the_margin():
+    closest = np.ones(10)  # running sums 1, 2, ..., 10
+    ids, near = seed_draw(closest, np.empty(0), np.array([2.5, 6.5]), 0.4)
+    assert ids.tolist() == [2, 6] and not near
+    ids, near = seed_draw(closest, np.empty(0), np.array([2.5, 6.05]), 0.1)
+    assert ids.tolist() == [2, 6] and near
+
+
+@pytest.mark.parametrize("n_samples", SIZES)
+@pytest.mark.parametrize("n_features", [1, 4, 7, 16])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_lloyd_pass_matches_reference(n_samples, n_features, weighted):
+    rng = np.random.default_rng(n_samples + n_features)
+    X = blobs(n_samples, n_samples, n_features, 5)
+    w = rng.uniform(0.0, 2.0, n_samples) if weighted else None
+    mean = X.mean(axis=0)
+    centres = blobs(1, 6, n_features, 6) - mean
+    want_labels, want_sums, want_weights, scale = ref.kmeans_lloyd_pass(X, mean, w, centres)
+    labels = want_labels.astype(np.int32)
+    labels[::3] = -1  # a third of the rows change label
+    sums, weights = np.empty((6, n_features)), np.empty(6)
+    n_changed, n_near = lloyd_pass(
+        X, mean, np.empty(0) if w is None else w, centres, labels, sums, weights, np.zeros(3)
+    )
+    np.testing.assert_array_equal(labels, want_labels)
+    assert n_changed == len(range(0, n_samples, 3))
+    assert n_near == 0
+    ref.assert_close(sums, want_sums, F64, scale=scale, err_msg="sums")
+    ref.assert_close(weights, want_weights, F64, err_msg="weights")
+
+
+def test_lloyd_pass_counts_near_ties():
+    # Rows 0 and 1 are equidistant from both centres; row 2 is not.
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [0.9, 0.0]])
+    centres = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    labels = np.full(3, -1, dtype=np.int32)
+    sums, weights = np.empty((2, 2)), np.empty(2)
+    margin = np.array([0.0, 1e-12, 0.0])
+    _, n_near = lloyd_pass(X, np.zeros(2), np.empty(0), centres, labels, sums, weights, margin)
+    assert labels.tolist() == [0, 0, 1]  # the first centre wins a tie
+    assert n_near == 2
+
+
+def test_column_moments():
+    X = blobs(0, 3 * CHUNK * 8 + 5, 5, 3)
+    mean, var, max_sq_norm = column_moments(X)
+    ref.assert_close(mean, X.mean(axis=0), F64, scale=np.abs(X).mean(axis=0))
+    ref.assert_close(var, X.var(axis=0), F64)
+    ref.assert_close(max_sq_norm, ((X - X.mean(axis=0)) ** 2).sum(axis=1).max(), F64)
+
+
+# --------------------------------------------------------------------------
+# the whole k-means against scikit-learn
+# --------------------------------------------------------------------------
+CASES = [
+    # (n_samples, n_features, n_clusters)
+    (2000, 2, 3),
+    (5000, 5, 8),
+    (3000, 1, 4),
+    (300, 3, 1),
+    (40_000, 16, 16),
+]
+
+
+@pytest.mark.parametrize("n_samples, n_features, n_clusters", CASES)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_kmeans_matches_sklearn_on_the_fast_path(
+    n_samples, n_features, n_clusters, weighted, fallbacks
+):
+    X = blobs(n_clusters, n_samples, n_features, n_clusters)
+    w = np.random.default_rng(1).uniform(0.1, 2.0, n_samples) if weighted else None
+    rs = np.random.RandomState(7)
+    labels, centres = fk.kmeans(X, n_clusters, rs, w)
+    want_labels, want_centres, want_rs = sklearn_kmeans(X, n_clusters, 7, w)
+    assert fallbacks == []
+    assert labels.dtype == want_labels.dtype
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(centres, want_centres, rtol=1e-12, atol=1e-12)
+    # The generator was drawn from exactly as scikit-learn draws from it.
+    assert rs.randint(2**31) == want_rs.randint(2**31)
+
+
+def test_kmeans_hands_ties_to_sklearn(fallbacks):
+    # Two isolated outliers: choosing either as a k-means++ centre lowers the
+    # potential by exactly as much, so rounding picks one.
+    rng = np.random.default_rng(109)
+    rng.integers(5, 40), rng.integers(1, 4), rng.integers(2, 12)  # (24, 2, 5)
+    X = rng.standard_cauchy(size=(24, 2))
+    rs = np.random.RandomState(109)
+    labels, centres = fk.kmeans(X, 5, rs)
+    want_labels, want_centres, want_rs = sklearn_kmeans(X, 5, 109)
+    assert len(fallbacks) == 1
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(centres, want_centres, rtol=1e-12, atol=1e-12)
+    assert rs.randint(2**31) == want_rs.randint(2**31)
+
+
+@pytest.mark.parametrize("kind", ["duplicates", "integers", "float32"])
+def test_kmeans_equals_sklearn_where_it_hands_over(kind, fallbacks):
+    rng = np.random.default_rng(3)
+    if kind == "duplicates":  # more clusters than distinct rows
+        X = np.repeat(rng.normal(size=(4, 2)), 5, axis=0)
+        n_clusters = 6
+    elif kind == "integers":  # rows equidistant from two centres
+        X = rng.integers(0, 4, (500, 2)).astype(np.float64)
+        n_clusters = 5
+    else:
+        X = blobs(0, 2000, 3, 4).astype(np.float32)
+        n_clusters = 4
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        labels, centres = fk.kmeans(X, n_clusters, np.random.RandomState(0))
+    with warnings.catch_warnings(record=True) as want:
+        warnings.simplefilter("always")
+        want_labels, want_centres, _ = sklearn_kmeans(X, n_clusters, 0)
+    assert len(fallbacks) == 1
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(centres, want_centres)
+    assert [str(w.message) for w in got] == [str(w.message) for w in want]
+    if kind == "duplicates":
+        assert any("distinct clusters" in str(w.message) for w in got)
+
+
+def test_kmeans_matches_sklearn_on_random_small_problems(fallbacks):
+    """Small problems, where ties are common: equal labels either way."""
+    n_fast = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n_samples = int(rng.integers(5, 300))
+        n_features = int(rng.integers(1, 6))
+        n_clusters = int(rng.integers(1, min(n_samples, 12)))
+        X = [rng.standard_cauchy, rng.normal][seed % 2](size=(n_samples, n_features))
+        before = len(fallbacks)
+        labels, centres = fk.kmeans(X, n_clusters, np.random.RandomState(seed))
+        n_fast += len(fallbacks) == before
+        want_labels, want_centres, _ = sklearn_kmeans(X, n_clusters, seed)
+        np.testing.assert_array_equal(labels, want_labels, err_msg=f"seed {seed}")
+        np.testing.assert_allclose(centres, want_centres, rtol=1e-12, atol=1e-12)
+    assert n_fast >= 45  # the hand-over is the exception
