@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python benchmarks/matmul_flops.py                          # numpy matmul, 1 and 2 BLAS threads
     python benchmarks/matmul_flops.py --bench-json gmm.json    # + fastmix's rates from a bench run
+    python benchmarks/matmul_flops.py --interleave full --repeats 7   # side by side, one run
 
 ``C = A @ B`` on square matrices (2 n^3 FLOP), float64 and float32, the BLAS
 limited to 1 and then 2 threads with threadpoolctl; the median of the repeats.
@@ -12,6 +13,12 @@ With ``--bench-json`` (the output of ``python -m fastmix bench --json`` or of
 ``benchmarks/bgmm_vs_sklearn.py --json``), the seconds per iteration are turned
 into FLOP/s with the model of :func:`flops_per_iteration` and set beside the
 float64 matmul rate on all cores.
+
+With ``--interleave COV[,COV]``, each repeat times the float64 matmul on all
+cores and then a fixed-work fastmix fit (1e6 x 16, K = 16, explicit start,
+``--iters`` iterations) of each covariance type, in turn, so that a slow phase
+of a shared machine falls on both; the fraction is taken per repeat and its
+median reported (alongside the ratio of the medians).
 """
 
 import argparse
@@ -74,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=3072, help="matrix order (default 3072)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bench-json", action="append", default=[], metavar="PATH")
+    parser.add_argument("--interleave", default=None, metavar="COV[,COV]")
+    parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
 
@@ -85,6 +94,8 @@ def main(argv=None):
     ]
     pc.say(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['loadavg']}")
     pc.say(f"OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}; BLAS libraries: {blas}")
+    if args.interleave:
+        return interleaved(args, info, blas)
     rates = {}
     for dtype in ("float64", "float32"):
         for threads in (1, 2):
@@ -129,6 +140,56 @@ def main(argv=None):
         {"machine": info, "blas": blas, "size": args.size, "rates": rates, "achieved": achieved},
         args.json,
     )
+    return 0
+
+
+def interleaved(args, info, blas, n=1_000_000, d=16, k=16):
+    """Matmul and fastmix fits in turn, per repeat; fraction of matmul per repeat."""
+    from fastmix import GaussianMixture
+
+    covs = args.interleave.split(",")
+    X = pc.make_data(n, d, k, "float64")
+    pc.warm_fastmix(covs, "float64", d, k)
+    params = {cov: pc.gmm_params(k, cov, X, args.iters) for cov in covs}
+    rows = {cov: [] for cov in covs}
+    peaks = []
+    for rep in range(args.repeats):
+        peak, _ = matmul_rate(args.size, "float64", 2, 3)
+        peaks.append(peak)
+        line = f"repeat {rep}: matmul {peak / 1e9:6.1f} GFLOP/s"
+        for cov in covs:
+            s = pc.timed_fit(GaussianMixture(**params[cov]), X) / args.iters
+            dense, done = flops_per_iteration(cov, n, d, k)
+            rows[cov].append({"seconds_per_iter": s, "matmul_flops": peak,
+                              "fraction_dense_model": dense / s / peak,
+                              "fraction_done": done / s / peak})  # fmt: skip
+            line += f"; {cov} {s:.4f} s/iter = {dense / s / peak:.1%} of it (dense model)"
+        pc.say(line + f"  load {pc.loadavg()}")
+    summary = {}
+    for cov in covs:
+        dense, done = flops_per_iteration(cov, n, d, k)
+        s = pc.median([r["seconds_per_iter"] for r in rows[cov]])
+        frac = pc.median([r["fraction_dense_model"] for r in rows[cov]])
+        summary[cov] = {
+            "median_seconds_per_iter": s,
+            "median_matmul_flops": pc.median(peaks),
+            "median_fraction_dense_model": frac,
+            "median_fraction_done": pc.median([r["fraction_done"] for r in rows[cov]]),
+            "gflop_dense_model": dense / 1e9,
+            "gflop_done": done / 1e9,
+        }
+        pc.say(
+            f"{cov}: median {s:.4f} s/iter, {dense / s / 1e9:.1f} GFLOP/s (dense model "
+            f"{dense / 1e9:.1f} GFLOP); matmul median {pc.median(peaks) / 1e9:.1f} GFLOP/s; "
+            f"median per-repeat fraction {frac:.1%} (dense model), "
+            f"{summary[cov]['median_fraction_done']:.1%} (work done)"
+        )
+    pc.say(f"load average at the end: {pc.loadavg()}")
+    pc.dump_json(
+        {"machine": info, "blas": blas, "size": args.size, "args": vars(args),
+         "repeats": rows, "summary": summary},
+        args.json,
+    )  # fmt: skip
     return 0
 
 
