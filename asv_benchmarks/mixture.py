@@ -3,6 +3,7 @@ the speed-up over scikit-learn, import time and first-fit compile time."""
 
 import os
 import textwrap
+import timeit
 import warnings
 
 import numpy as np
@@ -77,6 +78,50 @@ class GaussianMixtureBenchmark(Benchmark, Estimator, VersusReference):
         self.estimator = GaussianMixture(**params)
         self.reference = SkGaussianMixture(**params)
         warm_dispatchers(covariance_type, dtype)
+
+
+class DefaultFitBenchmark(Benchmark):
+    """A whole ``fit`` with default parameters: k-means start, tol=1e-3, random_state=0.
+
+    Both libraries start from the same k-means labels (fastmix runs
+    scikit-learn's KMeans algorithm on its own kernels), so they take the same
+    iterations; ``time_kmeans_start`` times the start alone (``max_iter=0``).
+    """
+
+    param_names = ["covariance_type", "n_samples"]
+    params = (["full", "diag"], SIZES)
+
+    def setup(self, covariance_type, n_samples):
+        self.X = make_data(n_samples, N_FEATURES, N_COMPONENTS, "float64")
+        settings = dict(covariance_type=covariance_type, random_state=0)
+        self.estimator = GaussianMixture(N_COMPONENTS, **settings)
+        self.start = GaussianMixture(N_COMPONENTS, max_iter=0, **settings)
+        self.reference = SkGaussianMixture(N_COMPONENTS, **settings)
+        warm_dispatchers(covariance_type, "float64")
+        small = make_data(4096, N_FEATURES, N_COMPONENTS, "float64", seed=1)
+        self._fit(GaussianMixture(N_COMPONENTS, **settings), small)  # k-means kernels
+
+    @staticmethod
+    def _fit(estimator, X):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            estimator.fit(X)
+
+    def time_fit(self, *args):
+        self._fit(self.estimator, self.X)
+
+    def time_kmeans_start(self, *args):
+        self._fit(self.start, self.X)
+
+    def track_ratio_vs_sklearn(self, *args):
+        t0 = timeit.default_timer()
+        self._fit(self.estimator, self.X)
+        t1 = timeit.default_timer()
+        self._fit(self.reference, self.X)
+        t2 = timeit.default_timer()
+        return (t2 - t1) / (t1 - t0)
+
+    track_ratio_vs_sklearn.unit = "sklearn fit s / fastmix fit s"
 
 
 class ImportBenchmark(Benchmark):
