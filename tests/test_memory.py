@@ -85,9 +85,10 @@ def test_fit_from_each_init_allocates_less_than_a_responsibility_matrix(X, estim
 
     peak = _peak_bytes(fit)
     if init_params in ("kmeans", "k-means++"):
-        # scikit-learn's KMeans / kmeans_plusplus (which the issue lets us call)
-        # copy X and keep (n_trials ~ 2 + log K, n) distances: O(n (D + log K)),
-        # measured ~31 MB here; fastmix adds (n,) labels and (block, K) temporaries.
+        # k-means++ keeps (n_trials ~ 2 + log K, n) distances, in fastmix's
+        # k-means as in scikit-learn's (which also copies X, and which fastmix
+        # runs on a near tie or for k-means++): O(n (D + log K)), ~31 MB here;
+        # fastmix adds (n,) labels and (block, K) temporaries.
         assert peak < ONE_RESP_ARRAY, peak
     else:
         # Responsibilities are streamed 8,192 rows at a time (random init).
