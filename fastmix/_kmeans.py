@@ -114,6 +114,8 @@ class _Bounds:
     def __init__(self, n_samples, n_features, weight, var, max_sq_norm):
         self.n = n_samples
         self.dist = 4.0 * (n_features + 2) * _U
+        # Of a sum of n non-negative terms, relative to the sum.
+        self.relative = 4.0 * n_samples * _U
         # sum_i w_i |x_i - mean|**2 <= max(w) * n * sum(var).
         self.sum_sq_norms = float(np.max(weight)) * n_samples * float(np.sum(var))
         self.total_weight = float(np.sum(weight))
@@ -122,7 +124,7 @@ class _Bounds:
     def potential(self, pot, max_centre_sq):
         """Error of a k-means++ potential (or of a running sum up to it)."""
         dist = self.dist * (self.sum_sq_norms + self.total_weight * max_centre_sq)
-        return 2.0 * (dist + 2.0 * self.n * _U * pot)
+        return 2.0 * (dist + 0.5 * self.relative * pot)
 
     def centre(self):
         """Error of a centre: a weighted mean of up to n rows, each |x| <= R."""
@@ -178,7 +180,10 @@ def _lloyd(X, mean, kernel_weight, centres, tol, bounds):
             strict_convergence = True
             break
         shift_tot = float((shift**2).sum())
-        if abs(shift_tot - tol) <= 4.0 * delta * shift.sum() + 4.0 * n_clusters * delta**2:
+        # The shifts move by up to 2 delta each through the centres' rounding,
+        # and the tolerance (a mean of variances) by its own summation error.
+        margin = 4.0 * delta * shift.sum() + 4.0 * n_clusters * delta**2 + bounds.relative * tol
+        if abs(shift_tot - tol) <= margin:
             raise _NearTie
         if shift_tot <= tol:
             break
