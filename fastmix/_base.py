@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from ._kmeans import kmeans
+from ._kmeans import kmeans, kmeans_plusplus_indices
 from ._progress import notify as _notify_progress
 from ._sources import (
     DataSource,
@@ -210,16 +210,10 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             if self.init_params == "kmeans":
                 labels, _ = kmeans(X, n_components, random_state, sample_weight)
             else:
-                # Imported here: sklearn.cluster costs ~0.2 s at import, and
-                # only this initialisation needs it.
-                from sklearn.cluster import kmeans_plusplus
-
                 if self.init_params == "random_from_data":
                     indices = random_state.choice(n_samples, size=n_components, replace=False)
                 else:  # k-means++
-                    _, indices = kmeans_plusplus(
-                        X, n_components, random_state=random_state, sample_weight=sample_weight
-                    )
+                    indices = kmeans_plusplus_indices(X, n_components, random_state, sample_weight)
                 labels = np.full(n_samples, -1, dtype=np.int64)
                 labels[indices] = np.arange(n_components)
             eye = np.eye(n_components, dtype=X.dtype)

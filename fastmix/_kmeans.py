@@ -9,7 +9,8 @@ from ``rs``, in the same order, so ``rs`` ends in the same state), then the
 same Lloyd iterations, tolerance, strict-convergence test and final
 re-assignment. The passes over the data run in :mod:`fastmix._kernels.kmeans`
 instead of BLAS and Cython, and ``X`` is centred as it is read instead of in a
-copy.
+copy. :func:`kmeans_plusplus_indices` runs the seeding alone, for
+``init_params='k-means++'`` (scikit-learn's ``kmeans_plusplus``).
 
 Rounding, and when scikit-learn runs instead
 --------------------------------------------
@@ -76,6 +77,47 @@ def kmeans(X, n_clusters, random_state, sample_weight=None):
     return _sklearn_kmeans(X, n_clusters, random_state, sample_weight)
 
 
+def kmeans_plusplus_indices(X, n_clusters, random_state, sample_weight=None):
+    """The rows ``sklearn.cluster.kmeans_plusplus(X, n_clusters, ...)`` picks.
+
+    The same greedy k-means++ as the start of :func:`kmeans`, on the rows as
+    they are (scikit-learn does not centre them here), with the same near-tie
+    hand-over to scikit-learn.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_clusters,), int
+        The chosen rows, in the order they were chosen.
+    """
+    if X.dtype == np.float64 and X.flags.c_contiguous and X.shape[0] >= n_clusters:
+        state = random_state.get_state()
+        try:
+            weight, kernel_weight = _weights(X, sample_weight)
+            mean, var, _ = column_moments(X)
+            # Uncentred rows: the bounds see E[x^2] = var + mean^2 per feature.
+            bounds = _Bounds(X.shape[0], X.shape[1], weight, var + mean**2, 0.0)
+            origin = np.zeros(X.shape[1])
+            _, indices = _seed(X, origin, weight, kernel_weight, n_clusters, random_state, bounds)
+            return indices
+        except _NearTie:
+            random_state.set_state(state)
+    # Imported here: sklearn.cluster costs ~0.2 s at import.
+    from sklearn.cluster import kmeans_plusplus
+
+    return kmeans_plusplus(X, n_clusters, random_state=random_state, sample_weight=sample_weight)[
+        1
+    ]
+
+
+def _weights(X, sample_weight):
+    """scikit-learn's ``_check_sample_weight`` (ones, or the weights as float64),
+    and the kernels' form of it (empty when every weight is 1)."""
+    if sample_weight is None:
+        return np.ones(X.shape[0]), np.empty(0)
+    weight = np.asarray(sample_weight, dtype=np.float64)
+    return weight, weight
+
+
 def _sklearn_kmeans(X, n_clusters, random_state, sample_weight):
     # Imported here: sklearn.cluster costs ~0.2 s at import.
     from sklearn.cluster import KMeans
@@ -87,17 +129,11 @@ def _sklearn_kmeans(X, n_clusters, random_state, sample_weight):
 
 def _kmeans(X, n_clusters, random_state, sample_weight):
     n_samples, n_features = X.shape
-    # scikit-learn's _check_sample_weight: ones, or the weights in X's dtype.
-    if sample_weight is None:
-        weight = np.ones(n_samples)
-        kernel_weight = np.empty(0)
-    else:
-        weight = np.asarray(sample_weight, dtype=np.float64)
-        kernel_weight = weight
+    weight, kernel_weight = _weights(X, sample_weight)
     mean, var, max_sq_norm = column_moments(X)
     tol = float(np.mean(var)) * TOL
     bounds = _Bounds(n_samples, n_features, weight, var, max_sq_norm)
-    centres = _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds)
+    centres, _ = _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds)
     labels, centres = _lloyd(X, mean, kernel_weight, centres, tol, bounds)
     return labels, centres + mean
 
@@ -132,12 +168,17 @@ class _Bounds:
 
 
 def _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds):
-    """Greedy k-means++ (scikit-learn's ``_kmeans_plusplus``), centred coordinates."""
+    """Greedy k-means++ (scikit-learn's ``_kmeans_plusplus``) on ``X - mean``.
+
+    Returns the centres (centred coordinates) and the rows they are.
+    """
     n_samples, n_features = X.shape
     n_trials = 2 + int(np.log(n_clusters))
     centres = np.empty((n_clusters, n_features), dtype=X.dtype)
+    indices = np.full(n_clusters, -1, dtype=int)
     first = random_state.choice(n_samples, p=weight / weight.sum())
     centres[0] = X[first] - mean
+    indices[0] = first
     max_centre_sq = float(centres[0] @ centres[0])
     dist = np.empty((n_trials, n_samples))
     pot = seed_trial(X, mean, kernel_weight, np.full(n_samples, np.inf), centres[:1], dist)[0]
@@ -160,7 +201,8 @@ def _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds):
         pot = pots[best]
         closest[:] = dist[best]
         centres[c] = candidates[best]
-    return centres
+        indices[c] = ids[best]
+    return centres, indices
 
 
 def _lloyd(X, mean, kernel_weight, centres, tol, bounds):

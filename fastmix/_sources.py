@@ -68,7 +68,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import validate_data
 
 from ._kernels import DIAG, TIED, estep_rows_serial, estep_stats_serial
-from ._kmeans import kmeans
+from ._kmeans import kmeans, kmeans_plusplus_indices
 from ._stats import (
     CHUNK_ROWS,
     KernelParams,
@@ -386,12 +386,7 @@ class DataSource:
                 else:
                     spec = ("centres", _nearest_centre_params(centres, self.dtype))
             else:  # k-means++
-                # Imported here, as in _base: sklearn.cluster is slow to import.
-                from sklearn.cluster import kmeans_plusplus
-
-                _, chosen = kmeans_plusplus(
-                    sample, n_components, random_state=random_state, sample_weight=weights
-                )
+                chosen = kmeans_plusplus_indices(sample, n_components, random_state, weights)
                 chosen = chosen if rows is None else rows[chosen]
                 spec = ("rows", np.asarray(chosen, dtype=np.int64), np.arange(n_components))
         return self._resp_stats(sample_weight, spec, n_components, code, shift)

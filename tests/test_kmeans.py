@@ -228,3 +228,42 @@ def test_kmeans_matches_sklearn_on_random_small_problems(fallbacks):
         np.testing.assert_array_equal(labels, want_labels, err_msg=f"seed {seed}")
         np.testing.assert_allclose(centres, want_centres, rtol=1e-12, atol=1e-12)
     assert n_fast >= 45  # the hand-over is the exception
+
+
+# --------------------------------------------------------------------------
+# init_params='k-means++': the seeding alone, on the rows as they are
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("offset", [0.0, 50.0])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_kmeans_plusplus_indices_match_sklearn(offset, weighted, fallbacks, monkeypatch):
+    from sklearn.cluster import kmeans_plusplus
+
+    handed_over = []
+    real = kmeans_plusplus
+
+    def spy(*args, **kwargs):
+        handed_over.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("sklearn.cluster.kmeans_plusplus", spy)
+    X = blobs(4, 20_000, 6, 12) + offset
+    w = np.random.default_rng(2).uniform(0.1, 2.0, len(X)) if weighted else None
+    rs = np.random.RandomState(11)
+    indices = fk.kmeans_plusplus_indices(X, 12, rs, w)
+    want_rs = np.random.RandomState(11)
+    _, want = real(X, 12, random_state=want_rs, sample_weight=w)
+    assert handed_over == []
+    np.testing.assert_array_equal(indices, want)
+    assert rs.randint(2**31) == want_rs.randint(2**31)
+
+
+def test_kmeans_plusplus_indices_hand_ties_to_sklearn():
+    from sklearn.cluster import kmeans_plusplus
+
+    X = np.repeat(np.random.default_rng(0).normal(size=(3, 2)), 4, axis=0)  # 3 distinct rows
+    rs = np.random.RandomState(0)
+    indices = fk.kmeans_plusplus_indices(X, 5, rs)
+    want_rs = np.random.RandomState(0)
+    _, want = kmeans_plusplus(X, 5, random_state=want_rs)
+    np.testing.assert_array_equal(indices, want)
+    assert rs.randint(2**31) == want_rs.randint(2**31)
