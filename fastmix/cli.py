@@ -645,8 +645,9 @@ def _mixture_loglik(X, weights, means, covariances):
 
 
 def _warm_kernels(
-    covariance_types, dtype, n_features, n_components, seed=0, sizes=None, predict=True
-):
+    covariance_types, dtype, n_features, n_components, seed=0, sizes=None, predict=True,
+    kmeans=False,
+):  # fmt: skip
     """Compile (or load from numba's cache) the kernels a fit will use, on tiny inputs.
 
     By default two sizes, because a fit hands a block of a few hundred rows or
@@ -664,6 +665,8 @@ def _warm_kernels(
         Rows of the tiny inputs; default ``(max(2 * n_components, 64), 4096)``.
     predict : bool, default=True
         Also warm the per-row kernels of ``predict``.
+    kmeans : bool, default=False
+        Also warm the k-means kernels of the default ``init_params='kmeans'``.
     """
     from . import GaussianMixture
 
@@ -682,6 +685,8 @@ def _warm_kernels(
                 gm.fit(X)
                 if predict:
                     gm.predict(X)
+            if kmeans:
+                GaussianMixture(n_components, max_iter=0, random_state=seed).fit(X)
 
 
 # ------------------------------------------------------------------------ demo
@@ -727,10 +732,12 @@ def run_demo(args, out=None):
         f"components with full covariances ({args.dtype}, drawn in {t_data:.2f} s)"
     )
     t0 = time.perf_counter()
-    # Only what this fit runs: the statistics pass on blocks of many rows.
+    # Only what this fit runs: the k-means start and the statistics pass on
+    # blocks of many rows.
     _warm_kernels(
-        [args.covariance_type], dtype, 2, args.n_components, sizes=(4096,), predict=False
-    )
+        [args.covariance_type], dtype, 2, args.n_components, sizes=(4096,), predict=False,
+        kmeans=True,
+    )  # fmt: skip
     say(f"kernels ready in {time.perf_counter() - t0:.2f} s (compiled, or loaded from cache)")
 
     gm = GaussianMixture(
