@@ -157,6 +157,18 @@ def parameter_scales(means, cov, covariance_type, shift=None):
     return np.abs(means) + np.sqrt(v)[:, None], v
 
 
+def fit_scales(means, cov, covariance_type):
+    """``parameter_scales`` of a fitted model, around the shift its last M-step used.
+
+    Full, diag and spherical statistics are accumulated around each component's
+    previous mean (``shift=None`` is close enough); tied ones around the mean
+    of the means, so a tied covariance carries rounding relative to the
+    between-component spread as well.
+    """
+    shift = means.mean(axis=0, keepdims=True) if covariance_type == "tied" else None
+    return parameter_scales(means, cov, covariance_type, shift)
+
+
 def assert_params_match(got, want, covariance_type, dtype, shift=None, what=""):
     nk, means, cov = got
     want_nk, want_means, want_cov = want

@@ -718,7 +718,7 @@ def test_em_matches_reference_loop(covariance_type):
     # float64's rtol (measured: < 3e-15 of the scales).
     ref.assert_close(gm.lower_bounds_, lbs, dtype, np.abs(lbs) + 1.0, err_msg="lower bounds")
     ref.assert_close(gm.weights_, weights, dtype, err_msg="weights")
-    mean_scale, cov_scale = ref.parameter_scales(means_, cov, covariance_type)
+    mean_scale, cov_scale = ref.fit_scales(means_, cov, covariance_type)
     ref.assert_close(gm.means_, means_, dtype, mean_scale, err_msg="means")
     ref.assert_close(gm.covariances_, cov, dtype, cov_scale, err_msg="covariances")
     ref.assert_close(
