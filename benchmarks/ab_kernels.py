@@ -1,20 +1,22 @@
-"""Interleaved A/B of two trees' full-covariance chunk kernels, in one process.
+"""Interleaved A/B of two trees' E-step chunk kernels, in one process.
 
 Usage (from the repository root)::
 
     git worktree add /tmp/base HEAD~1
     python benchmarks/ab_kernels.py /tmp/base .
-    python benchmarks/ab_kernels.py /tmp/base . --dtype float32 --batches 60
+    python benchmarks/ab_kernels.py /tmp/base . --covariance-type diag --dtype float32
 
 Copies ``fastmix/_kernels`` and ``fastmix/_numba.py`` of each tree into a
 temporary directory under two package names, so that both versions load side
-by side, and times ``_full_logdens`` and ``_full_stats`` on one 512-row chunk
-(D = K = 16, one thread) in alternating batches of 100 calls: A then B, B then
-A. Reports each side's minimum and median microseconds per chunk and the median
-of the per-batch ratios. On a shared, noisy machine separate processes moved
-the same kernel by up to 30% (memory layout, the core a process lands on);
-alternating batches in one process keeps both sides under the same conditions.
-Also prints the largest difference between the two trees' log-densities.
+by side, and times the three stages of one 512-row chunk (``_logdens_chunk``,
+``_normalise_chunk``, ``_chunk_stats``; D = K = 16, one thread, the model of a
+one-iteration fit of ``fastmix bench``'s data) in alternating batches of 100
+calls: A then B, B then A. Reports each side's minimum and median
+microseconds per chunk and the median of the per-batch ratios, and checks
+that both trees give the same log-densities. Buffers are 64-byte aligned, as
+the kernels' own scratch is: an unaligned buffer moved the same kernel by
+10-30% from one process to the next, and alternating batches in one process
+keep both sides under the same conditions on a shared machine.
 """
 
 import argparse
@@ -23,9 +25,13 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import _perf_common as pc
 import numpy as np
+
+CHUNK = 512
 
 
 def load(tree, name, into):
@@ -41,68 +47,86 @@ def load(tree, name, into):
     return importlib.import_module(f"{name}._kernels.estep")
 
 
-def problem(dtype, m=512, n_features=16, n_components=16):
-    rng = np.random.default_rng(0)
-    xt = rng.standard_normal((n_features, m + 16)).astype(dtype)
-    lower = np.tril(rng.standard_normal((n_components, n_features, n_features)) * 0.2)
-    lower += 2.0 * np.eye(n_features)
-    return dict(
-        m=m,
-        xt=xt,
-        w=np.ones(m + 16),
-        shift=rng.standard_normal((n_components, n_features)).astype(dtype),
-        prec=np.ascontiguousarray(np.swapaxes(lower, 1, 2)).astype(dtype),  # upper
-        bias=rng.standard_normal(n_components),
-        logp=np.empty((n_components, m + 16)),
-        resp=np.empty((n_components, m + 16)),
-        nk=np.zeros(n_components),
-        s1=np.zeros((n_components, n_features)),
-        s2=np.zeros((n_components, n_features, n_features)),
-    )
+def aligned(shape, dtype=np.float64, fill=None):
+    """An array of ``shape`` whose data start on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
+    off = (-buf.ctypes.data % 64) // dtype.itemsize
+    out = buf[off : off + size].reshape(shape)
+    if fill is not None:
+        out[...] = fill
+    return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="tree A (a checkout's root)")
     parser.add_argument("candidate", nargs="?", default=".", help="tree B (default: .)")
+    parser.add_argument("--covariance-type", default="full")
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--batches", type=int, default=40, help="batches per side")
     args = parser.parse_args(argv)
 
     import numba
 
+    from fastmix import GaussianMixture
+
     numba.set_num_threads(1)
-    p = problem(np.dtype(args.dtype))
+    X = pc.make_data(65536, 16, 16, args.dtype)
+    gm = GaussianMixture(**pc.gmm_params(16, args.covariance_type, X, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+    p = gm._kernel_params(X.dtype)
+    m, n_features, n_components = CHUNK, X.shape[1], p.bias.shape[0]
+    width = m + 64 // X.dtype.itemsize
+    n4 = (n_features + 3) // 4 * 4
+    xt = aligned((n_features, width), X.dtype, fill=0.0)
+    xt[:, :m] = X[:m].T
+    w = aligned(m, fill=1.0)
+    dt, y = aligned((n4, width), X.dtype), aligned((n4, width), X.dtype)
+    acc = aligned(width, X.dtype)
+    wd, logp, resp = aligned((n4, width)), aligned((n_components, width)), None
+    lse, rlogr, total, t = (aligned(width) for _ in range(4))
+    scale_bits = aligned(width, np.int64)
+    resp = aligned((n_components, width))
+    nk = np.zeros(n_components)
+    s1 = np.zeros((n_components, n_features))
+    s2_mat = np.zeros((p.prec_mat.shape[0], n_features, n_features))
+    s2_diag = np.zeros((p.prec_diag.shape[0], n_features))
+
+    def dens(E):
+        E._logdens_chunk(
+            xt, m, p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias, logp, dt, y, acc
+        )
+
+    def norm(E):
+        resp[:] = logp
+        E._normalise_chunk(resp, m, lse, rlogr, total, t, scale_bits)
+
+    def stats(E):
+        E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, t)
+
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
         kernels = {
             "A": load(args.base, "_ab_base", tmp),
             "B": load(args.candidate, "_ab_cand", tmp),
         }
-
-        def dens(E):
-            E._full_logdens(p["xt"], p["m"], p["shift"], p["prec"], p["bias"], p["logp"])
-
-        def stats(E):
-            E._full_stats(
-                p["xt"], p["w"], p["m"], p["shift"], p["resp"], p["nk"], p["s1"], p["s2"]
-            )
-
-        logps = {}
+        out = {}
         for side, E in kernels.items():
             dens(E)
-            logps[side] = p["logp"].copy()
-        diff = np.max(np.abs(logps["A"] - logps["B"]))
-        print(f"log-densities, max |A - B|: {diff:.3g}")
-        la = logps["A"]
-        p["resp"][:] = np.exp(la - la.max(axis=0))
-        p["resp"] /= p["resp"].sum(axis=0)
-        for E in kernels.values():
+            out[side] = logp[:, :m].copy()
+            norm(E)
             stats(E)
+        diff = np.max(np.abs(out["A"] - out["B"]))
+        print(f"log-densities, max |A - B|: {diff:.3g}")
         print(
-            f"{args.dtype}, one thread, microseconds per 512-row chunk, {args.batches} x 100 calls"
+            f"{args.covariance_type}, {args.dtype}, one thread, microseconds per "
+            f"{m}-row chunk, {args.batches} x 100 calls"
         )
-        for name, fn in (("densities", dens), ("stats", stats)):
+        for name, fn in (("densities", dens), ("normalise", norm), ("stats", stats)):
             times = {"A": [], "B": []}
             for batch in range(args.batches):
                 for side in ("A", "B") if batch % 2 == 0 else ("B", "A"):
