@@ -21,6 +21,16 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 # ------------------------------------------------------------------------ data
+def aligned(shape, dtype=np.float64):
+    """Zeroed array of ``shape`` whose data start on a 64-byte boundary, as the
+    kernels' own scratch: an unaligned buffer moves a kernel's time by 10-30%."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
+    off = (-buf.ctypes.data % 64) // dtype.itemsize
+    return buf[off : off + size].reshape(shape)
+
+
 def make_data(n_samples, n_features, n_components, dtype="float64", seed=0):
     """Rows of a random full-covariance Gaussian mixture (as ``fastmix bench``).
 

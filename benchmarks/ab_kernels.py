@@ -47,18 +47,6 @@ def load(tree, name, into):
     return importlib.import_module(f"{name}._kernels.estep")
 
 
-def aligned(shape, dtype=np.float64, fill=None):
-    """An array of ``shape`` whose data start on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
-    buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
-    off = (-buf.ctypes.data % 64) // dtype.itemsize
-    out = buf[off : off + size].reshape(shape)
-    if fill is not None:
-        out[...] = fill
-    return out
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="tree A (a checkout's root)")
@@ -82,15 +70,16 @@ def main(argv=None):
     m, n_features, n_components = CHUNK, X.shape[1], p.bias.shape[0]
     width = m + 64 // X.dtype.itemsize
     n4 = (n_features + 3) // 4 * 4
-    xt = aligned((n_features, width), X.dtype, fill=0.0)
+    xt = pc.aligned((n_features, width), X.dtype)
     xt[:, :m] = X[:m].T
-    w = aligned(m, fill=1.0)
-    dt, y = aligned((n4, width), X.dtype), aligned((n4, width), X.dtype)
-    acc = aligned(width, X.dtype)
-    wd, logp, resp = aligned((n4, width)), aligned((n_components, width)), None
-    lse, rlogr, total, t = (aligned(width) for _ in range(4))
-    scale_bits = aligned(width, np.int64)
-    resp = aligned((n_components, width))
+    w = pc.aligned(width)
+    w[:] = 1.0
+    dt, y = pc.aligned((n4, width), X.dtype), pc.aligned((n4, width), X.dtype)
+    acc = pc.aligned(width, X.dtype)
+    wd, logp = pc.aligned((n4, width)), pc.aligned((n_components, width))
+    lse, rlogr, total, t = (pc.aligned(width) for _ in range(4))
+    scale_bits = pc.aligned(width, np.int64)
+    resp = pc.aligned((n_components, width))
     nk = np.zeros(n_components)
     s1 = np.zeros((n_components, n_features))
     s2_mat = np.zeros((p.prec_mat.shape[0], n_features, n_features))

@@ -24,8 +24,6 @@ from fastmix import GaussianMixture
 from fastmix._kernels import estep
 from fastmix._stats import CHUNK_ROWS
 
-PAD = 16
-
 
 def stage_times(X, gm, chunks, chunk_rows):
     """Median microseconds per chunk of each stage, over ``chunks`` calls each."""
@@ -34,18 +32,18 @@ def stage_times(X, gm, chunks, chunk_rows):
     n_features = X.shape[1]
     n_components = p.bias.shape[0]
     m = chunk_rows
-    width = m + PAD
-    xt = np.empty((n_features, width), dtype=dtype)
+    width = m + 64 // dtype.itemsize  # one spare cache line per row, as the kernels
+    xt = pc.aligned((n_features, width), dtype)
     n4 = (n_features + 3) // 4 * 4
-    dt = np.zeros((n4, width), dtype=dtype)
-    y = np.empty((n_features, width), dtype=dtype)
-    acc = np.empty(m, dtype=dtype)
-    wd = np.zeros((n4, width))
-    w = np.empty(m)
-    lse, rlogr, total, t = (np.empty(m) for _ in range(4))
-    scale_bits = np.empty(m, dtype=np.int64)
-    logp = np.empty((n_components, width))
-    resp = np.empty_like(logp)
+    dt = pc.aligned((n4, width), dtype)
+    y = pc.aligned((n_features, width), dtype)
+    acc = pc.aligned(width, dtype)
+    wd = pc.aligned((n4, width))
+    w = pc.aligned(width)
+    lse, rlogr, total, t = (pc.aligned(width) for _ in range(4))
+    scale_bits = pc.aligned(width, np.int64)
+    logp = pc.aligned((n_components, width))
+    resp = pc.aligned((n_components, width))
     nk = np.zeros(n_components)
     s1 = np.zeros((n_components, n_features))
     s2_mat = np.zeros((p.prec_mat.shape[0], n_features, n_features))
