@@ -324,8 +324,8 @@ def _triangular_norm(dt, up, tile, y, acc):
     loads and 4 stores per row vector), the diagonal block finishes the 4
     outputs in registers and adds their squares to ``acc``, so the product is
     never stored. The first block of each kind stores instead of adding, so
-    neither ``y`` nor ``acc`` is zeroed first: bitwise the same outputs, 6-9%
-    less time (interleaved A/B, one thread, D = K = 16).
+    neither ``y`` nor ``acc`` is zeroed first: bitwise the same outputs, 6-11%
+    less time (benchmarks/ab_kernels.py, one thread, D = K = 16).
     """
     prefer_wide_vectors()
     n4 = up.shape[0]
@@ -439,6 +439,7 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
             e = row[i]
             total[i] += e
             rlogr[i] += e * t[i] if e > 0.0 else 0.0
+    # total is in [1, K] (its largest term is exp(0)) or NaN: in _log_inplace's domain.
     for i in range(m):
         t[i] = total[i]
     _log_inplace(t, m, scale_bits)
@@ -506,9 +507,10 @@ def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat):
     Tiles of ``_STATS_TILE`` rows outside, components inside, as in
     :func:`_full_logdens`: the scaled, centred tile (D4 x _STATS_TILE) stays
     in L1 for its 4 x 4 Gram blocks, where the whole chunk (64 KiB at D = 16)
-    would stream from L2 once per block. Scaling each row by ``sqrt(w r)`` instead of
-    weighting one operand by ``w r`` made the statistics 1.5x faster (one array
-    to fill instead of two, 136 products per row instead of 160 at D = 16).
+    would stream from L2 once per block. Scaling each row by ``sqrt(w r)``
+    instead of weighting one operand by ``w r`` made the statistics 1.5x
+    faster (one array to fill instead of two, 136 products per row instead of
+    160 at D = 16).
     """
     prefer_wide_vectors()
     n_components, n_features = shift.shape
