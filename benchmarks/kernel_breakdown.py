@@ -22,7 +22,7 @@ import numpy as np
 
 from fastmix import GaussianMixture
 from fastmix._kernels import estep
-from fastmix._stats import CHUNK_ROWS
+from fastmix._sources import CHUNK_ROWS
 
 
 def stage_times(X, gm, chunks, chunk_rows):

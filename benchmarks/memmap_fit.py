@@ -128,7 +128,6 @@ def main():
 
         from fastmix import GaussianMixture
         from fastmix._sources import BlockSource
-        from fastmix._stats import estep_pass
 
         print(f"numba threads: {numba.get_num_threads()}, cores: {os.cpu_count()}")
         # Fixed start: K rows of the file as means, unit precisions, equal weights.
@@ -173,7 +172,7 @@ def main():
 
         evict(path)
         start = time.perf_counter()
-        estep_pass(BlockSource(X, np.float32), None, gm._kernel_params(np.float32))
+        BlockSource(X, np.float32).estep_pass([gm._kernel_params(np.float32)])
         cold_pass = time.perf_counter() - start
         print(
             f"one E-step pass, file evicted first: {cold_pass:.2f} s"

@@ -15,18 +15,19 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["BayesianGaussianMixture", "GaussianMixture", "__version__", "load"]
+__all__ = ["BayesianGaussianMixture", "GaussianMixture", "__version__", "load", "save"]
 
 _LAZY = {
     "BayesianGaussianMixture": "._bayesian_mixture",
     "GaussianMixture": "._gaussian_mixture",
     "load": "._io",
+    "save": "._io",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._bayesian_mixture import BayesianGaussianMixture
     from ._gaussian_mixture import GaussianMixture
-    from ._io import load
+    from ._io import load, save
 
 
 def __getattr__(name):

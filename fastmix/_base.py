@@ -4,7 +4,8 @@ Mirrors ``sklearn.mixture._base.BaseMixture`` (same parameters, constraints,
 random-number consumption, convergence rule, messages and final E-step) but the
 loop body is one streaming pass returning :class:`~fastmix._stats.Stats`
 followed by a closed-form update: no (n_samples, n_components) array is held
-while fitting.
+while fitting. Every ``X`` is turned into a data source (:mod:`fastmix._sources`)
+once, at validation; from there on the loop sees only the source's interface.
 """
 
 import copy
@@ -21,59 +22,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from ._kmeans import kmeans, kmeans_plusplus_indices
+from ._format import save
 from ._progress import notify as _notify_progress
-from ._sources import (
-    DataSource,
-    check_weight_summary,
-    fit_source,
-    is_out_of_core,
-    predict_source,
-)
-from ._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
+from ._sources import ArraySource, is_out_of_core, open_for_fit, open_for_predict
+from ._stats import COV_CODES
 from ._update import precision_error_message
+from ._validation import check_sample_weight
 
 _FLOAT_DTYPES = (np.float64, np.float32)
-# Rows per block of initial responsibilities: a few (block, K) temporaries live
-# at once, so small blocks keep initialisation far below one (n, K) array.
-_INIT_BLOCK_ROWS = 8192
-
-
-def _check_shape(param, param_shape, name):
-    if param.shape != param_shape:
-        raise ValueError(
-            "The parameter '%s' should have the shape of %s, but got %s"
-            % (name, param_shape, param.shape)
-        )
-
-
-def check_sample_weight(sample_weight, n_samples, n_components):
-    """Validate ``sample_weight``: None, or finite non-negative weights, one per row.
-
-    Returns None (every weight 1) or a float64 array of shape (n_samples,).
-    """
-    if sample_weight is None:
-        return None
-    sw = np.asarray(sample_weight)
-    if sw.ndim == 0:
-        raise ValueError(
-            "sample_weight must be an array of shape (n_samples,), got a scalar; "
-            "pass one non-negative weight per row of X."
-        )
-    if sw.dtype.kind not in "biuf":
-        raise ValueError(f"sample_weight must be numeric, got dtype {sw.dtype}.")
-    sw = sw.astype(np.float64)
-    if sw.shape != (n_samples,):
-        raise ValueError(
-            f"sample_weight has shape {sw.shape} but X has {n_samples} rows; "
-            f"pass one weight per row, shape ({n_samples},)."
-        )
-    finite = np.isfinite(sw)
-    check_weight_summary(
-        (np.count_nonzero(~finite), np.count_nonzero(sw[finite] < 0), np.count_nonzero(sw > 0)),
-        n_components,
-    )
-    return sw
 
 
 class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
@@ -118,12 +74,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ----------------------------------------------------------------- hooks
     @abstractmethod
-    def _check_parameters(self, X, sample_weight):
-        """Validate the subclass's parameters against X (and its weights, which
-        data-dependent defaults use); return the validated inits."""
+    def _check_parameters(self, source):
+        """Validate the subclass's parameters against the data source (whose
+        rows and weights data-dependent defaults use); return the validated inits."""
 
     @abstractmethod
-    def _initialize(self, X, stats, inits):
+    def _initialize(self, source, stats, inits):
         """Set the parameters from initial statistics (``stats`` may be None)."""
 
     @abstractmethod
@@ -152,10 +108,15 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------ validation
     def _validate_fit_data(self, X, sample_weight):
+        """``X`` and ``sample_weight`` validated, as one data source."""
         if is_out_of_core(X):
             # memmap, row-sliceable array-like, dask array: validated block by
-            # block and streamed by a data source (fastmix._sources).
-            return fit_source(self, X, sample_weight, check_sample_weight)
+            # block and streamed (fastmix._sources); feature counts and names
+            # checked here, without reading the data.
+            if self.warm_start and hasattr(self, "converged_"):
+                validate_data(self, X, reset=False, skip_check_array=True)
+            validate_data(self, X, skip_check_array=True)
+            return open_for_fit(X, sample_weight, self.n_components, type(self).__name__)
         if self.warm_start and hasattr(self, "converged_"):
             # A warm start continues from parameters of a fixed dimension.
             validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES), skip_check_array=True)
@@ -167,72 +128,24 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 f"n_samples = {X.shape[0]}"
             )
         sample_weight = check_sample_weight(sample_weight, X.shape[0], self.n_components)
-        return X, sample_weight
+        return ArraySource(X, sample_weight)
 
     def _validate_predict_data(self, X):
+        """``X`` validated against the fitted model, as one data source."""
         check_is_fitted(self)
         if is_out_of_core(X):
-            return predict_source(self, X)
-        return validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES))
+            validate_data(self, X, reset=False, skip_check_array=True)
+            return open_for_predict(X, type(self).__name__)
+        return ArraySource(validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES)))
 
     # -------------------------------------------------------- initialisation
-    def _initial_stats(self, X, sample_weight, random_state):
-        """Statistics of the initial responsibilities, consuming ``random_state``
-        exactly as scikit-learn does, one block of rows at a time."""
-        if isinstance(X, DataSource):
-            # Out-of-core data: k-means on a bounded sample (fastmix._sources).
-            return X.initial_stats(
-                sample_weight,
-                self.init_params,
-                self.n_components,
-                COV_CODES[self.covariance_type],
-                random_state,
-            )
-        n_samples, n_features = X.shape
-        n_components = self.n_components
-        if sample_weight is None:
-            centre = X.mean(axis=0, dtype=np.float64)
-        else:
-            centre = np.average(X, axis=0, weights=sample_weight).astype(np.float64)
-        # Accumulate around the data mean in the data's precision.
-        centre = centre.astype(X.dtype).astype(np.float64)
-        shift = np.broadcast_to(centre, (n_components, n_features))
-        code = COV_CODES[self.covariance_type]
-
-        if self.init_params == "random":
-
-            def resp_blocks(start, stop):
-                r = np.asarray(
-                    random_state.uniform(size=(stop - start, n_components)), dtype=X.dtype
-                )
-                return r / r.sum(axis=1)[:, None]
-        else:
-            if self.init_params == "kmeans":
-                labels, _ = kmeans(X, n_components, random_state, sample_weight)
-            else:
-                if self.init_params == "random_from_data":
-                    indices = random_state.choice(n_samples, size=n_components, replace=False)
-                else:  # k-means++
-                    indices = kmeans_plusplus_indices(X, n_components, random_state, sample_weight)
-                labels = np.full(n_samples, -1, dtype=np.int64)
-                labels[indices] = np.arange(n_components)
-            eye = np.eye(n_components, dtype=X.dtype)
-
-            def resp_blocks(start, stop):
-                lab = labels[start:stop]
-                r = eye[np.maximum(lab, 0)]
-                r[lab < 0] = 0
-                return r
-
-        return stats_from_resp(
-            X, sample_weight, resp_blocks, code, shift, rows_per_block=_INIT_BLOCK_ROWS
-        )
-
-    def _initialize_parameters(self, X, sample_weight, random_state, inits):
+    def _initialize_parameters(self, source, random_state, inits):
         stats = None
         if self._needs_resp_init(inits):
-            stats = self._initial_stats(X, sample_weight, random_state)
-        self._initialize(X, stats, inits)
+            # Consumes random_state exactly as scikit-learn does (fastmix._sources._init).
+            code = COV_CODES[self.covariance_type]
+            stats = source.initial_stats(self.init_params, self.n_components, code, random_state)
+        self._initialize(source, stats, inits)
 
     # -------------------------------------------------------------- the loop
     def fit(self, X, y=None, sample_weight=None):
@@ -300,9 +213,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         return labels
 
     def _fit_inplace(self, X, sample_weight, want_labels):
-        X, sample_weight = self._validate_fit_data(X, sample_weight)
-        inits = self._check_parameters(X, sample_weight)
-        dtype = X.dtype
+        source = self._validate_fit_data(X, sample_weight)
+        inits = self._check_parameters(source)
+        dtype = source.dtype
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -315,7 +228,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         for init in range(n_init):
             self._print_verbose_msg_init_beg(init)
             if do_init:
-                self._initialize_parameters(X, sample_weight, random_state, inits)
+                self._initialize_parameters(source, random_state, inits)
             lower_bound = -np.inf if do_init else self.lower_bound_
             current_lower_bounds = []
 
@@ -326,7 +239,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 converged = False
                 for n_iter in range(1, self.max_iter + 1):
                     prev_lower_bound = lower_bound
-                    stats = estep_pass(X, sample_weight, self._kernel_params(dtype))
+                    (stats,) = source.estep_pass([self._kernel_params(dtype)])
                     if not np.isfinite(stats.sum_wlogp):
                         raise ValueError(precision_error_message(dtype))
                     self._m_step(stats, dtype)
@@ -366,14 +279,15 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if not want_labels:
             return None
         # The final E-step makes fit_predict(X) equal fit(X).predict(X).
-        _, labels, _ = estep_outputs(X, self._kernel_params(dtype), want_resp=False)
+        _, labels, _ = source.estep_outputs(self._kernel_params(dtype), want_resp=False)
         return labels
 
     # ------------------------------------------------------------ prediction
     def _outputs(self, X, want_resp):
-        X = self._validate_predict_data(X)
-        log_prob_norm, labels, log_resp = estep_outputs(X, self._kernel_params(X.dtype), want_resp)
-        return X.dtype, log_prob_norm, labels, log_resp
+        source = self._validate_predict_data(X)
+        params = self._kernel_params(source.dtype)
+        log_prob_norm, labels, log_resp = source.estep_outputs(params, want_resp)
+        return source.dtype, log_prob_norm, labels, log_resp
 
     def score_samples(self, X):
         """Compute the log-likelihood of each sample.
@@ -516,9 +430,6 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         sklearn.exceptions.NotFittedError
             When the model is not fitted.
         """
-        # Persistence is a surface above the estimators: imported on use.
-        from ._io import save
-
         save(self, path)
 
     # --------------------------------------------------------------- verbose

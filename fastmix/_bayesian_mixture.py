@@ -6,11 +6,12 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseMixture, _check_shape
-from ._gaussian_mixture import _check_precision_matrix, _check_precision_positivity
+from ._base import BaseMixture
+from ._format import persistable
 from ._kernels import DIAG, FULL
-from ._stats import KernelParams, estep_pass
+from ._stats import KernelParams
 from ._update import kernel_params, precisions_from_cholesky
+from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
     VariationalPrior,
     expected_log_weights,
@@ -24,8 +25,8 @@ from ._variational import (
 _FLOATS = [np.float64, np.float32]
 
 
-def _data_moments(X, sample_weight, covariance_type):
-    """Weighted mean and covariance of X for the default priors, in two streaming passes.
+def _data_moments(source, covariance_type):
+    """Weighted mean and covariance of the rows for the default priors, in two streaming passes.
 
     ``covariance_type=None`` asks for the mean alone (one pass).
 
@@ -35,27 +36,20 @@ def _data_moments(X, sample_weight, covariance_type):
     (n_samples, n_components) array. The first pass (around the origin) finds
     the mean, the second accumulates the scatter around it.
     """
-    n_features = X.shape[1]
-    dtype = X.dtype
+    n_features = source.shape[1]
 
     def one_component(code, centre):
-        n_mat = 1 if code == FULL else 0
-        n_diag = 1 if code == DIAG else 0
-        return KernelParams(
-            code,
-            np.asarray(centre, dtype=dtype).reshape(1, n_features),
-            np.zeros((n_mat, n_features, n_features), dtype=dtype),
-            np.zeros((n_diag, n_features), dtype=dtype),
-            np.zeros((1, n_features), dtype=dtype),
-            np.zeros(1),
-        )
+        # Zero precision: one component that every row belongs to wholly.
+        precision = np.zeros((1, n_features, n_features) if code == FULL else (1, n_features))
+        shift = np.reshape(centre, (1, n_features))
+        return KernelParams.build(code, shift, precision, np.zeros(1), source.dtype)
 
-    first = estep_pass(X, sample_weight, one_component(DIAG, np.zeros(n_features)))
+    (first,) = source.estep_pass([one_component(DIAG, np.zeros(n_features))])
     centre = first.s1[0] / first.sum_w
     if covariance_type is None:
         return centre, None
     code = FULL if covariance_type in ("full", "tied") else DIAG
-    stats = estep_pass(X, sample_weight, one_component(code, centre))
+    (stats,) = source.estep_pass([one_component(code, centre)])
     return moments_from_stats(stats, covariance_type)
 
 
@@ -65,6 +59,7 @@ def _as_dtype(value, dtype):
     return np.asarray(value, dtype=dtype)
 
 
+@persistable
 class BayesianGaussianMixture(BaseMixture):
     """Variational Bayesian estimation of a Gaussian mixture, a drop-in for scikit-learn's.
 
@@ -301,15 +296,15 @@ class BayesianGaussianMixture(BaseMixture):
         self.covariance_prior = covariance_prior
 
     # ------------------------------------------------------------ priors
-    def _check_parameters(self, X, sample_weight):
+    def _check_parameters(self, source):
         # The data-dependent prior defaults use the sample weights.
-        self._check_priors(X, sample_weight)
+        self._check_priors(source)
         return {}
 
-    def _check_priors(self, X, sample_weight):
+    def _check_priors(self, source):
         """Validate the priors (scikit-learn's order and messages) and set the `*_prior_`."""
-        _, n_features = X.shape
-        dtype = X.dtype
+        _, n_features = source.shape
+        dtype = source.dtype
         covariance_type = self.covariance_type
 
         if self.weight_concentration_prior is None:
@@ -325,7 +320,7 @@ class BayesianGaussianMixture(BaseMixture):
         mean_prior = None
         if self.mean_prior is not None:
             mean_prior = check_array(self.mean_prior, dtype=_FLOATS, ensure_2d=False)
-            _check_shape(mean_prior, (n_features,), "means")
+            check_shape(mean_prior, (n_features,), "means")
 
         if self.degrees_of_freedom_prior is None:
             degrees_of_freedom_prior = n_features
@@ -344,28 +339,28 @@ class BayesianGaussianMixture(BaseMixture):
                 covariance_prior = check_array(
                     self.covariance_prior, dtype=_FLOATS, ensure_2d=False
                 )
-                _check_shape(
+                check_shape(
                     covariance_prior,
                     (n_features, n_features),
                     "%s covariance_prior" % covariance_type,
                 )
-                _check_precision_matrix(covariance_prior, covariance_type)
+                check_precision_matrix(covariance_prior, covariance_type)
             elif covariance_type == "diag":
                 covariance_prior = check_array(
                     self.covariance_prior, dtype=_FLOATS, ensure_2d=False
                 )
-                _check_shape(covariance_prior, (n_features,), "diag covariance_prior")
-                _check_precision_positivity(covariance_prior, covariance_type)
+                check_shape(covariance_prior, (n_features,), "diag covariance_prior")
+                check_precision_positivity(covariance_prior, covariance_type)
             else:
                 covariance_prior = np.asarray(self.covariance_prior, dtype=np.float64)
                 if covariance_prior.size != 1:
-                    _check_shape(covariance_prior, (), "spherical covariance_prior")
-                _check_precision_positivity(covariance_prior, covariance_type)
+                    check_shape(covariance_prior, (), "spherical covariance_prior")
+                check_precision_positivity(covariance_prior, covariance_type)
                 covariance_prior = covariance_prior.reshape(())
 
         if mean_prior is None or covariance_prior is None:
             data_mean, data_cov = _data_moments(
-                X, sample_weight, covariance_type if covariance_prior is None else None
+                source, covariance_type if covariance_prior is None else None
             )
             if mean_prior is None:
                 mean_prior = data_mean
@@ -392,8 +387,8 @@ class BayesianGaussianMixture(BaseMixture):
     def _needs_resp_init(self, inits):
         return True
 
-    def _initialize(self, X, stats, inits):
-        self._m_step(stats, X.dtype)
+    def _initialize(self, source, stats, inits):
+        self._m_step(stats, source.dtype)
 
     def _m_step(self, stats, dtype):
         post = posterior(

@@ -3,10 +3,10 @@
 import math
 
 import numpy as np
-from sklearn.utils import check_array
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseMixture, _check_shape
+from ._base import BaseMixture
+from ._format import persistable
 from ._update import (
     gaussian_parameters,
     kernel_params,
@@ -14,64 +14,10 @@ from ._update import (
     precision_cholesky_from_precisions,
     precisions_from_cholesky,
 )
-
-_FLOATS = [np.float64, np.float32]
-
-
-def _check_weights(weights, n_components):
-    weights = check_array(weights, dtype=_FLOATS, ensure_2d=False)
-    _check_shape(weights, (n_components,), "weights")
-    if np.any(weights < 0.0) or np.any(weights > 1.0):
-        raise ValueError(
-            "The parameter 'weights' should be in the range "
-            "[0, 1], but got max value %.5f, min value %.5f" % (np.min(weights), np.max(weights))
-        )
-    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
-    if not np.allclose(float(np.abs(1.0 - np.sum(weights))), 0.0, atol=atol):
-        raise ValueError(
-            "The parameter 'weights' should be normalized, but got sum(weights) = %.5f"
-            % np.sum(weights)
-        )
-    return weights
+from ._validation import check_means, check_precisions, check_weights
 
 
-def _check_means(means, n_components, n_features):
-    means = check_array(means, dtype=_FLOATS, ensure_2d=False)
-    _check_shape(means, (n_components, n_features), "means")
-    return means
-
-
-def _check_precision_positivity(precision, covariance_type):
-    if np.any(np.less_equal(precision, 0.0)):
-        raise ValueError("'%s precision' should be positive" % covariance_type)
-
-
-def _check_precision_matrix(precision, covariance_type):
-    if not (np.allclose(precision, precision.T) and np.all(np.linalg.eigvalsh(precision) > 0.0)):
-        raise ValueError("'%s precision' should be symmetric, positive-definite" % covariance_type)
-
-
-def _check_precisions(precisions, covariance_type, n_components, n_features):
-    precisions = check_array(
-        precisions, dtype=_FLOATS, ensure_2d=False, allow_nd=covariance_type == "full"
-    )
-    shapes = {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }
-    _check_shape(precisions, shapes[covariance_type], "%s precision" % covariance_type)
-    if covariance_type == "full":
-        for k in range(precisions.shape[0]):
-            _check_precision_matrix(precisions[k], covariance_type)
-    elif covariance_type == "tied":
-        _check_precision_matrix(precisions, covariance_type)
-    else:
-        _check_precision_positivity(precisions, covariance_type)
-    return precisions
-
-
+@persistable
 class GaussianMixture(BaseMixture):
     """Gaussian Mixture, a drop-in replacement for scikit-learn's.
 
@@ -217,15 +163,15 @@ class GaussianMixture(BaseMixture):
         self.means_init = means_init
         self.precisions_init = precisions_init
 
-    def _check_parameters(self, X, sample_weight):
-        _, n_features = X.shape
+    def _check_parameters(self, source):
+        _, n_features = source.shape
         inits = {"weights": None, "means": None, "precisions": None}
         if self.weights_init is not None:
-            inits["weights"] = _check_weights(self.weights_init, self.n_components)
+            inits["weights"] = check_weights(self.weights_init, self.n_components)
         if self.means_init is not None:
-            inits["means"] = _check_means(self.means_init, self.n_components, n_features)
+            inits["means"] = check_means(self.means_init, self.n_components, n_features)
         if self.precisions_init is not None:
-            inits["precisions"] = _check_precisions(
+            inits["precisions"] = check_precisions(
                 self.precisions_init, self.covariance_type, self.n_components, n_features
             )
         return inits
@@ -233,8 +179,8 @@ class GaussianMixture(BaseMixture):
     def _needs_resp_init(self, inits):
         return any(v is None for v in inits.values())
 
-    def _initialize(self, X, stats, inits):
-        dtype = X.dtype
+    def _initialize(self, source, stats, inits):
+        dtype = source.dtype
         weights = means = covariances = None
         if stats is not None:
             nk, means, covariances = gaussian_parameters(

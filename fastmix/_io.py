@@ -67,42 +67,34 @@ layout does not name are ignored.
 
 import json
 import os
-import re
-import secrets
 import zipfile
 import zlib
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.validation import check_is_fitted
 
 from ._bayesian_mixture import BayesianGaussianMixture
-from ._gaussian_mixture import GaussianMixture
+from ._format import (
+    ATTR,
+    ATTR_NAME,
+    ATTRS_KEY,
+    CLASS_KEY,
+    FORMAT_VERSION,
+    MAX_TUPLE,
+    MODEL_CLASSES,
+    PARAM,
+    PARAMS_KEY,
+    VERSION_KEY,
+    save,
+)
+
+# Imported so that both estimators are registered as persistable classes.
+from ._gaussian_mixture import GaussianMixture  # noqa: F401
+from ._validation import FLOAT_DTYPES as _FLOAT_DTYPES
+from ._validation import covariance_shape
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
-
-FORMAT_VERSION = 1
-
-# The only classes a model file may name: looked up here, never imported by name.
-_CLASSES = {
-    "GaussianMixture": GaussianMixture,
-    "BayesianGaussianMixture": BayesianGaussianMixture,
-}
-
-_VERSION_KEY = "fastmix_format_version"
-_CLASS_KEY = "class_name"
-_WRITER_KEY = "fastmix_version"
-_PARAMS_KEY = "params_json"
-_ATTRS_KEY = "attributes_json"
-_PARAM = "param."
-_ATTR = "attr."
-
-_ATTR_NAME = re.compile(r"^[a-z][a-z0-9_]*_$")
-_MAX_TUPLE = 16
-# Array dtypes a model file may hold (never object arrays).
-_ARRAY_KINDS = "biufcU"
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Reading a damaged archive can fail in any of these (never a pickle: allow_pickle=False).
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
@@ -112,149 +104,6 @@ def _describe(path):
     if isinstance(path, (str, bytes, os.PathLike)):
         return os.fsdecode(path)
     return str(getattr(path, "name", "<file object>"))
-
-
-# ----------------------------------------------------------------------- save
-def _encode_param(name, value, arrays):
-    """The JSON value of one constructor parameter (arrays go to ``arrays``)."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, (np.bool_, np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (Integral, Real)) and not isinstance(value, complex):
-        return int(value) if isinstance(value, Integral) else float(value)
-    if isinstance(value, np.random.RandomState):
-        _, key, pos, has_gauss, cached_gaussian = value.get_state(legacy=True)
-        arrays[_PARAM + "random_state.key"] = np.asarray(key, dtype=np.uint32)
-        arrays[_PARAM + "random_state.pos"] = np.asarray(pos, dtype=np.int64)
-        arrays[_PARAM + "random_state.has_gauss"] = np.asarray(has_gauss, dtype=np.int64)
-        arrays[_PARAM + "random_state.cached_gaussian"] = np.asarray(
-            cached_gaussian, dtype=np.float64
-        )
-        return {"kind": "random_state"}
-    if isinstance(value, (np.ndarray, list, tuple)):
-        array = np.asarray(value)
-        if array.dtype.kind not in _ARRAY_KINDS:
-            raise ValueError(
-                f"Cannot save parameter {name!r}: its array has dtype {array.dtype}; a "
-                "fastmix model file holds numeric arrays only."
-            )
-        arrays[_PARAM + name] = array
-        return {"kind": "array"}
-    raise TypeError(
-        f"Cannot save parameter {name!r} of type {type(value).__name__}: a fastmix model "
-        "file holds None, str, int, float, bool, arrays and RandomState only."
-    )
-
-
-def _encode_attribute(name, value, arrays):
-    """The kind of one fitted attribute; its arrays go to ``arrays``."""
-    key = _ATTR + name
-    if value is None:
-        return "none"
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "O":
-            if value.ndim == 1 and all(isinstance(v, str) for v in value):
-                arrays[key] = np.asarray(value.tolist(), dtype=np.str_)
-                return "str_array"
-        elif value.dtype.kind in _ARRAY_KINDS:
-            arrays[key] = value
-            return "array"
-    elif isinstance(value, np.generic):
-        if value.dtype.kind in "biufc":
-            arrays[key] = np.asarray(value)
-            return "scalar"
-    elif isinstance(value, bool):
-        arrays[key] = np.asarray(value, dtype=np.bool_)
-        return "bool"
-    elif isinstance(value, int):
-        arrays[key] = np.asarray(value, dtype=np.int64)
-        return "int"
-    elif isinstance(value, float):
-        arrays[key] = np.asarray(value, dtype=np.float64)
-        return "float"
-    elif isinstance(value, str):
-        arrays[key] = np.asarray(value, dtype=np.str_)
-        return "str"
-    elif isinstance(value, list):
-        if all(
-            isinstance(v, (Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
-            for v in value
-        ):
-            arrays[key] = np.asarray(value, dtype=np.float64).reshape(len(value))
-            return "float_list"
-    elif isinstance(value, tuple):
-        if 0 < len(value) <= _MAX_TUPLE and all(
-            isinstance(v, np.ndarray) and v.dtype.kind in _ARRAY_KINDS for v in value
-        ):
-            for i, v in enumerate(value):
-                arrays[f"{key}.{i}"] = v
-            return f"tuple:{len(value)}"
-    raise TypeError(
-        f"Cannot save fitted attribute {name!r} of type {type(value).__name__}: a fastmix "
-        "model keeps arrays, numbers, lists of floats and tuples of arrays only."
-    )
-
-
-def save(model, path):
-    """Write a fitted model to ``path`` in the ``.npz`` layout of this module.
-
-    Parameters
-    ----------
-    model : GaussianMixture or BayesianGaussianMixture
-        A fitted model.
-    path : str, path-like or writable binary file
-        Where to write. The file is written exactly there (no ``.npz`` suffix
-        is added), through a temporary file in the same folder renamed into
-        place, so an interrupted save never leaves a half-written model.
-
-    Raises
-    ------
-    sklearn.exceptions.NotFittedError
-        When ``model`` is not fitted.
-    TypeError
-        When ``model`` is not one of fastmix's estimators (subclasses
-        included: loading could not rebuild them), or holds a value the
-        layout cannot store.
-    """
-    name = type(model).__name__
-    if _CLASSES.get(name) is not type(model):
-        raise TypeError(
-            f"Only {' and '.join(sorted(_CLASSES))} can be saved, not {type(model).__name__}."
-        )
-    check_is_fitted(model)
-    from . import __version__
-
-    arrays = {
-        _VERSION_KEY: np.asarray(FORMAT_VERSION, dtype=np.int64),
-        _CLASS_KEY: np.asarray(name, dtype=np.str_),
-        _WRITER_KEY: np.asarray(__version__, dtype=np.str_),
-    }
-    params = model.get_params(deep=False)
-    encoded_params = {k: _encode_param(k, v, arrays) for k, v in params.items()}
-    kinds = {}
-    for attr, value in vars(model).items():
-        if attr in params or not _ATTR_NAME.match(attr):
-            continue  # parameters, private state (e.g. verbose timers)
-        kinds[attr] = _encode_attribute(attr, value, arrays)
-    arrays[_PARAMS_KEY] = np.asarray(json.dumps(encoded_params, sort_keys=True), dtype=np.str_)
-    arrays[_ATTRS_KEY] = np.asarray(json.dumps(kinds, sort_keys=True), dtype=np.str_)
-
-    if hasattr(path, "write"):
-        np.savez(path, allow_pickle=False, **arrays)
-        return
-    path = os.fspath(path)
-    folder, base = os.path.split(os.path.abspath(path))
-    # Created like any new file (the umask applies, unlike tempfile's 0600).
-    tmp = os.path.join(folder, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            np.savez(fh, allow_pickle=False, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------- load
@@ -308,14 +157,14 @@ def _scalar_array(archive, key, kinds):
 
 
 def _read_version(archive):
-    if _VERSION_KEY not in archive.names:
+    if VERSION_KEY not in archive.names:
         shown = ", ".join(sorted(archive.names)[:8]) or "none"
         archive.fail(
-            f"not a fastmix model file: it has no {_VERSION_KEY!r} entry (its entries: {shown})."
+            f"not a fastmix model file: it has no {VERSION_KEY!r} entry (its entries: {shown})."
         )
-    version = archive.array(_VERSION_KEY)
+    version = archive.array(VERSION_KEY)
     if version.ndim != 0 or version.dtype.kind not in "iu":
-        archive.fail(f"not a fastmix model file: {_VERSION_KEY!r} is not an integer.")
+        archive.fail(f"not a fastmix model file: {VERSION_KEY!r} is not an integer.")
     version = int(version[()])
     if version > FORMAT_VERSION:
         archive.fail(
@@ -329,18 +178,18 @@ def _read_version(archive):
 
 
 def _read_class(archive):
-    name = archive.string(_CLASS_KEY)
-    cls = _CLASSES.get(name)
+    name = archive.string(CLASS_KEY)
+    cls = MODEL_CLASSES.get(name)
     if cls is None:
         archive.fail(
             f"unknown model class {name!r}; a fastmix model file holds one of: "
-            f"{', '.join(sorted(_CLASSES))}."
+            f"{', '.join(sorted(MODEL_CLASSES))}."
         )
     return cls
 
 
 def _read_params(archive, cls):
-    encoded = archive.json_object(_PARAMS_KEY)
+    encoded = archive.json_object(PARAMS_KEY)
     expected = set(cls().get_params(deep=False))
     missing = sorted(expected - set(encoded))
     unknown = sorted(set(encoded) - expected)
@@ -353,14 +202,14 @@ def _read_params(archive, cls):
         if value is None or isinstance(value, (str, bool, int, float)):
             params[name] = value
         elif value == {"kind": "array"}:
-            params[name] = archive.array(_PARAM + name)
+            params[name] = archive.array(PARAM + name)
         elif value == {"kind": "random_state"} and name == "random_state":
-            key = archive.array(_PARAM + "random_state.key")
+            key = archive.array(PARAM + "random_state.key")
             if key.shape != (624,) or key.dtype != np.uint32:
                 archive.fail("the saved random_state has a malformed MT19937 key.")
-            pos = _scalar_array(archive, _PARAM + "random_state.pos", "iu")
-            has_gauss = _scalar_array(archive, _PARAM + "random_state.has_gauss", "iu")
-            cached = _scalar_array(archive, _PARAM + "random_state.cached_gaussian", "f")
+            pos = _scalar_array(archive, PARAM + "random_state.pos", "iu")
+            has_gauss = _scalar_array(archive, PARAM + "random_state.has_gauss", "iu")
+            cached = _scalar_array(archive, PARAM + "random_state.cached_gaussian", "f")
             state = np.random.RandomState()
             try:
                 state.set_state(("MT19937", key, int(pos), int(has_gauss), float(cached)))
@@ -378,12 +227,12 @@ def _read_params(archive, cls):
 
 
 def _read_attribute(archive, name, kind):
-    key = _ATTR + name
+    key = ATTR + name
     if kind == "none":
         return None
     if kind.startswith("tuple:"):
         count = kind[len("tuple:") :]
-        if not count.isdigit() or not 0 < int(count) <= _MAX_TUPLE:
+        if not count.isdigit() or not 0 < int(count) <= MAX_TUPLE:
             archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
         return tuple(archive.array(f"{key}.{i}") for i in range(int(count)))
     if kind == "array":
@@ -411,19 +260,10 @@ def _read_attribute(archive, name, kind):
     archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
 
 
-def _covariance_shape(covariance_type, n_components, n_features):
-    return {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }[covariance_type]
-
-
 def _expected_state(model, n_features):
     """Name -> required shape of every float array or scalar a fitted model holds."""
     k, d, cov_type = model.n_components, n_features, model.covariance_type
-    cov_shape = _covariance_shape(cov_type, k, d)
+    cov_shape = covariance_shape(cov_type, k, d)
     shapes = {
         "weights_": (k,),
         "means_": (k, d),
@@ -584,11 +424,11 @@ def load(path):
         _read_version(archive)
         cls = _read_class(archive)
         model = _read_params(archive, cls)
-        kinds = archive.json_object(_ATTRS_KEY)
+        kinds = archive.json_object(ATTRS_KEY)
         param_names = model.get_params(deep=False)
         attrs = {}
         for name, kind in kinds.items():
-            if not _ATTR_NAME.match(name) or name in param_names or hasattr(cls, name):
+            if not ATTR_NAME.match(name) or name in param_names or hasattr(cls, name):
                 archive.fail(f"{name!r} is not a fitted-attribute name.")
             if not isinstance(kind, str):
                 archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")

@@ -1,47 +1,19 @@
-"""Additive sufficient statistics and the streaming pass that produces them.
+"""The contract between the kernels, the data sources and the updates.
 
-A fit is a loop of one pass over the data (:func:`estep_pass`) followed by a
-tiny closed-form update on the returned :class:`Stats`. Adding two ``Stats``
-is how chunks, blocks of a memmap and Dask partitions combine.
+:class:`KernelParams` is what the E-step kernel reads (built by the updates,
+passed through a data source's pass); :class:`Stats` is what a pass returns.
+Adding two ``Stats`` is how chunks, blocks of a memmap and Dask partitions
+combine. :func:`stats_from_resp` and :func:`stats_from_labels` form the
+statistics of given responsibilities (initialisation) for blocks of rows.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import (
-    DIAG,
-    FULL,
-    TIED,
-    estep_rows,
-    estep_rows_serial,
-    estep_stats,
-    estep_stats_serial,
-)
-
-# Rows per chunk: the unit of parallel work and of the fixed-order reduction.
-# 512 rows keep a chunk's log-densities (512 x K float64) and its rows in L2.
-CHUNK_ROWS = 512
-# Cap on the float64 partials held per kernel call (chunks x K x D x D): keeps
-# extra memory independent of n_samples while giving every thread work.
-_PARTIAL_BYTES = 32 * 2**20
-_MAX_CHUNKS_PER_BLOCK = 128
+from ._kernels import DIAG, FULL, TIED
 
 COV_CODES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": DIAG}
-
-# Below about this many multiply-adds a call runs on the calling thread: waking
-# numba's OpenMP pool costs tens of microseconds on an idle machine and a whole
-# scheduler time slice when another process holds a core (measured: 5,000 x 3
-# rows took 0.32 s per pass on 2 threads against 0.004 s on 1 under load).
-# Both kernels give bitwise the same result, so this only moves time.
-_SERIAL_WORK = 4_000_000
-
-
-def _use_parallel(n_rows, chunk_rows, params):
-    """Whether a kernel call over ``n_rows`` rows is worth the thread pool."""
-    n_components, n_features = params.shift.shape
-    per_row = n_components * n_features * (n_features if params.code != DIAG else 1)
-    return n_rows > chunk_rows and n_rows * per_row > _SERIAL_WORK
 
 
 @dataclass
@@ -54,6 +26,42 @@ class KernelParams:
     prec_diag: np.ndarray
     offset: np.ndarray
     bias: np.ndarray
+
+    @classmethod
+    def build(cls, code, shift, precision, bias, dtype, offset=None):
+        """Kernel inputs from one covariance code's precision array.
+
+        Parameters
+        ----------
+        code : int
+            ``FULL``, ``TIED`` or ``DIAG``.
+        shift : array-like of shape (K, D)
+            Centres (means; for TIED every row the same centre).
+        precision : array-like
+            FULL: (K, D, D) and TIED: (1, D, D) upper-triangular precision
+            Cholesky factors; DIAG: (K, D) diagonal precisions.
+        bias : array-like of shape (K,)
+            Per-component constant of the log-density, float64.
+        dtype : numpy dtype
+            The data's dtype: every array multiplied with X is cast to it.
+        offset : array-like of shape (K, D), optional
+            TIED only (see ``fastmix._kernels.estep``); zeros otherwise.
+        """
+        shift = np.ascontiguousarray(shift, dtype=dtype)
+        n_components, n_features = shift.shape
+        precision = np.ascontiguousarray(precision, dtype=dtype)
+        empty_mat = np.empty((0, n_features, n_features), dtype=dtype)
+        empty_diag = np.empty((0, n_features), dtype=dtype)
+        if offset is None:
+            offset = np.zeros((n_components, n_features), dtype=dtype)
+        return cls(
+            code,
+            shift,
+            precision if code != DIAG else empty_mat,
+            precision if code == DIAG else empty_diag,
+            np.ascontiguousarray(offset, dtype=dtype),
+            np.ascontiguousarray(bias, dtype=np.float64),
+        )
 
     def args(self):
         return (self.code, self.shift, self.prec_mat, self.prec_diag, self.offset, self.bias)
@@ -84,6 +92,11 @@ class Stats:
     row_sum : ndarray of shape (D,) or None
         ``sum_i w_i (x_i - shift_0)`` over every row (tied only). None when each
         row's responsibilities sum to one, where it equals ``s1.sum(0)``.
+    partial : bool
+        Initial statistics only: whether some row's responsibilities do not
+        sum to one. Each block of an initialisation carries ``row_sum`` (tied)
+        whatever its rows; :meth:`settle` keeps the sum only when some block
+        was partial.
     """
 
     nk: np.ndarray
@@ -96,6 +109,7 @@ class Stats:
     shift: np.ndarray
     n_rows: float = 0.0
     row_sum: np.ndarray = None
+    partial: bool = False
 
     @classmethod
     def zeros(cls, code, shift):
@@ -127,82 +141,20 @@ class Stats:
             shift=self.shift,
             n_rows=self.n_rows + other.n_rows,
             row_sum=None if self.row_sum is None else self.row_sum + other.row_sum,
+            partial=self.partial or other.partial,
         )
+
+    def settle(self):
+        """Drop ``row_sum`` where every row's responsibilities summed to one."""
+        if not self.partial:
+            self.row_sum = None
+        return self
 
 
 def _symmetrise_upper(a):
     """Mirror the upper triangles of a stack of matrices (the kernel fills only those)."""
     upper = np.triu(a)
     return upper + np.swapaxes(np.triu(a, 1), -1, -2)
-
-
-def block_rows(n_components, n_features):
-    """Rows handed to one kernel call; depends on the problem's shape only."""
-    per_chunk = 8 * (n_components * (n_features * n_features + n_features + 1) + 3)
-    chunks = int(np.clip(_PARTIAL_BYTES // per_chunk, 1, _MAX_CHUNKS_PER_BLOCK))
-    return chunks * CHUNK_ROWS
-
-
-def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=None):
-    """One E-step over ``X`` in blocks of rows; returns the summed :class:`Stats`.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        float32 or float64; any array supporting row slicing is read block by block
-        (a memmap's ``BlockSource`` from :mod:`fastmix._sources` reads each slice
-        from the file). A source with its own ``estep_pass`` (a Dask array's) runs
-        the pass itself.
-    sample_weight : ndarray of shape (n_samples,) or None
-    params : KernelParams
-    chunk_rows : int
-        Rows per chunk (the reduction unit).
-    rows_per_block : int, optional
-        Rows per kernel call; rounded to a multiple of ``chunk_rows``.
-    """
-    if hasattr(X, "estep_pass"):
-        return X.estep_pass(sample_weight, params, chunk_rows)
-    n_samples, n_features = X.shape
-    n_components = params.bias.shape[0]
-    if rows_per_block is None:
-        rows_per_block = block_rows(n_components, n_features)
-    rows_per_block = max(chunk_rows, rows_per_block // chunk_rows * chunk_rows)
-    stats = Stats.zeros(params.code, params.shift)
-    scal = np.zeros(3)
-    no_weight = np.empty(0)
-    for start in range(0, n_samples, rows_per_block):
-        stop = min(start + rows_per_block, n_samples)
-        block = np.ascontiguousarray(X[start:stop])
-        w = no_weight if sample_weight is None else sample_weight[start:stop]
-        stats.n_rows += stop - start if sample_weight is None else np.count_nonzero(w)
-        parallel = _use_parallel(stop - start, chunk_rows, params)
-        kernel = estep_stats if parallel else estep_stats_serial
-        kernel(
-            block, w, *params.args(), chunk_rows,
-            stats.nk, stats.s1, stats.s2_mat, stats.s2_diag, scal,
-        )  # fmt: skip
-    stats.s2_mat = _symmetrise_upper(stats.s2_mat)
-    stats.sum_w, stats.sum_wlogp, stats.sum_wrlogr = (float(v) for v in scal)
-    return stats
-
-
-def estep_outputs(X, params, want_resp, chunk_rows=CHUNK_ROWS):
-    """Per-row log p(x), labels and (only when asked) log-responsibilities.
-
-    A data source from :mod:`fastmix._sources` (memmap, Dask array) produces
-    them itself, block by block.
-    """
-    if hasattr(X, "estep_outputs"):
-        return X.estep_outputs(params, want_resp, chunk_rows)
-    n_samples = X.shape[0]
-    n_components = params.bias.shape[0]
-    log_prob_norm = np.empty(n_samples)
-    labels = np.empty(n_samples, dtype=np.int64)
-    log_resp = np.empty((n_samples if want_resp else 0, n_components))
-    X = np.ascontiguousarray(X)
-    kernel = estep_rows if _use_parallel(n_samples, chunk_rows, params) else estep_rows_serial
-    kernel(X, *params.args(), chunk_rows, log_prob_norm, labels, log_resp)
-    return log_prob_norm, labels, (log_resp if want_resp else None)
 
 
 def _one_hot_labels(r, row_sums):
@@ -285,23 +237,37 @@ def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=6
         ``s2_mat`` holds whole matrices (symmetric to rounding), not upper
         triangles; ``sum_wlogp`` and ``sum_wrlogr`` are zero.
     """
-    n_samples, _ = X.shape
+    return _resp_stats(X, sample_weight, resp_blocks, code, shift, rows_per_block).settle()
+
+
+def _block_weights(sample_weight, start, stop):
+    if sample_weight is None:
+        return np.ones(stop - start)
+    return np.asarray(sample_weight[start:stop], dtype=np.float64)
+
+
+def _add_tied(stats, xb, wb):
+    """Tied scatter and row sum around the common centre (independent of the responsibilities)."""
+    d = xb - stats.shift[0]
+    stats.s2_mat[0] += (d * wb[:, None]).T @ d
+    stats.row_sum += wb @ d
+
+
+def _resp_stats(X, sample_weight, resp_blocks, code, shift, rows_per_block):
+    """:func:`stats_from_resp` before :meth:`Stats.settle` (tied: ``row_sum`` always set)."""
+    n_samples, n_features = X.shape
     stats = Stats.zeros(code, shift)
-    row_sum = np.zeros(shift.shape[1])
-    # Whether some row's responsibilities do not sum to one (rows an
-    # initialisation leaves unassigned sum to 0; rounding stays far below 1e-3).
-    partial = False
+    if code == TIED:
+        stats.row_sum = np.zeros(n_features)
     for start in range(0, n_samples, rows_per_block):
         stop = min(start + rows_per_block, n_samples)
         xb = np.asarray(X[start:stop], dtype=np.float64)
         r = np.asarray(resp_blocks(start, stop), dtype=np.float64)
-        if sample_weight is not None:
-            wb = np.asarray(sample_weight[start:stop], dtype=np.float64)
-        else:
-            wb = np.ones(stop - start)
+        wb = _block_weights(sample_weight, start, stop)
         # A matrix-vector product: several times cheaper than r.sum(axis=1).
         r_sums = r @ np.ones(r.shape[1])
-        partial = partial or bool(np.any(np.abs(r_sums - 1.0) > 1e-3))
+        # Rows an initialisation leaves unassigned sum to 0; rounding stays far below 1e-3.
+        stats.partial = stats.partial or bool(np.any(np.abs(r_sums - 1.0) > 1e-3))
         stats.sum_w += float(wb.sum())
         stats.n_rows += np.count_nonzero(wb)
         labels = _one_hot_labels(r, r_sums)
@@ -318,10 +284,50 @@ def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=6
                 elif code == DIAG:
                     stats.s2_diag[k] += wr[:, k] @ (d * d)
         if code == TIED:
-            d = xb - stats.shift[0]
-            stats.s2_mat[0] += (d * wb[:, None]).T @ d
-            row_sum += wb @ d
-    if code == TIED and partial:
-        # Only then is the general (cancellation-prone) tied update needed.
-        stats.row_sum = row_sum
+            _add_tied(stats, xb, wb)
     return stats
+
+
+def stats_from_labels(X, sample_weight, labels, code, shift):
+    """Statistics of one-hot responsibilities given as labels, for one block of rows.
+
+    Row ``i`` belongs wholly to component ``labels[i]``; a label of -1 leaves
+    the row unassigned (its responsibilities are all zero, as for the rows
+    k-means++ and ``'random_from_data'`` do not choose). The same sums as
+    :func:`stats_from_resp` on the one-hot matrix, without forming it.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D)
+        float32 or float64.
+    sample_weight : ndarray of shape (n,) or None
+    labels : ndarray of shape (n,), int
+        In ``[-1, K)``.
+    code : int
+        Covariance code, a value of :data:`COV_CODES`.
+    shift : ndarray of shape (K, D)
+        Centres the statistics are accumulated around.
+
+    Returns
+    -------
+    stats : Stats
+        Not settled (see :meth:`Stats.settle`): tied statistics carry
+        ``row_sum`` and ``partial`` says whether some label is -1.
+    """
+    n_samples, n_features = X.shape
+    stats = Stats.zeros(code, shift)
+    xb = np.asarray(X, dtype=np.float64)
+    wb = _block_weights(sample_weight, 0, n_samples)
+    stats.partial = bool(np.any(labels < 0))
+    stats.sum_w = float(wb.sum())
+    stats.n_rows = np.count_nonzero(wb)
+    _add_one_hot(stats, xb, wb, np.asarray(labels), code)
+    if code == TIED:
+        stats.row_sum = np.zeros(n_features)
+        _add_tied(stats, xb, wb)
+    return stats
+
+
+def normalise_rows(r):
+    """Each row of non-negative ``r`` divided by its sum (scikit-learn's random start)."""
+    return r / r.sum(axis=1)[:, None]

@@ -207,39 +207,19 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         - 0.5 * n_features * _LOG_2PI
     )
     bias = np.broadcast_to(bias, (n_components,)).copy()
-    empty_mat = np.empty((0, n_features, n_features), dtype=dtype)
-    empty_diag = np.empty((0, n_features), dtype=dtype)
     if code == FULL:
-        shift = means.astype(dtype)
-        return KernelParams(
-            code,
-            shift,
-            np.ascontiguousarray(prec_chol, dtype=dtype),
-            empty_diag,
-            np.zeros((n_components, n_features), dtype=dtype),
-            bias,
-        )
+        return KernelParams.build(code, means, prec_chol, bias, dtype)
     if code == TIED:
         # One centre for every component: the weighted data mean is the natural
         # choice, but the mean of the means is as good a shift and needs no pass.
         centre = means.mean(axis=0).astype(dtype).astype(np.float64)
-        shift = np.ascontiguousarray(np.broadcast_to(centre, means.shape), dtype=dtype)
-        offset = ((means - centre) @ prec_chol).astype(dtype)
-        return KernelParams(
-            code, shift, np.ascontiguousarray(prec_chol[None], dtype=dtype),
-            empty_diag, offset, bias,
-        )  # fmt: skip
+        shift = np.broadcast_to(centre, means.shape)
+        offset = (means - centre) @ prec_chol
+        return KernelParams.build(code, shift, prec_chol[None], bias, dtype, offset=offset)
     prec = prec_chol**2
     if covariance_type == "spherical":
         prec = np.repeat(prec[:, None], n_features, axis=1)
-    return KernelParams(
-        code,
-        means.astype(dtype),
-        empty_mat,
-        np.ascontiguousarray(prec, dtype=dtype),
-        np.zeros((n_components, n_features), dtype=dtype),
-        bias,
-    )
+    return KernelParams.build(code, means, prec, bias, dtype)
 
 
 __all__ = [

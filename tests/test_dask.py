@@ -22,8 +22,9 @@ distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 
-import fastmix._sources as sources  # noqa: E402
-import fastmix._stats as stats_module  # noqa: E402
+import fastmix._sources._dask as dask_source  # noqa: E402
+import fastmix._sources._driver as driver  # noqa: E402
+import fastmix._sources._init as init  # noqa: E402
 from fastmix import BayesianGaussianMixture, GaussianMixture  # noqa: E402
 from fastmix._sources import DaskSource  # noqa: E402
 
@@ -178,8 +179,8 @@ def test_dask_persists_once_and_computes_once_per_iteration(client, tmp_path, mo
     X = da.from_array(X_NP, chunks=300).map_blocks(load, meta=np.empty((0, 0)))
     n_blocks = X.numblocks[0]
     computes = []
-    compute = sources._compute
-    monkeypatch.setattr(sources, "_compute", lambda *a: computes.append(1) or compute(*a))
+    compute = dask_source._compute
+    monkeypatch.setattr(dask_source, "_compute", lambda *a: computes.append(1) or compute(*a))
     model = fit_quiet(make(GaussianMixture, "full", max_iter=6, tol=0), X)
     assert model.n_iter_ == 6
     with open(log) as f:
@@ -190,13 +191,13 @@ def test_dask_persists_once_and_computes_once_per_iteration(client, tmp_path, mo
 def test_dask_init_never_pulls_more_than_the_sample(client, monkeypatch):
     """Above the sample size, k-means sees a uniform sample only and the
     statistics of the start are summed on the cluster."""
-    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 400)
+    monkeypatch.setattr(init, "INIT_SAMPLE_ROWS", 400)
     X = da.from_array(X_NP, chunks=500)
     taken = []
     take = DaskSource.take
 
-    def recording_take(self, rows, sample_weight):
-        out = take(self, rows, sample_weight)
+    def recording_take(self, rows):
+        out = take(self, rows)
         taken.append(len(out[0]))
         return out
 
@@ -221,10 +222,10 @@ def test_dask_tasks_use_only_the_serial_kernels(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a parallel=True kernel was launched from a dask task")
 
-    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 400)
-    monkeypatch.setattr(sources, "_client_for", lambda X: None)
-    monkeypatch.setattr(stats_module, "estep_stats", forbidden)
-    monkeypatch.setattr(stats_module, "estep_rows", forbidden)
+    monkeypatch.setattr(init, "INIT_SAMPLE_ROWS", 400)
+    monkeypatch.setattr(dask_source, "_client_for", lambda X: None)
+    monkeypatch.setattr(driver, "estep_stats", forbidden)
+    monkeypatch.setattr(driver, "estep_rows", forbidden)
     X = da.from_array(X_NP, chunks=700)
     with dask.config.set(scheduler="threads"):
         model = fit_quiet(BayesianGaussianMixture(n_components=3, random_state=0), X)
@@ -285,3 +286,27 @@ def test_dask_cluster_gone_names_the_problem(client, monkeypatch):
         gm.fit(X)
     assert "Client('tcp://" in str(info.value)
     assert not hasattr(gm, "means_")
+
+
+def test_dask_shared_pass_is_one_compute_for_every_parameter_set(client, monkeypatch):
+    """A pass for several models (different K and structures) computes once and
+    gives each model the statistics of the in-memory pass (within RTOL)."""
+    from fastmix._sources import ArraySource
+
+    models = [
+        fit_quiet(GaussianMixture(k, covariance_type=cov, max_iter=2, random_state=0), X_NP)
+        for k, cov in [(1, "full"), (3, "tied"), (4, "diag"), (2, "spherical")]
+    ]
+    params = [m._kernel_params(X_NP.dtype) for m in models]
+    w = np.random.RandomState(1).uniform(0.0, 2.0, size=len(X_NP))
+    source = DaskSource.for_fit(da.from_array(X_NP, chunks=500), X_NP.dtype, w, 4, "test")
+    computes = []
+    compute = dask_source._compute
+    monkeypatch.setattr(dask_source, "_compute", lambda *a: computes.append(1) or compute(*a))
+    together = source.estep_pass(params)
+    assert len(computes) == 1
+    expected = ArraySource(X_NP, w).estep_pass(params)
+    for got, want in zip(together, expected, strict=True):
+        for name in ("nk", "s1", "s2_mat", "s2_diag"):
+            assert_allclose(getattr(got, name), getattr(want, name), rtol=RTOL, err_msg=name)
+        assert got.sum_wlogp == pytest.approx(want.sum_wlogp, rel=RTOL)

@@ -27,7 +27,8 @@ from fastmix._kernels import (
     estep_stats,
     estep_stats_serial,
 )
-from fastmix._stats import COV_CODES, estep_outputs, estep_pass, stats_from_resp
+from fastmix._sources import estep_outputs, estep_pass
+from fastmix._stats import COV_CODES, stats_from_resp
 from fastmix._update import (
     gaussian_parameters,
     kernel_params,

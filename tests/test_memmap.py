@@ -16,7 +16,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
-import fastmix._sources as sources
+import fastmix._sources._init as init
 from fastmix import BayesianGaussianMixture, GaussianMixture
 from fastmix._sources import BlockSource
 
@@ -139,14 +139,14 @@ def test_large_memmap_initialises_from_a_bounded_sample(tmp_path, monkeypatch, i
     """n_samples above the sample size: k-means / k-means++ see only a uniform
     sample (never more rows on the client) and the fit still finds the blobs;
     random / random_from_data stream scikit-learn's draws at any size."""
-    monkeypatch.setattr(sources, "INIT_SAMPLE_ROWS", 600)
+    monkeypatch.setattr(init, "INIT_SAMPLE_ROWS", 600)
     X, centres = blobs(3000)
     M = to_memmap(tmp_path, X)
     taken = []
     take = BlockSource.take
 
-    def recording_take(self, rows, sample_weight):
-        out = take(self, rows, sample_weight)
+    def recording_take(self, rows):
+        out = take(self, rows)
         taken.append(len(out[0]))
         return out
 
@@ -301,3 +301,22 @@ def test_import_does_not_import_dask():
         "assert not any(m == 'dask' or m.startswith('dask.') for m in sys.modules), 'dask'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("init_params", INITS)
+@pytest.mark.parametrize("sample_rows", [None, 600])
+def test_tied_memmap_fit_every_init(tmp_path, monkeypatch, init_params, sample_rows):
+    """Tied covariances on a memmap, every init, small data and above the sample size:
+    the initial statistics of hard labels used to add a tied row sum to None."""
+    if sample_rows is not None:
+        monkeypatch.setattr(init, "INIT_SAMPLE_ROWS", sample_rows)
+    X, _ = blobs(1000)
+    M = to_memmap(tmp_path, X)
+    kw = dict(covariance_type="tied", init_params=init_params, random_state=0, max_iter=20)
+    gm = fit_quiet(GaussianMixture(3, **kw), M)
+    if sample_rows is None or init_params in ("random", "random_from_data"):
+        assert_same_model(gm, fit_quiet(GaussianMixture(3, **kw), X), rtol=1e-10)
+    else:  # k-means on a sample: another start; it still finds a mixture as good
+        reference = fit_quiet(GaussianMixture(3, **kw), X)
+        assert np.isfinite(gm.means_).all()
+        assert gm.lower_bound_ == pytest.approx(reference.lower_bound_, abs=0.05)

@@ -24,7 +24,7 @@ from numba import get_num_threads, set_num_threads
 from sklearn.exceptions import ConvergenceWarning
 
 from fastmix import GaussianMixture
-from fastmix._stats import estep_pass
+from fastmix._sources import estep_pass
 from fastmix._update import kernel_params
 
 COV_TYPES = ref.COVARIANCE_TYPES

@@ -25,10 +25,10 @@ import numpy as np
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
-import fastmix._stats
+import fastmix._sources._driver
 from fastmix import GaussianMixture
 
-fastmix._stats._SERIAL_WORK = 0
+fastmix._sources._driver._SERIAL_WORK = 0
 
 X, _ = make_blobs(n_samples=5000, n_features=4, centers=3, cluster_std=2.0, random_state=0)
 weights = np.random.RandomState(1).uniform(0.0, 3.0, X.shape[0])

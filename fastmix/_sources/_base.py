@@ -1,0 +1,69 @@
+"""The interface every data source offers the estimators."""
+
+import numpy as np
+
+from ._init import initial_stats
+
+
+class DataSource:
+    """Rows (and their sample weights) as a fit or a prediction sees them.
+
+    The estimators talk to this interface only; the update layer sees the
+    :class:`~fastmix._stats.Stats` it returns. A subclass says how blocks of
+    rows are reached and provides:
+
+    ``estep_pass(params_list)``
+        One E-step over every row for each parameter set, the data read once
+        for all of them; returns one ``Stats`` per set.
+    ``estep_outputs(params, want_resp)``
+        Per-row ``(log p(x), labels, log-responsibilities or None)``.
+    ``sums()``
+        ``(sum w, sum_i w_i x_i)`` in float64.
+    ``take(rows)``
+        The rows at sorted indices ``rows`` (every row when None) in memory,
+        and their weights.
+    ``reduce_blocks(func, plan, *args)``
+        ``func(block, w, plan.for_block(start, stop, index), *args,
+        allow_parallel)`` summed over the blocks in a fixed order.
+    ``init_sample_size(n_components)``, ``choose(size, random_state)``,
+    ``random_plan(random_state, n_components)``
+        The source's answers to the initialisation's questions
+        (:mod:`fastmix._sources._init`).
+
+    Attributes
+    ----------
+    shape : tuple of int
+    n_samples : int
+    dtype : numpy dtype
+        float64 or float32: the dtype blocks reach the kernel in.
+    sample_weight : ndarray, dask array or None
+        Validated weights (None: every weight 1).
+    """
+
+    ndim = 2
+
+    def __len__(self):
+        return self.n_samples
+
+    def centre(self):
+        """The weighted mean of the rows, float64."""
+        sum_w, total = self.sums()
+        return total / sum_w
+
+    def initial_stats(self, init_params, n_components, code, random_state):
+        """Statistics of the initial responsibilities (:func:`~._init.initial_stats`)."""
+        return initial_stats(self, init_params, n_components, code, random_state)
+
+
+def block_sums(X, sample_weight):
+    """``(sum w, sum_i w_i x_i)`` of one block, in float64."""
+    X = np.asarray(X)
+    if sample_weight is None:
+        return float(X.shape[0]), X.sum(axis=0, dtype=np.float64)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    return float(w.sum()), w @ np.asarray(X, dtype=np.float64)
+
+
+def add_parts(a, b):
+    """Element-wise sum of two equal-length tuples or lists (of arrays, numbers, Stats)."""
+    return type(a)(x + y for x, y in zip(a, b, strict=True))

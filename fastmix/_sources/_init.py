@@ -1,0 +1,224 @@
+"""Initial statistics: one path for every data source.
+
+``init_params`` becomes a *plan*, a small typed object saying how each row's
+initial responsibilities are made; a source then sums the plan's statistics
+over its blocks (in row order in process, in a fixed tree on a Dask cluster).
+
+- ``'kmeans'``: k-means (scikit-learn's ``KMeans`` with ``n_init=1``, as
+  :func:`fastmix._kmeans.kmeans` runs it) on the source's *init sample*. An
+  in-memory array's sample is every row, so its labels are used directly
+  (:class:`Labels`), as scikit-learn does. A memmap or dask array larger than
+  :data:`INIT_SAMPLE_ROWS` rows (fewer for wide rows, see
+  :func:`init_sample_rows`) gives k-means a uniform sample without
+  replacement, then one streamed pass assigns every row to its nearest centre
+  (:class:`NearestCentre`).
+- ``'k-means++'``: k-means++ seeding on the same sample; the chosen rows get
+  one-hot responsibilities (:class:`ChosenRows`), as in scikit-learn.
+- ``'random_from_data'``: ``n_components`` distinct rows drawn uniformly from
+  all rows (:class:`ChosenRows`, no sample needed).
+- ``'random'``: uniform responsibilities. In process they are drawn from
+  ``random_state`` in row order, block by block (:class:`UniformDraw`): the
+  very stream scikit-learn draws. On a Dask cluster each block draws from a
+  seed taken from ``random_state`` (:class:`SeededUniform`), so the draw
+  depends on the chunking, except for data no larger than the init sample,
+  whose responsibilities are drawn on the client as scikit-learn draws them
+  (:class:`Resp`).
+
+When a memmap or dask array has at most the sample size of rows, the "sample"
+is every row, in order, and no random number is consumed to draw it: the
+initialisation is then scikit-learn's, as for an in-memory array.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._kernels import DIAG
+from .._kmeans import kmeans, kmeans_plusplus_indices
+from .._stats import KernelParams, _resp_stats, normalise_rows, stats_from_labels
+from ._driver import block_outputs
+
+__all__ = [
+    "INIT_SAMPLE_ROWS",
+    "ChosenRows",
+    "Labels",
+    "NearestCentre",
+    "Resp",
+    "SeededUniform",
+    "UniformDraw",
+    "choice",
+    "init_sample_rows",
+    "initial_stats",
+]
+
+# Rows of the uniform sample that k-means / k-means++ initialisation sees.
+INIT_SAMPLE_ROWS = 100_000
+# ... and at most this many bytes of it (wide rows get fewer).
+_INIT_SAMPLE_BYTES = 64 * 2**20
+# Population up to which RandomState.choice (O(n) memory) is used as is.
+_EXACT_CHOICE_MAX = 2**22
+
+
+def init_sample_rows(n_samples, n_features, itemsize, n_components):
+    """Rows in the uniform sample seen by k-means / k-means++ initialisation.
+
+    ``min(n_samples, INIT_SAMPLE_ROWS)``, lowered so the sample stays under
+    64 MiB for wide rows, but never below ``20 * n_components``.
+    """
+    by_bytes = _INIT_SAMPLE_BYTES // max(1, n_features * itemsize)
+    return int(min(n_samples, max(20 * n_components, min(INIT_SAMPLE_ROWS, by_bytes))))
+
+
+def choice(n_samples, size, random_state, exact=False):
+    """``size`` distinct row indices drawn uniformly, in draw order.
+
+    ``random_state.choice`` as scikit-learn calls it when ``exact`` or for
+    populations it can permute in memory; above that a generator seeded from
+    ``random_state`` (Floyd's algorithm, O(size) memory).
+    """
+    if exact or n_samples <= _EXACT_CHOICE_MAX:
+        return random_state.choice(n_samples, size=size, replace=False)
+    seed = random_state.randint(np.iinfo(np.int32).max)
+    return np.random.default_rng(seed).choice(n_samples, size=size, replace=False)
+
+
+# ------------------------------------------------------------------ the plans
+# Each plan has ``for_block(start, stop, index)``, the plan of rows start:stop
+# (the ``index``-th block), and ``block_stats(X, w, code, shift,
+# allow_parallel)``, the unsettled Stats of one block under a block's plan.
+@dataclass(frozen=True)
+class Labels:
+    """Row ``i`` belongs wholly to component ``labels[i]`` (-1: to none)."""
+
+    labels: np.ndarray
+
+    def for_block(self, start, stop, index):
+        return Labels(self.labels[start:stop])
+
+    def block_stats(self, X, w, code, shift, allow_parallel):
+        return stats_from_labels(X, w, self.labels, code, shift)
+
+
+@dataclass(frozen=True)
+class ChosenRows:
+    """Row ``rows[j]`` belongs wholly to component ``components[j]``; other rows to none."""
+
+    rows: np.ndarray
+    components: np.ndarray
+
+    def for_block(self, start, stop, index):
+        inside = (self.rows >= start) & (self.rows < stop)
+        return ChosenRows(self.rows[inside] - start, self.components[inside])
+
+    def block_stats(self, X, w, code, shift, allow_parallel):
+        labels = np.full(X.shape[0], -1, dtype=np.int64)
+        labels[self.rows] = self.components
+        return stats_from_labels(X, w, labels, code, shift)
+
+
+@dataclass(frozen=True)
+class NearestCentre:
+    """Each row belongs wholly to its nearest centre (``params``' labels)."""
+
+    params: KernelParams
+
+    @classmethod
+    def of(cls, centres, dtype):
+        """Identity precisions and equal biases: log p_k(x) = -||x - c_k||^2 / 2."""
+        n_components, n_features = centres.shape
+        ones = np.ones((n_components, n_features))
+        return cls(KernelParams.build(DIAG, centres, ones, np.zeros(n_components), dtype))
+
+    def for_block(self, start, stop, index):
+        return self
+
+    def block_stats(self, X, w, code, shift, allow_parallel):
+        _, labels, _ = block_outputs(X, self.params, False, allow_parallel)
+        return stats_from_labels(X, w, labels, code, shift)
+
+
+@dataclass(frozen=True)
+class Resp:
+    """Given responsibilities, one row per data row."""
+
+    resp: np.ndarray
+
+    def for_block(self, start, stop, index):
+        return Resp(self.resp[start:stop])
+
+    def block_stats(self, X, w, code, shift, allow_parallel):
+        r = self.resp
+        return _resp_stats(X, w, lambda a, b: r[a:b], code, shift, max(X.shape[0], 1))
+
+
+@dataclass(frozen=True)
+class UniformDraw:
+    """scikit-learn's uniform responsibilities, drawn from ``random_state`` in row order.
+
+    Blocks must be planned in row order: each ``for_block`` draws its rows.
+    """
+
+    random_state: np.random.RandomState
+    n_components: int
+    dtype: np.dtype
+
+    def for_block(self, start, stop, index):
+        r = self.random_state.uniform(size=(stop - start, self.n_components))
+        return Resp(normalise_rows(np.asarray(r, dtype=self.dtype)))
+
+
+@dataclass(frozen=True)
+class SeededUniform:
+    """Uniform responsibilities, block ``index`` drawn from ``seeds[index]``."""
+
+    seeds: np.ndarray
+    n_components: int
+    seed: int = -1
+
+    def for_block(self, start, stop, index):
+        return SeededUniform(self.seeds, self.n_components, int(self.seeds[index]))
+
+    def block_stats(self, X, w, code, shift, allow_parallel):
+        r = np.random.RandomState(self.seed).uniform(size=(X.shape[0], self.n_components))
+        r = normalise_rows(np.asarray(r, dtype=X.dtype))
+        return Resp(r).block_stats(X, w, code, shift, allow_parallel)
+
+
+def _plan(source, init_params, n_components, random_state):
+    """The plan of ``init_params`` for ``source`` (module notes), consuming ``random_state``."""
+    n_samples = source.n_samples
+    if init_params == "random":
+        return source.random_plan(random_state, n_components)
+    if init_params == "random_from_data":
+        rows = source.choose(n_components, random_state)
+        return ChosenRows(np.asarray(rows, dtype=np.int64), np.arange(n_components))
+    size = source.init_sample_size(n_components)
+    rows = None
+    if size < n_samples:
+        rows = np.sort(choice(n_samples, size, random_state))
+    sample, weights = source.take(rows)
+    if init_params == "kmeans":
+        labels, centres = kmeans(sample, n_components, random_state, weights)
+        if rows is None:
+            return Labels(labels)
+        return NearestCentre.of(centres, source.dtype)
+    chosen = kmeans_plusplus_indices(sample, n_components, random_state, weights)
+    chosen = chosen if rows is None else rows[chosen]
+    return ChosenRows(np.asarray(chosen, dtype=np.int64), np.arange(n_components))
+
+
+def _plan_block_stats(X, w, plan, code, shift, allow_parallel):
+    return plan.block_stats(X, w, code, shift, allow_parallel)
+
+
+def initial_stats(source, init_params, n_components, code, random_state):
+    """Statistics of the initial responsibilities of ``source``'s rows.
+
+    Consumes ``random_state`` as scikit-learn does for in-memory data (module
+    notes). The statistics are accumulated around the weighted data mean,
+    rounded to the data's dtype.
+    """
+    centre = source.centre().astype(source.dtype).astype(np.float64)
+    shift = np.broadcast_to(centre, (n_components, source.shape[1]))
+    plan = _plan(source, init_params, n_components, random_state)
+    return source.reduce_blocks(_plan_block_stats, plan, code, shift).settle()

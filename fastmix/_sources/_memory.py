@@ -1,0 +1,307 @@
+"""In-process sources: an in-memory array, and a memmap or array-like read block by block.
+
+Reading a memmap with bounded memory
+------------------------------------
+Pages of a ``np.memmap`` that were touched stay mapped into the process and
+count toward its resident set until the map is dropped, so simply slicing the
+memmap block by block grows RSS to the size of the file. A
+:class:`BlockSource` therefore reads each block into a fresh buffer:
+
+- C-contiguous, file-backed memmaps on Linux (whose page cache is coherent with
+  the map): ``readinto`` at the block's byte offset in the file (the kernel's
+  sequential read-ahead keeps the disk busy);
+- other memmap views: the block is copied out of the map, then its pages are
+  dropped from the map with ``madvise(MADV_DONTNEED)`` (the data stay in the
+  page cache; dirty pages are written back);
+- copy-on-write memmaps (``mode='c'``): copied out without ``madvise``, since
+  dropping their pages would discard in-memory edits (their RSS is not bounded);
+- other array-likes: ``X[start:stop]``, which reads from their storage.
+"""
+
+import functools
+import mmap
+import operator
+import sys
+
+import numpy as np
+from sklearn.utils import assert_all_finite
+
+from ._base import DataSource, block_sums
+from ._driver import (
+    CHUNK_ROWS,
+    block_outputs,
+    block_rows,
+    block_stats,
+    finish_stats,
+    new_stats,
+    pass_rows,
+)
+from ._init import UniformDraw, choice, init_sample_rows
+
+__all__ = ["ArraySource", "BlockSource"]
+
+# Bytes per read for validation and initialisation passes over a memmap.
+_READ_BYTES = 4 * 2**20
+# Up to this many scattered rows are read one by one; more take a block pass.
+_FEW_ROWS = 1024
+# Rows per block of an in-memory array's initial responsibilities: a few
+# (block, K) temporaries live at once, far below one (n, K) array.
+_INIT_BLOCK_ROWS = 8192
+
+
+class _InProcessSource(DataSource):
+    """Rows read block by block in this process: the passes are plain loops.
+
+    Subclasses provide ``_read(start, stop)`` (rows in :attr:`dtype`, C order)
+    and ``_init_rows`` (rows per block of the initialisation).
+    """
+
+    _check_name = None
+
+    def iter_blocks(self, rows):
+        """Yield ``(start, stop, block, weights)`` over all rows, ``rows`` at a time."""
+        w = self.sample_weight
+        for start in range(0, self.n_samples, rows):
+            stop = min(start + rows, self.n_samples)
+            yield start, stop, self._read(start, stop), (None if w is None else w[start:stop])
+
+    def estep_pass(self, params_list, *, chunk_rows=CHUNK_ROWS, rows_per_block=None):
+        """One E-step per parameter set, each block read once for all of them.
+
+        ``chunk_rows`` and ``rows_per_block`` (tests) change how the rows are
+        cut into the kernel's chunks and into blocks read at a time.
+        """
+        accumulators = new_stats(params_list)
+        rows = pass_rows(params_list, chunk_rows, rows_per_block)
+        for _, _, block, w in self.iter_blocks(rows):
+            block_stats(block, w, params_list, accumulators, chunk_rows=chunk_rows)
+        return finish_stats(accumulators)
+
+    def estep_outputs(self, params, want_resp, *, chunk_rows=CHUNK_ROWS):
+        """Per-row outputs, each block's written into the whole result."""
+        n_samples, n_features = self.shape
+        n_components = params.bias.shape[0]
+        log_prob_norm = np.empty(n_samples)
+        labels = np.empty(n_samples, dtype=np.int64)
+        log_resp = np.empty((n_samples if want_resp else 0, n_components))
+        for start, stop, block, _ in self.iter_blocks(self._output_rows(params)):
+            if self._check_name is not None:
+                assert_all_finite(block, input_name="X", estimator_name=self._check_name)
+            out = (log_prob_norm[start:stop], labels[start:stop], log_resp[start:stop])
+            block_outputs(block, params, want_resp, out=out, chunk_rows=chunk_rows)
+        return log_prob_norm, labels, (log_resp if want_resp else None)
+
+    def sums(self):
+        parts = (block_sums(block, w) for _, _, block, w in self.iter_blocks(self._init_rows))
+        return functools.reduce(lambda a, b: (a[0] + b[0], a[1] + b[1]), parts)
+
+    def reduce_blocks(self, func, plan, *args):
+        parts = (
+            func(block, w, plan.for_block(start, stop, index), *args, True)
+            for index, (start, stop, block, w) in enumerate(self.iter_blocks(self._init_rows))
+        )
+        return functools.reduce(operator.add, parts)
+
+    def random_plan(self, random_state, n_components):
+        return UniformDraw(random_state, n_components, self.dtype)
+
+
+class ArraySource(_InProcessSource):
+    """An in-memory, validated ndarray (C- or F-ordered; blocks are made C-contiguous).
+
+    Initialisation sees every row, exactly as scikit-learn's does.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float64 or float32
+    sample_weight : ndarray of shape (n_samples,) or None
+    """
+
+    _init_rows = _INIT_BLOCK_ROWS
+
+    def __init__(self, X, sample_weight=None):
+        self._X = X
+        self.shape = X.shape
+        self.n_samples = X.shape[0]
+        self.dtype = X.dtype
+        self.sample_weight = sample_weight
+
+    def _read(self, start, stop):
+        return np.ascontiguousarray(self._X[start:stop])
+
+    def _output_rows(self, params):
+        return max(self.n_samples, 1)  # one parallel call over every row
+
+    def centre(self):
+        # NumPy's pairwise mean (or np.average): the centre scikit-learn's
+        # in-memory fits of fastmix have always used.
+        if self.sample_weight is None:
+            return self._X.mean(axis=0, dtype=np.float64)
+        return np.average(self._X, axis=0, weights=self.sample_weight).astype(np.float64)
+
+    def take(self, rows):
+        if rows is None:
+            return self._X, self.sample_weight
+        w = None if self.sample_weight is None else self.sample_weight[rows]
+        return self._X[rows], w
+
+    def init_sample_size(self, n_components):
+        return self.n_samples
+
+    def choose(self, size, random_state):
+        return choice(self.n_samples, size, random_state, exact=True)
+
+
+# ------------------------------------------------------------- memmap / arrays
+def _byte_bounds(a):
+    """Addresses of the first and one past the last byte spanned by a non-empty ``a``."""
+    low = high = a.ctypes.data
+    for extent, stride in zip(a.shape, a.strides, strict=True):
+        if stride < 0:
+            low += (extent - 1) * stride
+        else:
+            high += (extent - 1) * stride
+    return low, high + a.itemsize
+
+
+class BlockSource(_InProcessSource):
+    """A file-backed ``np.memmap`` or row-sliceable array-like, read block by block.
+
+    ``source[start:stop]`` returns rows ``start:stop`` as a fresh C-contiguous
+    array of :attr:`dtype`; nothing else of the data stays in memory (module
+    notes: Reading a memmap with bounded memory). Its E-step passes read the
+    blocks an in-memory array's passes slice, so a fit on a memmap gives
+    bitwise the model of the same data in memory from the same start.
+
+    Parameters
+    ----------
+    X : np.memmap or array-like of shape (n_samples, n_features)
+    dtype : numpy dtype
+        float64 or float32: what blocks are returned in.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Validated weights.
+    check_name : str, optional
+        When given, every block read for per-row outputs is checked finite
+        (prediction); fit checks the whole source once, see :meth:`check_finite`.
+    """
+
+    def __init__(self, X, dtype, sample_weight=None, check_name=None):
+        self._X = X
+        self.shape = (int(X.shape[0]), int(X.shape[1]))
+        self.n_samples = self.shape[0]
+        self.dtype = np.dtype(dtype)
+        self.sample_weight = sample_weight
+        self._check_name = check_name
+        self._raw_dtype = np.dtype(X.dtype)
+        self._file = None  # (path, byte offset of row 0, bytes per row): read with readinto
+        self._map = None  # (mmap, address of its first byte): copy, then MADV_DONTNEED
+        if isinstance(X, np.memmap):
+            self._setup_memmap(X)
+
+    def _setup_memmap(self, X):
+        mm = X._mmap
+        mode = str(X.mode)
+        if mode in ("c", "copyonwrite") or X.size == 0:
+            return
+        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+        if (
+            sys.platform.startswith("linux")
+            and X.flags.c_contiguous
+            and X.filename is not None
+            and X.offset is not None
+        ):
+            # numpy maps the file from offset rounded down to the granularity.
+            map_start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
+            position = X.ctypes.data - base + map_start
+            self._file = (X.filename, position, self.shape[1] * self._raw_dtype.itemsize)
+            try:
+                ok = np.array_equal(self._read_file(0, 1), np.asarray(X[:1]), equal_nan=True)
+            except OSError:
+                ok = False
+            if ok:
+                return
+            self._file = None
+        if hasattr(mm, "madvise"):
+            self._map = (mm, base)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("a BlockSource is read by row slices X[start:stop] only")
+        start, stop, _ = key.indices(self.n_samples)
+        return self._read(start, max(start, stop))
+
+    def _read(self, start, stop):
+        if self._file is not None:
+            block = self._read_file(start, stop)
+        elif self._map is not None:
+            block = self._read_map(start, stop)
+        else:
+            block = np.array(self._X[start:stop], dtype=self._raw_dtype, order="C")
+        return np.ascontiguousarray(block, dtype=self.dtype)
+
+    def _read_file(self, start, stop):
+        path, position, row_bytes = self._file
+        out = np.empty((stop - start, self.shape[1]), dtype=self._raw_dtype)
+        view = memoryview(out).cast("B")
+        with open(path, "rb", buffering=0) as f:
+            f.seek(position + start * row_bytes)
+            done = 0
+            while done < len(view):
+                n_read = f.readinto(view[done:])
+                if not n_read:
+                    raise OSError(f"{path} ended before row {stop} of the memmap")
+                done += n_read
+        return out
+
+    def _read_map(self, start, stop):
+        mm, base = self._map
+        view = self._X[start:stop]
+        block = np.array(view, order="C")
+        if view.size:
+            low, high = _byte_bounds(view)
+            lo = low - base
+            lo -= lo % mmap.PAGESIZE
+            length = min(high - base, len(mm)) - lo
+            if length > 0:
+                mm.madvise(mmap.MADV_DONTNEED, lo, length)
+        return block
+
+    @property
+    def _init_rows(self):
+        row_bytes = max(1, self.shape[1] * self.dtype.itemsize)
+        return max(CHUNK_ROWS, _READ_BYTES // row_bytes)
+
+    def _output_rows(self, params):
+        return block_rows(params.bias.shape[0], self.shape[1])
+
+    def check_finite(self, name):
+        """Raise scikit-learn's error on the first block holding NaN or infinity."""
+        for _, _, block, _ in self.iter_blocks(self._init_rows):
+            assert_all_finite(block, input_name="X", estimator_name=name)
+
+    def take(self, rows):
+        """Rows at sorted indices ``rows`` (all rows when None) and their weights."""
+        if rows is None:
+            return self._read(0, self.n_samples), self.sample_weight
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        if len(rows) <= _FEW_ROWS:
+            for j, i in enumerate(rows):
+                out[j] = self._read(i, i + 1)[0]
+        else:
+            step = self._init_rows
+            for start in range(0, self.n_samples, step):
+                lo, hi = np.searchsorted(rows, [start, start + step])
+                if lo == hi:
+                    continue
+                first = int(rows[lo])
+                block = self._read(first, int(rows[hi - 1]) + 1)
+                out[lo:hi] = block[rows[lo:hi] - first]
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        return out, weights
+
+    def init_sample_size(self, n_components):
+        n_samples, n_features = self.shape
+        return init_sample_rows(n_samples, n_features, self.dtype.itemsize, n_components)
+
+    def choose(self, size, random_state):
+        return choice(self.n_samples, size, random_state)
