@@ -26,7 +26,7 @@ from ._format import save
 from ._progress import notify as _notify_progress
 from ._sources import ArraySource, is_out_of_core, open_for_fit, open_for_predict
 from ._stats import COV_CODES
-from ._update import precision_error_message
+from ._update import precision_error_message, precisions_from_cholesky
 from ._validation import check_sample_weight
 
 _FLOAT_DTYPES = (np.float64, np.float32)
@@ -98,13 +98,23 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _compute_lower_bound(self, stats):
         """The quantity whose change decides convergence."""
 
-    @abstractmethod
-    def _get_parameters(self):
-        pass
+    # Fitted attributes that define the model: n_init keeps the best trial's.
+    _parameter_names: tuple = ()
 
-    @abstractmethod
+    def _get_parameters(self):
+        return tuple(getattr(self, name) for name in self._parameter_names)
+
     def _set_parameters(self, params):
-        pass
+        for name, value in zip(self._parameter_names, params, strict=True):
+            setattr(self, name, value)
+        self._derive_parameters()
+
+    def _derive_parameters(self):
+        """Set the fitted arrays that follow from the parameters (``precisions_``)."""
+        dtype = self.precisions_cholesky_.dtype
+        self.precisions_ = precisions_from_cholesky(
+            np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
+        ).astype(dtype)
 
     # ------------------------------------------------------------ validation
     def _validate_fit_data(self, X, sample_weight):

@@ -10,7 +10,7 @@ from ._base import BaseMixture
 from ._format import persistable
 from ._kernels import DIAG, FULL
 from ._stats import KernelParams
-from ._update import kernel_params, precisions_from_cholesky
+from ._update import kernel_params
 from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
     VariationalPrior,
@@ -254,6 +254,15 @@ class BayesianGaussianMixture(BaseMixture):
         ],
     }
 
+    _parameter_names = (
+        "weight_concentration_",
+        "mean_precision_",
+        "means_",
+        "degrees_of_freedom_",
+        "covariances_",
+        "precisions_cholesky_",
+    )
+
     def __init__(
         self,
         *,
@@ -429,29 +438,9 @@ class BayesianGaussianMixture(BaseMixture):
             self.means_.shape[1],
         )
 
-    def _get_parameters(self):
-        return (
-            self.weight_concentration_,
-            self.mean_precision_,
-            self.means_,
-            self.degrees_of_freedom_,
-            self.covariances_,
-            self.precisions_cholesky_,
-        )
-
-    def _set_parameters(self, params):
-        (
-            self.weight_concentration_,
-            self.mean_precision_,
-            self.means_,
-            self.degrees_of_freedom_,
-            self.covariances_,
-            self.precisions_cholesky_,
-        ) = params
+    def _derive_parameters(self):
         dtype = self.precisions_cholesky_.dtype
         self.weights_ = weights_from_concentration(
             self.weight_concentration_, self.weight_concentration_prior_type
         ).astype(dtype)
-        self.precisions_ = precisions_from_cholesky(
-            np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
-        ).astype(dtype)
+        super()._derive_parameters()

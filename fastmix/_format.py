@@ -38,6 +38,16 @@ MAX_TUPLE = 16
 ARRAY_KINDS = "biufcU"
 
 
+# Python scalars stored as 0-d arrays: type -> (kind, dtype). Exact types, so
+# that a bool is never taken for an int.
+_PLAIN_KINDS = {
+    bool: ("bool", np.bool_),
+    int: ("int", np.int64),
+    float: ("float", np.float64),
+    str: ("str", np.str_),
+}
+
+
 def persistable(cls):
     """Class decorator: ``cls`` may be saved and loaded under its own name."""
     MODEL_CLASSES[cls.__name__] = cls
@@ -94,18 +104,10 @@ def _encode_attribute(name, value, arrays):
         if value.dtype.kind in "biufc":
             arrays[key] = np.asarray(value)
             return "scalar"
-    elif isinstance(value, bool):
-        arrays[key] = np.asarray(value, dtype=np.bool_)
-        return "bool"
-    elif isinstance(value, int):
-        arrays[key] = np.asarray(value, dtype=np.int64)
-        return "int"
-    elif isinstance(value, float):
-        arrays[key] = np.asarray(value, dtype=np.float64)
-        return "float"
-    elif isinstance(value, str):
-        arrays[key] = np.asarray(value, dtype=np.str_)
-        return "str"
+    elif type(value) in _PLAIN_KINDS:
+        kind, dtype = _PLAIN_KINDS[type(value)]
+        arrays[key] = np.asarray(value, dtype=dtype)
+        return kind
     elif isinstance(value, list):
         if all(
             isinstance(v, (Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))

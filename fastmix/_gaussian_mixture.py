@@ -12,7 +12,6 @@ from ._update import (
     kernel_params,
     precision_cholesky,
     precision_cholesky_from_precisions,
-    precisions_from_cholesky,
 )
 from ._validation import check_means, check_precisions, check_weights
 
@@ -128,6 +127,8 @@ class GaussianMixture(BaseMixture):
         "precisions_init": ["array-like", None],
     }
 
+    _parameter_names = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
     def __init__(
         self,
         n_components=1,
@@ -224,16 +225,6 @@ class GaussianMixture(BaseMixture):
     def _compute_lower_bound(self, stats):
         return stats.sum_wlogp / stats.sum_w
 
-    def _get_parameters(self):
-        return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
-
-    def _set_parameters(self, params):
-        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_) = params
-        dtype = self.precisions_cholesky_.dtype
-        self.precisions_ = precisions_from_cholesky(
-            np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
-        ).astype(dtype)
-
     def _n_parameters(self):
         """Return the number of free parameters in the model."""
         _, n_features = self.means_.shape
@@ -259,6 +250,7 @@ class GaussianMixture(BaseMixture):
         Returns
         -------
         bic : float
+            ``-2 log L + p log n`` for ``p`` free parameters (``_n_parameters``).
             The lower the better.
         """
         n_samples = np.shape(X)[0]
@@ -275,7 +267,7 @@ class GaussianMixture(BaseMixture):
         Returns
         -------
         aic : float
-            The lower the better.
+            ``-2 log L + 2 p``; the lower the better.
         """
         return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
 
