@@ -18,14 +18,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
+from ._blas import single_threaded_blas
 from ._format import save
 from ._progress import notify as _notify_progress
 from ._sources import ArraySource, is_out_of_core, open_for_fit, open_for_predict
-from ._stats import COV_CODES
+from ._stats import COV_CODES, Stats
 from ._update import precision_error_message, precisions_from_cholesky
 from ._validation import check_sample_weight
 
@@ -46,7 +50,15 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        # Online learning (partial_fit), named as LatentDirichletAllocation names them.
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "learning_offset": [Interval(Real, 1.0, None, closed="left")],
     }
+
+    # Parameters of the online step, checked again by every partial_fit.
+    _online_parameters = ("learning_decay", "learning_offset", "total_samples")
+    # Fitted attributes of the online state: a fit starts afresh without them.
+    _online_attributes = ("n_batches_", "n_samples_seen_", "online_stats_")
 
     def __init__(
         self,
@@ -117,6 +129,18 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         ).astype(dtype)
 
     # ------------------------------------------------------------ validation
+    def _validate_batch(self, X, sample_weight):
+        """A later ``partial_fit`` batch: the fitted features and dtype, one row or more."""
+        name = type(self).__name__
+        dtype = np.asarray(self.means_).dtype
+        if is_out_of_core(X):
+            validate_data(self, X, reset=False, skip_check_array=True)
+            source = open_for_fit(X, sample_weight, 1, name, min_samples=1, dtype=dtype)
+        else:
+            X = validate_data(self, X, reset=False, dtype=dtype)
+            source = ArraySource(X, check_sample_weight(sample_weight, X.shape[0], 1))
+        return source
+
     def _validate_fit_data(self, X, sample_weight):
         """``X`` and ``sample_weight`` validated, as one data source."""
         if is_out_of_core(X):
@@ -216,7 +240,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         work = copy.copy(self)
         # The updates call BLAS on tiny matrices between parallel kernels: a BLAS
         # pool spinning beside numba's threads starves them (STYLE habit 13).
-        with threadpool_limits(limits=1, user_api="blas"):
+        with single_threaded_blas():
             labels = work._fit_inplace(X, sample_weight, want_labels)
         self.__dict__.clear()
         self.__dict__.update(work.__dict__)
@@ -224,6 +248,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _fit_inplace(self, X, sample_weight, want_labels):
         source = self._validate_fit_data(X, sample_weight)
+        for name in self._online_attributes:
+            # A fit starts afresh (scikit-learn's convention after partial_fit).
+            self.__dict__.pop(name, None)
         inits = self._check_parameters(source)
         dtype = source.dtype
 
@@ -291,6 +318,112 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         # The final E-step makes fit_predict(X) equal fit(X).predict(X).
         _, labels, _ = source.estep_outputs(self._kernel_params(dtype), want_resp=False)
         return labels
+
+    # --------------------------------------------------------- online learning
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of rows (stepwise EM / stochastic VI).
+
+        The first call initialises from its batch exactly as :meth:`fit` does
+        (``init_params``, the explicit inits, or with ``warm_start=True`` the
+        fitted parameters) and takes that batch's statistics whole: it equals
+        ``fit`` with ``max_iter=1``. Each later call runs one E-step on its
+        batch and blends the batch's statistics into the running statistics
+        with step ``rho_t = (learning_offset + t) ** -learning_decay``, ``t``
+        counting batches from 1, then updates the parameters from them.
+        A :meth:`fit` afterwards starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_batch, n_features)
+            A batch: an ndarray, a memmap or a dask array (one step over the
+            whole argument). The first batch needs at least ``n_components``
+            rows; later ones are converted to the fitted dtype.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_batch,), default=None
+            Non-negative finite weights, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            The updated mixture.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> gm = GaussianMixture(n_components=2, random_state=0)
+        >>> for _ in range(20):
+        ...     batch = np.r_[rng.randn(100, 2) - 4, rng.randn(100, 2) + 4]
+        ...     gm = gm.partial_fit(batch)
+        >>> np.round(np.sort(gm.means_[:, 0]))
+        array([-4.,  4.])
+        >>> gm.n_batches_
+        20
+        """
+        if hasattr(self, "n_batches_"):
+            # Later batches: scikit-learn's partial_fit convention of validating
+            # the parameters once, except the step's own, which cost nothing.
+            names = [n for n in self._online_parameters if n in self._parameter_constraints]
+            validate_parameter_constraints(
+                {n: self._parameter_constraints[n] for n in names},
+                {n: getattr(self, n) for n in names},
+                caller_name=type(self).__name__,
+            )
+        else:
+            self._validate_params()
+        work = copy.copy(self)
+        with single_threaded_blas():
+            work._partial_fit_inplace(X, sample_weight)
+        self.__dict__.clear()
+        self.__dict__.update(work.__dict__)
+        return self
+
+    def _partial_fit_inplace(self, X, sample_weight):
+        first = not hasattr(self, "n_batches_")
+        if first:
+            source = self._validate_fit_data(X, sample_weight)
+            inits = self._check_parameters(source)
+            if not (self.warm_start and hasattr(self, "converged_")):
+                self._initialize_parameters(source, check_random_state(self.random_state), inits)
+            self.lower_bounds_ = []
+            self.n_batches_ = 0
+            self.n_samples_seen_ = 0
+        else:
+            source = self._validate_batch(X, sample_weight)
+        dtype = source.dtype
+        (batch,) = source.estep_pass([self._kernel_params(dtype)])
+        if not np.isfinite(batch.sum_wlogp):
+            raise ValueError(precision_error_message(dtype))
+        code = COV_CODES[self.covariance_type]
+        scale = self._online_scale(batch)
+        step = batch.scaled(scale)
+        if first:
+            running = step
+        else:
+            rho = (self.learning_offset + self.n_batches_ + 1) ** -self.learning_decay
+            previous = Stats.from_arrays(self.online_stats_).recentred(batch.shift, code)
+            running = previous.scaled(1.0 - rho) + step.scaled(rho)
+        self._m_step(self._online_update_stats(running, batch), dtype)
+        self._derive_parameters()
+        self.online_stats_ = running.to_arrays()
+        self.n_batches_ += 1
+        self.n_samples_seen_ += source.n_samples
+        self.n_iter_ = self.n_batches_
+        self.converged_ = False
+        # The estimator's own bound on this batch (EM: its mean log-likelihood
+        # per row; VI: the ELBO of the batch scaled to total_samples).
+        self.lower_bound_ = self._compute_lower_bound(self._online_update_stats(step, batch))
+        self.lower_bounds_.append(self.lower_bound_)
+
+    def _online_scale(self, batch):
+        """Factor from a batch's statistics to the running statistics' units."""
+        return 1.0 / batch.sum_w
+
+    def _online_update_stats(self, running, batch):
+        """The statistics the update sees: the running ones in the batch's units."""
+        return running.scaled(batch.sum_w)
 
     # ------------------------------------------------------------ prediction
     def _outputs(self, X, want_resp):

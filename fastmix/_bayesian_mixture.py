@@ -142,6 +142,19 @@ class BayesianGaussianMixture(BaseMixture):
         Enable verbose output (scikit-learn's messages).
     verbose_interval : int, default=10
         Number of iteration done before the next print.
+    learning_decay : float, default=0.7
+        Online learning only (:meth:`partial_fit`): the step of batch ``t``
+        is ``rho_t = (learning_offset + t) ** -learning_decay``; in (0.5, 1]
+        so that the steps satisfy the stochastic-approximation conditions.
+        Keyword-only, fastmix's addition (named as scikit-learn's
+        ``LatentDirichletAllocation`` names it).
+    learning_offset : float, default=10.0
+        Online learning only: a positive offset that down-weights the early
+        batches. Keyword-only, fastmix's addition.
+    total_samples : float, default=1e6
+        Online learning only: the number of rows of the whole data, by which
+        :meth:`partial_fit` scales each batch's statistics (stochastic
+        variational inference). Keyword-only, fastmix's addition.
 
     Attributes
     ----------
@@ -247,6 +260,7 @@ class BayesianGaussianMixture(BaseMixture):
         "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "mean_prior": [None, "array-like"],
         "degrees_of_freedom_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "total_samples": [Interval(Real, 0.0, None, closed="neither")],
         "covariance_prior": [
             None,
             "array-like",
@@ -283,6 +297,9 @@ class BayesianGaussianMixture(BaseMixture):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        learning_decay=0.7,
+        learning_offset=10.0,
+        total_samples=1e6,
     ):
         super().__init__(
             n_components=n_components,
@@ -296,6 +313,9 @@ class BayesianGaussianMixture(BaseMixture):
             verbose=verbose,
             verbose_interval=verbose_interval,
         )
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.total_samples = total_samples
         self.covariance_type = covariance_type
         self.weight_concentration_prior_type = weight_concentration_prior_type
         self.weight_concentration_prior = weight_concentration_prior
@@ -437,6 +457,13 @@ class BayesianGaussianMixture(BaseMixture):
             self.covariance_type,
             self.means_.shape[1],
         )
+
+    def _online_scale(self, batch):
+        # Stochastic VI: the batch stands for total_samples rows.
+        return self.total_samples / batch.sum_w
+
+    def _online_update_stats(self, running, batch):
+        return running
 
     def _derive_parameters(self):
         dtype = self.precisions_cholesky_.dtype

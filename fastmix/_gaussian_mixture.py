@@ -73,6 +73,15 @@ class GaussianMixture(BaseMixture):
         Enable verbose output (scikit-learn's messages).
     verbose_interval : int, default=10
         Number of iteration done before the next print.
+    learning_decay : float, default=0.7
+        Online learning only (:meth:`partial_fit`): the step of batch ``t``
+        is ``rho_t = (learning_offset + t) ** -learning_decay``; in (0.5, 1]
+        so that the steps satisfy the stochastic-approximation conditions.
+        Keyword-only, fastmix's addition (named as scikit-learn's
+        ``LatentDirichletAllocation`` names it).
+    learning_offset : float, default=10.0
+        Online learning only: a positive offset that down-weights the early
+        batches. Keyword-only, fastmix's addition.
 
     Attributes
     ----------
@@ -146,6 +155,8 @@ class GaussianMixture(BaseMixture):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         super().__init__(
             n_components=n_components,
@@ -159,6 +170,8 @@ class GaussianMixture(BaseMixture):
             verbose=verbose,
             verbose_interval=verbose_interval,
         )
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
         self.covariance_type = covariance_type
         self.weights_init = weights_init
         self.means_init = means_init

@@ -100,6 +100,10 @@ __all__ = ["FORMAT_VERSION", "load", "save"]
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
 
 
+# Constructor parameters that came after the first version-1 files.
+_ADDED_PARAMS = {"learning_decay", "learning_offset", "total_samples"}
+
+
 def _describe(path):
     if isinstance(path, (str, bytes, os.PathLike)):
         return os.fsdecode(path)
@@ -191,7 +195,9 @@ def _read_class(archive):
 def _read_params(archive, cls):
     encoded = archive.json_object(PARAMS_KEY)
     expected = set(cls().get_params(deep=False))
-    missing = sorted(expected - set(encoded))
+    # Parameters added since format version 1 was first written: files
+    # without them keep those parameters' defaults.
+    missing = sorted(expected - set(encoded) - _ADDED_PARAMS)
     unknown = sorted(set(encoded) - expected)
     if missing:
         archive.fail(f"missing parameter(s) for {cls.__name__}: {', '.join(missing)}.")

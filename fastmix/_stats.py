@@ -144,6 +144,77 @@ class Stats:
             partial=self.partial or other.partial,
         )
 
+    def scaled(self, factor):
+        """Every sum times ``factor`` (``shift`` and ``partial`` kept)."""
+        return Stats(
+            nk=self.nk * factor,
+            s1=self.s1 * factor,
+            s2_mat=self.s2_mat * factor,
+            s2_diag=self.s2_diag * factor,
+            sum_w=self.sum_w * factor,
+            sum_wlogp=self.sum_wlogp * factor,
+            sum_wrlogr=self.sum_wrlogr * factor,
+            shift=self.shift,
+            n_rows=self.n_rows * factor,
+            row_sum=None if self.row_sum is None else self.row_sum * factor,
+            partial=self.partial,
+        )
+
+    def recentred(self, shift, code):
+        """The same sums accumulated around ``shift`` instead (exact algebra).
+
+        With ``d_k = old shift_k - new shift_k``: ``s1 + n d``, and for the
+        second moments ``s2 + s1 d^T + d s1^T + n d d^T`` (full, per
+        component), ``s2 + 2 d s1 + n d^2`` (diag) and, for tied statistics
+        around one centre, the same with the row sum and the total weight.
+        Used by online learning, whose running statistics were accumulated
+        around an earlier batch's means.
+        """
+        shift = np.asarray(shift, dtype=np.float64)
+        d = self.shift - shift
+        s1 = self.s1 + self.nk[:, None] * d
+        s2_mat, s2_diag, row_sum = self.s2_mat, self.s2_diag, self.row_sum
+        if code == FULL:
+            cross = self.s1[:, :, None] * d[:, None, :]
+            s2_mat = (
+                s2_mat + cross + np.swapaxes(cross, 1, 2)
+                + self.nk[:, None, None] * d[:, :, None] * d[:, None, :]
+            )  # fmt: skip
+        elif code == TIED:  # one centre, sums over every row
+            total = self.s1.sum(axis=0) if row_sum is None else row_sum
+            dc = d[0]
+            cross = np.outer(total, dc)
+            s2_mat = (s2_mat[0] + cross + cross.T + self.sum_w * np.outer(dc, dc))[None]
+            if row_sum is not None:
+                row_sum = row_sum + self.sum_w * dc
+        elif code == DIAG:
+            s2_diag = s2_diag + 2.0 * d * self.s1 + self.nk[:, None] * d**2
+        return Stats(
+            nk=self.nk,
+            s1=s1,
+            s2_mat=s2_mat,
+            s2_diag=s2_diag,
+            sum_w=self.sum_w,
+            sum_wlogp=self.sum_wlogp,
+            sum_wrlogr=self.sum_wrlogr,
+            shift=shift,
+            n_rows=self.n_rows,
+            row_sum=row_sum,
+            partial=self.partial,
+        )
+
+    def to_arrays(self):
+        """The statistics as a tuple of float64 arrays (a fitted attribute's form)."""
+        scalars = np.array([self.sum_w, self.sum_wlogp, self.sum_wrlogr, self.n_rows])
+        return (self.nk, self.s1, self.s2_mat, self.s2_diag, self.shift, scalars)
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """Inverse of :meth:`to_arrays`."""
+        nk, s1, s2_mat, s2_diag, shift, scalars = (np.asarray(a, np.float64) for a in arrays)
+        sum_w, sum_wlogp, sum_wrlogr, n_rows = (float(v) for v in scalars)
+        return cls(nk, s1, s2_mat, s2_diag, sum_w, sum_wlogp, sum_wrlogr, shift, n_rows)
+
     def settle(self):
         """Drop ``row_sum`` where every row's responsibilities summed to one."""
         if not self.partial:

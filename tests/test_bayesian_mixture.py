@@ -202,15 +202,21 @@ def test_warm_start_and_max_iter_zero_parity():
 
 
 def test_constructor_matches_sklearn():
+    """scikit-learn's parameters, in its order, kinds and defaults; then only
+    fastmix's online-learning additions, keyword-only (issue 14)."""
     ours = inspect.signature(BayesianGaussianMixture.__init__).parameters
     theirs = inspect.signature(skm.BayesianGaussianMixture.__init__).parameters
-    assert list(ours) == list(theirs)
+    extra = {"learning_decay": 0.7, "learning_offset": 10.0, "total_samples": 1e6}
+    assert list(ours) == list(theirs) + list(extra)
     for name, p in theirs.items():
         assert ours[name].default == p.default, name
         assert ours[name].kind == p.kind, name
+    for name, default in extra.items():
+        assert ours[name].default == default, name
+        assert ours[name].kind == inspect.Parameter.KEYWORD_ONLY, name
     assert set(BayesianGaussianMixture._parameter_constraints) == set(
         skm.BayesianGaussianMixture._parameter_constraints
-    )
+    ) | set(extra)
 
     def key(c):
         # Semantic identity of a constraint (a set's str depends on hash order).

@@ -137,6 +137,7 @@ _LAYERS = {
     "_sources": 3,
     "_format": 3,
     "_progress": 3,
+    "_blas": 3,
     "_base": 4,
     "_gaussian_mixture": 4,
     "_bayesian_mixture": 4,

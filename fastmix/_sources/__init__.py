@@ -75,16 +75,18 @@ def is_out_of_core(X):
     return len(shape) == 2 and dtype.kind in "biuf" and hasattr(X, "__getitem__")
 
 
-def open_for_fit(X, sample_weight, n_components, name):
+def open_for_fit(X, sample_weight, n_components, name, *, min_samples=2, dtype=None):
     """The data source of an out-of-core ``X`` (and its weights) for ``fit``.
 
     Checks shape, dtype and finiteness block by block (on the workers for a
     dask array, which is persisted here, once per fit) and validates
     ``sample_weight``, without loading ``X`` whole. ``name`` is the
-    estimator's class name, for scikit-learn's messages.
+    estimator's class name, for scikit-learn's messages; ``min_samples`` and
+    ``dtype`` (default: scikit-learn's policy for ``X.dtype``) serve the later
+    batches of ``partial_fit``.
     """
-    check_2d(X, name, min_samples=2)
-    dtype = fit_dtype(X.dtype)
+    check_2d(X, name, min_samples=min_samples)
+    dtype = fit_dtype(X.dtype) if dtype is None else np.dtype(dtype)
     if is_dask(X):
         return DaskSource.for_fit(X, dtype, sample_weight, n_components, name)
     source = BlockSource(X, dtype)

@@ -1,0 +1,47 @@
+"""BLAS held to one thread while fastmix fits: one process-wide, reference-counted limit.
+
+The updates call BLAS on tiny matrices between parallel kernels; a BLAS pool
+spinning beside numba's threads starves them (STYLE habit 13). Two things go
+wrong with a ``threadpool_limits`` context per call:
+
+- it scans the process's loaded libraries every time (about 10 ms here, 25
+  times the E-step of a 1e4 x 16 batch: the whole cost of a ``partial_fit``);
+- concurrent fits in several Python threads restore the limits they found in
+  the order they finish, so the last to leave can restore the *limited* value
+  another fit had set, leaving the user's NumPy on one thread for the rest of
+  the process.
+
+:func:`single_threaded_blas` therefore keeps one ``ThreadpoolController``
+(built on first use: the BLAS libraries are those loaded by then, NumPy's
+included) and one limit shared by every fit in flight: the first to enter sets
+it, the last to leave restores what the first found.
+"""
+
+import threading
+from contextlib import contextmanager
+
+from threadpoolctl import ThreadpoolController
+
+__all__ = ["single_threaded_blas"]
+
+_lock = threading.Lock()
+_state = {"depth": 0, "limiter": None, "controller": None}
+
+
+@contextmanager
+def single_threaded_blas():
+    """Context in which BLAS runs on one thread; nests and overlaps across threads."""
+    with _lock:
+        if _state["depth"] == 0:
+            if _state["controller"] is None:
+                _state["controller"] = ThreadpoolController()
+            _state["limiter"] = _state["controller"].limit(limits=1, user_api="blas")
+        _state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["depth"] -= 1
+            if _state["depth"] == 0:
+                _state["limiter"].restore_original_limits()
+                _state["limiter"] = None

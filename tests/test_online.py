@@ -1,0 +1,360 @@
+"""Online learning (issue 14): partial_fit by stepwise EM and stochastic VI.
+
+Pinned: one partial_fit on X is one EM / VI iteration on X; a second batch is
+the NumPy reference's averaged-statistics step; a stream of batches reaches
+batch EM's held-out likelihood and follows a drifting component; bad batches
+leave the online state untouched; the state survives save/load.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import reference as ref
+import reference_vi as ref_vi
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import InvalidParameterError
+
+import fastmix
+from fastmix import BayesianGaussianMixture, GaussianMixture
+
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+FITTED = ["weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"]
+
+
+def _stream(n, seed, shift=0.0, n_features=2):
+    """Three well-separated blobs (a stationary stream); component 0 moved by ``shift``."""
+    rng = np.random.RandomState(seed)
+    centres = np.array([[-6.0, 0.0], [6.0, 0.0], [0.0, 8.0]])[:, :n_features]
+    centres = centres + np.array([[shift, shift], [0, 0], [0, 0]])[:, :n_features]
+    scales = np.array([1.0, 0.7, 1.3])
+    labels = rng.randint(0, 3, size=n)
+    return centres[labels] + scales[labels, None] * rng.randn(n, n_features)
+
+
+def _explicit(covariance_type, X, n_components=3):
+    n_features = X.shape[1]
+    precisions = {
+        "full": np.tile(np.eye(n_features), (n_components, 1, 1)),
+        "tied": np.eye(n_features),
+        "diag": np.ones((n_components, n_features)),
+        "spherical": np.ones(n_components),
+    }[covariance_type]
+    return dict(
+        weights_init=np.full(n_components, 1.0 / n_components),
+        means_init=X[[0, 1, 2]] + 0.5,
+        precisions_init=precisions,
+    )
+
+
+def _quiet(call, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return call(*args, **kw)
+
+
+def _assert_models_close(a, b, rtol, names=FITTED):
+    for name in names:
+        assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=0, err_msg=name)
+
+
+# --------------------------------------------------------- the first call
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_first_partial_fit_is_one_em_iteration(covariance_type, weighted):
+    X = _stream(2000, seed=0)
+    w = np.random.RandomState(1).uniform(0.0, 3.0, len(X)) if weighted else None
+    kw = dict(n_components=3, covariance_type=covariance_type, **_explicit(covariance_type, X))
+    batch = _quiet(GaussianMixture(max_iter=1, **kw).fit, X, sample_weight=w)
+    online = GaussianMixture(**kw).partial_fit(X, sample_weight=w)
+    _assert_models_close(online, batch, rtol=1e-10)
+    assert online.lower_bound_ == pytest.approx(batch.lower_bound_, rel=1e-12)
+    assert online.lower_bounds_ == pytest.approx(batch.lower_bounds_, rel=1e-12)
+    assert (online.n_batches_, online.n_samples_seen_, online.n_iter_) == (1, len(X), 1)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_first_partial_fit_initialises_as_fit(init_params):
+    X = _stream(900, seed=2)
+    kw = dict(n_components=3, init_params=init_params, random_state=5)
+    batch = _quiet(GaussianMixture(max_iter=1, **kw).fit, X)
+    _assert_models_close(GaussianMixture(**kw).partial_fit(X), batch, rtol=1e-10)
+
+
+@pytest.mark.parametrize("prior_type", ["dirichlet_process", "dirichlet_distribution"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_first_partial_fit_is_one_vi_iteration(covariance_type, prior_type):
+    """With total_samples = n the SVI step on all rows is one VI iteration."""
+    X = _stream(1500, seed=3)
+    kw = dict(
+        n_components=3,
+        covariance_type=covariance_type,
+        weight_concentration_prior_type=prior_type,
+        init_params="random_from_data",
+        random_state=4,
+    )
+    batch = _quiet(BayesianGaussianMixture(max_iter=1, **kw).fit, X)
+    online = BayesianGaussianMixture(total_samples=len(X), **kw).partial_fit(X)
+    names = FITTED + ["mean_precision_", "degrees_of_freedom_"]
+    _assert_models_close(online, batch, rtol=1e-10, names=names)
+    assert online.lower_bound_ == pytest.approx(batch.lower_bound_, rel=1e-10)
+
+
+# -------------------------------------------------------- the second call
+def _em_log_resp(model, X):
+    with np.errstate(divide="ignore"):
+        log_w = np.log(model.weights_)
+    return ref.estep_rows(
+        X, log_w, model.means_, model.precisions_cholesky_, model.covariance_type
+    )[2]
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_second_batch_is_the_averaged_statistics_step(covariance_type):
+    """s = (1 - rho) s_1 / W_1 + rho s_2 / W_2 then the M-step: the statistics of
+    both batches with weights (1 - rho) w_1 / W_1 and rho w_2 / W_2 (reference)."""
+    X1, X2 = _stream(1200, seed=5), _stream(700, seed=6)
+    rng = np.random.RandomState(7)
+    w1, w2 = rng.uniform(0.5, 2.0, len(X1)), rng.uniform(0.5, 2.0, len(X2))
+    gm = GaussianMixture(
+        3, covariance_type=covariance_type, learning_offset=3.0, learning_decay=0.8,
+        **_explicit(covariance_type, X1),
+    )  # fmt: skip
+    r1 = np.exp(_em_log_resp(_as_model(gm, covariance_type, X1), X1))
+    gm.partial_fit(X1, sample_weight=w1)
+    r2 = np.exp(_em_log_resp(gm, X2))
+    gm.partial_fit(X2, sample_weight=w2)
+    rho = (3.0 + 2) ** -0.8
+    weights = np.r_[(1 - rho) * w1 / w1.sum(), rho * w2 / w2.sum()]
+    want_w, want_m, want_c, want_pc = ref.m_step(
+        np.r_[X1, X2], np.r_[r1, r2], gm.reg_covar, covariance_type, sample_weight=weights
+    )
+    assert_allclose(gm.weights_, want_w, rtol=1e-10)
+    assert_allclose(gm.means_, want_m, rtol=1e-10)
+    assert_allclose(gm.covariances_, want_c, rtol=1e-10)
+    assert_allclose(gm.precisions_cholesky_, want_pc, rtol=1e-9, atol=1e-14)
+    assert gm.n_batches_ == 2 and len(gm.lower_bounds_) == 2
+
+
+def _as_model(gm, covariance_type, X):
+    """The explicit start as a model the reference E-step reads."""
+    start = copy.copy(gm)
+    start.weights_ = gm.weights_init
+    start.means_ = gm.means_init
+    start.precisions_cholesky_ = ref.precision_cholesky_from_precisions(
+        gm.precisions_init, covariance_type
+    )
+    return start
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_second_batch_is_the_svi_step(covariance_type):
+    """SVI: the natural parameters move to (1 - rho) lambda + rho lambda_hat, with
+    lambda_hat the posterior of the batch's statistics scaled to total_samples;
+    the posterior is linear in the statistics, so this is the posterior of both
+    batches weighted (1 - rho) N / W_1 and rho N / W_2 (reference)."""
+    X1, X2 = _stream(800, seed=8), _stream(500, seed=9)
+    total = 5000.0
+    bgm = BayesianGaussianMixture(
+        n_components=3, covariance_type=covariance_type, init_params="random_from_data",
+        random_state=1, total_samples=total, learning_offset=2.0,
+    )  # fmt: skip
+    bgm.partial_fit(X1)
+    prior_type = bgm.weight_concentration_prior_type
+    prior = dict(
+        prior_type=prior_type,
+        gamma=bgm.weight_concentration_prior_,
+        beta0=bgm.mean_precision_prior_,
+        m0=bgm.mean_prior_,
+        nu0=bgm.degrees_of_freedom_prior_,
+        cov0=bgm.covariance_prior_,
+    )
+    # The first step's responsibilities: those of the initialisation.
+    start = BayesianGaussianMixture(
+        n_components=3, covariance_type=covariance_type, init_params="random_from_data",
+        random_state=1, max_iter=0,
+    )  # fmt: skip
+    _quiet(start.fit, X1)
+    post0 = dict(
+        weight_concentration=start.weight_concentration_,
+        mean_precision=start.mean_precision_,
+        means=start.means_,
+        degrees_of_freedom=start.degrees_of_freedom_,
+        covariances=start.covariances_,
+    )
+    r1 = np.exp(ref_vi.log_resp(X1, post0, covariance_type, prior_type)[0])
+    post1 = dict(
+        weight_concentration=bgm.weight_concentration_,
+        mean_precision=bgm.mean_precision_,
+        means=bgm.means_,
+        degrees_of_freedom=bgm.degrees_of_freedom_,
+        covariances=bgm.covariances_,
+    )
+    r2 = np.exp(ref_vi.log_resp(X2, post1, covariance_type, prior_type)[0])
+    bgm.partial_fit(X2)
+    rho = (2.0 + 2) ** -0.7
+    weights = np.r_[
+        np.full(len(X1), (1 - rho) * total / len(X1)), np.full(len(X2), rho * total / len(X2))
+    ]
+    want = ref_vi.posterior(
+        np.r_[X1, X2], np.r_[r1, r2], weights, prior, bgm.reg_covar, covariance_type
+    )
+    for name in ("mean_precision", "means", "degrees_of_freedom", "covariances"):
+        assert_allclose(getattr(bgm, name + "_"), want[name], rtol=1e-9, err_msg=name)
+
+
+# ------------------------------------------------------------- streams
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_one_pass_over_a_stationary_stream_matches_batch_em(estimator, covariance_type):
+    """1e6 rows in batches of 1e4, one pass: held-out log-likelihood per row
+    within 0.01 of batch EM run to convergence on the same rows."""
+    X = _stream(1_000_000, seed=10)
+    held_out = _stream(20_000, seed=11)
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    if estimator is BayesianGaussianMixture:
+        kw["total_samples"] = len(X)
+    online = estimator(**kw)
+    for start in range(0, len(X), 10_000):
+        online.partial_fit(X[start : start + 10_000])
+    batch = _quiet(estimator(**{k: v for k, v in kw.items() if k != "total_samples"}).fit, X)
+    assert online.n_batches_ == 100
+    assert abs(online.score(held_out) - batch.score(held_out)) < 0.01
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_a_drifting_component_is_followed(covariance_type):
+    """Component 0's mean moves by 3 over the stream; after the drift the model's
+    nearest mean is within 0.3 of where it went."""
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0, learning_decay=0.6)
+    n_batches = 120
+    for t in range(n_batches):
+        shift = 3.0 * min(1.0, t / 80)
+        gm.partial_fit(_stream(2000, seed=100 + t, shift=shift))
+    target = np.array([-6.0 + 3.0, 3.0])
+    assert np.min(np.linalg.norm(gm.means_ - target, axis=1)) < 0.3
+
+
+# --------------------------------------------------------- state and API
+def _state(model):
+    return {k: copy.deepcopy(v) for k, v in vars(model).items()}
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert_array_equal(a[k], b[k], err_msg=k)
+        elif isinstance(a[k], tuple):
+            for x, y in zip(a[k], b[k], strict=True):
+                assert_array_equal(x, y, err_msg=k)
+        else:
+            assert a[k] == b[k], k
+
+
+def test_bad_batches_leave_the_online_state_untouched():
+    X = _stream(600, seed=12)
+    gm = GaussianMixture(3, random_state=0).partial_fit(X).partial_fit(X[:100])
+    before = _state(gm)
+    bad = X[:50].copy()
+    bad[3, 1] = np.nan
+    cases = [
+        (lambda: gm.partial_fit(X[:50, :1]), ValueError, "features"),
+        (lambda: gm.partial_fit(bad), ValueError, "NaN"),
+        (lambda: gm.partial_fit(X[:50], sample_weight=-np.ones(50)), ValueError, "negative"),
+        (lambda: gm.partial_fit(X[:50], sample_weight=np.ones(3)), ValueError, "shape"),
+        (lambda: gm.set_params(learning_decay=0.5).partial_fit(X), InvalidParameterError,
+         "learning_decay"),
+        (lambda: gm.set_params(learning_decay=1.5).partial_fit(X), InvalidParameterError,
+         "learning_decay"),
+        (lambda: gm.set_params(learning_decay=0.7, learning_offset=0.5).partial_fit(X),
+         InvalidParameterError, "learning_offset"),
+    ]  # fmt: skip
+    for call, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            call()
+        gm.set_params(learning_decay=0.7, learning_offset=10.0)
+        _assert_same_state(_state(gm), before)
+    # A later batch may be smaller than n_components; the first may not.
+    gm.partial_fit(X[:2])
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(3).partial_fit(X[:2])
+
+
+def test_fit_after_partial_fit_starts_afresh():
+    X = _stream(800, seed=13)
+    gm = GaussianMixture(3, random_state=0).partial_fit(X).partial_fit(X)
+    _quiet(gm.fit, X)
+    fresh = _quiet(GaussianMixture(3, random_state=0).fit, X)
+    _assert_models_close(gm, fresh, rtol=0)
+    assert not hasattr(gm, "n_batches_") and not hasattr(gm, "online_stats_")
+
+
+def test_online_state_survives_save_load(tmp_path):
+    X1, X2, X3 = _stream(700, seed=14), _stream(300, seed=15), _stream(300, seed=16)
+    gm = GaussianMixture(3, covariance_type="tied", random_state=0)
+    gm.partial_fit(X1).partial_fit(X2)
+    path = tmp_path / "online.npz"
+    fastmix.save(gm, path)
+    loaded = fastmix.load(path)
+    assert loaded.n_batches_ == 2
+    gm.partial_fit(X3)
+    loaded.partial_fit(X3)
+    _assert_models_close(loaded, gm, rtol=0)
+    assert not hasattr(clone(gm), "n_batches_")
+
+
+def test_partial_fit_float32_stays_float32():
+    X = _stream(900, seed=17).astype(np.float32)
+    gm = GaussianMixture(3, random_state=0).partial_fit(X).partial_fit(X[:300].astype(np.float64))
+    assert gm.means_.dtype == np.float32 and gm.covariances_.dtype == np.float32
+
+
+def test_partial_fit_accepts_memmaps_and_dask_arrays(tmp_path):
+    da = pytest.importorskip("dask.array")
+    X1, X2 = _stream(1000, seed=18), _stream(1000, seed=19)
+    path = tmp_path / "x2.npy"
+    np.save(path, X2)
+    kw = dict(n_components=3, covariance_type="diag", **_explicit("diag", X1))
+    ref_model = GaussianMixture(**kw).partial_fit(X1).partial_fit(X2)
+    on_memmap = GaussianMixture(**kw).partial_fit(X1).partial_fit(np.load(path, mmap_mode="r"))
+    _assert_models_close(on_memmap, ref_model, rtol=0)
+    with __import__("dask").config.set(scheduler="sync"):
+        on_dask = GaussianMixture(**kw).partial_fit(da.from_array(X1, chunks=300))
+        on_dask.partial_fit(da.from_array(X2, chunks=400))
+    _assert_models_close(on_dask, ref_model, rtol=1e-10)
+
+
+def test_dask_ml_incremental_streams_blocks():
+    """dask_ml.wrappers.Incremental calls partial_fit once per block (in order here)."""
+    da = pytest.importorskip("dask.array")
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X = _stream(6000, seed=20)
+    kw = dict(n_components=3, covariance_type="full", **_explicit("full", X))
+    with __import__("dask").config.set(scheduler="sync"):
+        inc = wrappers.Incremental(GaussianMixture(**kw), shuffle_blocks=False)
+        inc.fit(da.from_array(X, chunks=1500))
+    by_hand = GaussianMixture(**kw)
+    for start in range(0, len(X), 1500):
+        by_hand.partial_fit(X[start : start + 1500])
+    assert inc.estimator_.n_batches_ == 4
+    _assert_models_close(inc.estimator_, by_hand, rtol=1e-12)
+
+
+def test_gaussian_mixture_constructor_adds_only_keyword_only_online_parameters():
+    import inspect
+
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    ours = inspect.signature(GaussianMixture.__init__).parameters
+    theirs = inspect.signature(SkGaussianMixture.__init__).parameters
+    extra = {"learning_decay": 0.7, "learning_offset": 10.0}
+    assert list(ours) == list(theirs) + list(extra)
+    for name, p in theirs.items():
+        assert (ours[name].default, ours[name].kind) == (p.default, p.kind), name
+    for name, default in extra.items():
+        assert (ours[name].default, ours[name].kind) == (default, inspect.Parameter.KEYWORD_ONLY)
