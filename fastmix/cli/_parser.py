@@ -105,15 +105,16 @@ def _dims(text):
 def _workload_shape(text):
     """Parse ``N,D,K``: the rows, features and components of ``fastmix bench``."""
     parts = [part.strip() for part in text.split(",")]
+    message = (
+        "expected N,D,K (rows, features, components) as three positive integers, "
+        f"e.g. --shape 100000,16,16; got {text!r}"
+    )
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(message)
     try:
-        if len(parts) != 3:
-            raise argparse.ArgumentTypeError
         return tuple(_count(part) for part in parts)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected N,D,K (rows, features, components) as three positive integers, "
-            f"e.g. --shape 100000,16,16; got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _subset_of(choices, what):
