@@ -12,6 +12,11 @@ The data helpers are written out here rather than imported from fastmix, so the
 suite can benchmark older commits too.
 """
 
+# make_data, _covariance and explicit_init copy fastmix/_synthetic.py (bench_problem,
+# _covariance, explicit_init), the one source of `fastmix bench`, the demo and
+# benchmarks/: a copy on purpose, because asv imports this file against old commits
+# of fastmix that have no fastmix._synthetic. Keep the draws the same as there.
+
 import math
 import time
 import timeit

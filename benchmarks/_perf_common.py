@@ -1,13 +1,12 @@
 """Shared pieces of the performance scripts in ``benchmarks/`` (see docs/performance.md).
 
-The data and the explicit initialisation are the same as ``fastmix bench``'s and
-the asv suite's (same seed, same draws), written out here so that the scripts
-depend on neither. Every script prints the machine, the versions and the load
+The data, the explicit initialisation and the FLOP model are ``fastmix bench``'s
+own, from :mod:`fastmix._synthetic` (the asv suite keeps a copy of its own: same
+seed, same draws). Every script prints the machine, the versions and the load
 average before and after its measurements, and can write JSON.
 """
 
 import json
-import math
 import os
 import platform
 import statistics
@@ -16,6 +15,9 @@ import time
 import warnings
 
 import numpy as np
+
+from fastmix._synthetic import bench_problem
+from fastmix._synthetic import explicit_init as _explicit_init
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -37,53 +39,12 @@ def make_data(n_samples, n_features, n_components, dtype="float64", seed=0):
     Drawn in float64 and returned C-contiguous in ``dtype``, so float32 and
     float64 runs see the same points.
     """
-    rng = np.random.default_rng(seed)
-    weights = rng.dirichlet(np.full(n_components, 4.0))
-    means = rng.normal(scale=3.0, size=(n_components, n_features))
-    a = rng.standard_normal((n_components, n_features, n_features)) / math.sqrt(n_features)
-    covariances = a @ np.swapaxes(a, 1, 2) + 0.25 * np.eye(n_features)
-    labels = rng.choice(n_components, size=n_samples, p=weights)
-    X = rng.standard_normal((n_samples, n_features))
-    for k in range(n_components):
-        rows = labels == k
-        X[rows] = X[rows] @ np.linalg.cholesky(covariances[k]).T + means[k]
-    return np.ascontiguousarray(X, dtype=dtype)
-
-
-def _covariance(X, block=65536):
-    n_samples, n_features = X.shape
-    centre = np.asarray(X[: min(n_samples, block)], dtype=np.float64).mean(axis=0)
-    s1 = np.zeros(n_features)
-    s2 = np.zeros((n_features, n_features))
-    for start in range(0, n_samples, block):
-        d = np.asarray(X[start : start + block], dtype=np.float64) - centre
-        s1 += d.sum(axis=0)
-        s2 += d.T @ d
-    mean = s1 / n_samples
-    return (s2 - n_samples * np.outer(mean, mean)) / max(n_samples - 1, 1)
+    return bench_problem(n_samples, n_features, n_components, dtype, seed)
 
 
 def explicit_init(X, n_components, covariance_type, seed=0):
     """``weights_init``, ``means_init``, ``precisions_init`` (as ``fastmix bench``)."""
-    n_samples, n_features = X.shape
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(n_samples, size=n_components, replace=False))
-    cov = _covariance(X)
-    cov += 1e-3 * np.trace(cov) / n_features * np.eye(n_features)
-    precision = np.linalg.inv(cov)
-    precision = 0.5 * (precision + precision.T)
-    variances = np.diag(cov)
-    precisions = {
-        "full": np.broadcast_to(precision, (n_components, n_features, n_features)).copy(),
-        "tied": precision,
-        "diag": np.broadcast_to(1.0 / variances, (n_components, n_features)).copy(),
-        "spherical": np.full(n_components, 1.0 / variances.mean()),
-    }[covariance_type]
-    return {
-        "weights_init": np.full(n_components, 1.0 / n_components),
-        "means_init": np.asarray(X[rows], dtype=np.float64),
-        "precisions_init": precisions,
-    }
+    return _explicit_init(X, n_components, [covariance_type], seed)[covariance_type]
 
 
 def gmm_params(n_components, covariance_type, X, iters, seed=0):

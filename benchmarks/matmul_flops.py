@@ -11,8 +11,9 @@ limited to 1 and then 2 threads with threadpoolctl; the median of the repeats.
 
 With ``--bench-json`` (the output of ``python -m fastmix bench --json`` or of
 ``benchmarks/bgmm_vs_sklearn.py --json``), the seconds per iteration are turned
-into FLOP/s with the model of :func:`flops_per_iteration` and set beside the
-float64 matmul rate on all cores.
+into FLOP/s with the model of :func:`fastmix._synthetic.flops_per_iteration`
+(the one ``fastmix bench`` prints) and set beside the float64 matmul rate on all
+cores.
 
 With ``--interleave COV[,COV]``, each repeat times the float64 matmul on all
 cores and then a fixed-work fastmix fit (1e6 x 16, K = 16, explicit start,
@@ -29,35 +30,7 @@ import _perf_common as pc
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-
-def flops_per_iteration(covariance_type, n, d, k):
-    """FLOPs of one E-step pass, by the two models quoted in docs/performance.md.
-
-    Returns ``(dense, done)``:
-
-    - ``dense``: the issue's model for full, ``2 N K D^2`` for the densities plus
-      the same again for the second moments (what a dense-GEMM implementation
-      performs); for the other types the same as ``done``.
-    - ``done``: the arithmetic fastmix's kernel actually performs, leading terms
-      only (a multiply-add counts 2), exponentials not counted:
-
-      * full: triangular ``(x - mu_k) U_k`` is ``N K D(D+1)``, the upper triangle
-        of the weighted second moment another ``N K D(D+1)``; plus the
-        subtraction, squared norm, weighting and first moment, ``6 N K D``.
-      * tied: one triangular product and one upper second moment per row,
-        ``2 N D(D+1)``, plus ``6 N K D`` for the per-component distances and
-        first moments.
-      * diag / spherical: ``3 N K D`` for the densities (subtract, square,
-        scale-add) and ``5 N K D`` for the first and second moments.
-    """
-    if covariance_type == "full":
-        done = 2 * n * k * d * (d + 1) + 6 * n * k * d
-        return 4 * n * k * d * d, done
-    if covariance_type == "tied":
-        done = 2 * n * d * (d + 1) + 6 * n * k * d
-        return done, done
-    done = 8 * n * k * d
-    return done, done
+from fastmix._synthetic import flops_per_iteration
 
 
 def matmul_rate(n, dtype, threads, repeats):

@@ -96,13 +96,32 @@ def _ellipse_geometry(covariance, n_sigma):
         Angle of the major axis from the first axis, in degrees (matplotlib's
         ``Ellipse`` convention).
     """
+    major_sd, minor_sd, angle = _principal_axes(covariance)
+    return 2.0 * n_sigma * major_sd, 2.0 * n_sigma * minor_sd, angle
+
+
+def _principal_axes(covariance):
+    """Standard deviations along the principal axes of a 2-D Gaussian, and its angle.
+
+    Parameters
+    ----------
+    covariance : ndarray of shape (2, 2)
+        A symmetric positive semi-definite matrix.
+
+    Returns
+    -------
+    major_sd : float
+        Square root of the larger eigenvalue.
+    minor_sd : float
+        Square root of the smaller eigenvalue.
+    angle : float
+        Angle of the major axis from the first axis, in degrees, in (-180, 180].
+    """
     values, vectors = np.linalg.eigh(np.asarray(covariance, dtype=np.float64))
     values = np.maximum(values, 0.0)
     major = vectors[:, 1]
     angle = float(np.degrees(np.arctan2(major[1], major[0])))
-    width = 2.0 * n_sigma * float(np.sqrt(values[1]))
-    height = 2.0 * n_sigma * float(np.sqrt(values[0]))
-    return width, height, angle
+    return float(np.sqrt(values[1])), float(np.sqrt(values[0])), angle
 
 
 def _check_dims(dims, n_features):
@@ -227,6 +246,36 @@ def mixture(
         f"{type(model).__name__}: {len(shown)} of {model.n_components} components "
         f"({model.covariance_type}), {'-'.join(f'{s:g}' for s in sigmas)} sigma"
     )
+    return ax
+
+
+def _means_over_data(model, X, ax, n_points=5000):
+    """Draw one-feature data as a histogram with each component's mean marked.
+
+    What ``fastmix fit --plot`` draws in place of :func:`mixture` when the
+    data have a single feature (no plane to draw ellipses in).
+
+    Parameters
+    ----------
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted model on one feature.
+    X : array-like of shape (n_samples, 1)
+        The data; the first ``n_points`` rows are drawn.
+    ax : matplotlib Axes
+        Where to draw.
+    n_points : int, default=5000
+        At most this many rows are drawn.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    values = np.asarray(X[: min(X.shape[0], n_points), 0], dtype=np.float64)
+    ax.hist(values, bins=80, color="0.6")
+    for mean in np.asarray(model.means_, dtype=np.float64)[:, 0]:
+        ax.axvline(mean, color="black", linewidth=1)
+    ax.set_xlabel("feature 0")
+    ax.set_title(f"{type(model).__name__}: means over the data")
     return ax
 
 

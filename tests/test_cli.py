@@ -126,6 +126,49 @@ def test_bench_table_and_options():
         assert float(cells[4]) < 1e-3  # float32: the same work to float32 accuracy
 
 
+def test_bench_shape_dtypes_and_gflops(capsys):
+    from fastmix._synthetic import flops_per_iteration
+
+    args = ["bench", "--shape", "600,3,2", "--iters", "2", "--covariance-types", "full,diag",
+            "--dtype", "float64,float32"]  # fmt: skip
+    status, out, err = _main([*args, "--json"], capsys)
+    assert status == 0, err
+    doc = json.loads(out)
+    assert (doc["n_samples"], doc["n_features"], doc["n_components"]) == (600, 3, 2)
+    assert doc["dtypes"] == ["float64", "float32"]
+    rows = {(r["dtype"], r["covariance_type"]): r for r in doc["results"]}
+    assert sorted(rows) == [(d, c) for d in ("float32", "float64") for c in ("diag", "full")]
+    for (dtype, cov_type), row in rows.items():
+        assert row["n_iter"] == {"fastmix": 2, "sklearn": 2}
+        assert row["max_abs_lower_bound_diff"] < (1e-3 if dtype == "float32" else 1e-8)
+        flop = flops_per_iteration(cov_type, 600, 3, 2)[0]
+        assert row["gflop_per_iter"] == pytest.approx(flop / 1e9)
+        assert row["fastmix_gflops"] == pytest.approx(flop / row["fastmix_seconds_per_iter"] / 1e9)
+        assert row["sklearn_gflops"] == pytest.approx(flop / row["sklearn_seconds_per_iter"] / 1e9)
+    # The dense model: 8 N K D for diag, 4 N K D^2 for full.
+    assert rows["float64", "diag"]["gflop_per_iter"] == pytest.approx(8 * 600 * 2 * 3 / 1e9)
+    assert rows["float64", "full"]["gflop_per_iter"] == pytest.approx(4 * 600 * 2 * 9 / 1e9)
+
+    # The table: one per dtype, GFLOP/s beside s/iter, ratio and lower-bound difference.
+    status, out, err = _main(args[:-2] + ["--dtype", "float32"], capsys)
+    assert status == 0, err
+    assert "600 x 3, K=2, float32," in out
+    assert "fastmix GFLOP/s" in out.splitlines()[4]
+    table = [line.split() for line in out.splitlines() if line.split()[:1] in (["full"], ["diag"])]
+    assert [cells[0] for cells in table] == ["full", "diag"]
+    for cells in table:
+        assert len(cells) == 6 and float(cells[5]) > 0
+
+    # --shape is -n/-d/-k in one option: the same data, the same work.
+    status, out, err = _main(
+        ["bench", "-n", "600", "-d", "3", "-k", "2", "--iters", "2", "--covariance-types",
+         "diag", "--json"], capsys,
+    )  # fmt: skip
+    assert status == 0, err
+    same = json.loads(out)["results"][0]
+    assert same["fastmix_lower_bound"] == rows["float64", "diag"]["fastmix_lower_bound"]
+
+
 @pytest.mark.parametrize("command", [[], ["demo"], ["bench"]])
 def test_help(command):
     proc = run_fastmix(*command, "--help")
@@ -136,7 +179,8 @@ def test_help(command):
         ("demo",): ["--n-samples", "--n-components", "--covariance-type", "--random-state",
                     "--dtype"],
         ("bench",): ["--n-samples", "--n-features", "--n-components", "--dtype", "--iters",
-                     "--covariance-types", "--repeats", "--threads", "--json", "-n", "-d", "-k"],
+                     "--covariance-types", "--repeats", "--threads", "--json", "-n", "-d", "-k",
+                     "--shape"],
     }[tuple(command)]  # fmt: skip
     for option in expected:
         assert option in proc.stdout
@@ -153,6 +197,14 @@ _USAGE_ERRORS = [
     (["bench", "--iters", "-1"], "--iters"),
     (["bench", "--threads", "100000"], "--threads"),
     (["bench", "--no-such-option"], "--no-such-option"),
+    # --shape N,D,K: each mistake says how to write it.
+    (["bench", "--shape", "600,2"], "expected N,D,K (rows, features, components)"),
+    (["bench", "--shape", "600,2,x"], "e.g. --shape 100000,16,16; got '600,2,x'"),
+    (["bench", "--shape", "600,0,2"], "three positive integers"),
+    (["bench", "--shape", "2,2,3"], "--shape 2,2,3: N (2) must be at least 2 and at least K (3)"),
+    (["bench", "--shape", "2,2,3"], "e.g. --shape 3,2,3"),
+    (["bench", "--shape", "600,2,2", "-k", "3"], "give either --shape or -n/-d/-k"),
+    (["bench", "--dtype", "float64,float16"], "unknown dtype 'float16'"),
 ]
 
 

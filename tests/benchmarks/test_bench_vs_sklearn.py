@@ -18,7 +18,7 @@ import pytest
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from fastmix import GaussianMixture
-from fastmix.cli import bench_problem, explicit_init
+from fastmix._synthetic import bench_problem, explicit_init
 
 N_SAMPLES = 200_000
 N_FEATURES = 16

@@ -1,0 +1,255 @@
+"""``fastmix fit`` and ``fastmix predict``: fit a mixture to a data file; label data with it."""
+
+import json
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from ._pictures import check_picture_path, write_pictures
+from ._readers import TEXT_DELIMITERS, read_data, read_weights
+from ._report import ProgressReporter, progress_mode, warn_lines
+from ._usage import UsageError, check_input_file, check_output, extension, require_matplotlib
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+_BAYESIAN_OPTIONS = (
+    "weight_concentration_prior_type",
+    "weight_concentration_prior",
+    "mean_precision_prior",
+    "degrees_of_freedom_prior",
+)
+
+
+def _build_model(args):
+    from .. import BayesianGaussianMixture, GaussianMixture
+
+    params = dict(
+        n_components=args.n_components,
+        covariance_type=args.covariance_type,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        reg_covar=args.reg_covar,
+        n_init=args.n_init,
+        init_params=args.init_params,
+        random_state=args.random_state,
+    )
+    given = [name for name in _BAYESIAN_OPTIONS if getattr(args, name) is not None]
+    if not args.bayesian:
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} needs --bayesian")
+        return GaussianMixture(**params)
+    params.update({name: getattr(args, name) for name in given})
+    return BayesianGaussianMixture(**params)
+
+
+def _floats(values):
+    return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _format_mean(mean, shown=6):
+    cells = ", ".join(f"{v:.4g}" for v in mean[:shown])
+    return f"({cells}{', ...' if len(mean) > shown else ''})"
+
+
+def run_fit(args, out=None, err=None):
+    """Fit a mixture to a data file; print a summary; save the model and a picture.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As parsed by ``fastmix fit``.
+    out : file-like, optional
+        Where the summary goes; ``sys.stdout`` when omitted.
+    err : file-like, optional
+        Where progress and warnings go; ``sys.stderr`` when omitted.
+
+    Returns
+    -------
+    status : int
+        0 on success.
+    """
+    from .._progress import report_progress
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    prog = "fastmix fit"
+    # Every check that can fail does so before the data are read and fitted.
+    model = _build_model(args)
+    model._validate_params()
+    mode = progress_mode(args.progress)
+    if args.out is not None:
+        check_output(args.out, "--out")
+    if args.plot is not None:
+        require_matplotlib("--plot")
+        check_picture_path(args.plot, "--plot")
+    X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
+    n_samples, n_features = X.shape
+    if args.plot is not None and n_features >= 2 and max(args.plot_dims) >= n_features:
+        raise UsageError(
+            f"--plot-dims {args.plot_dims[0]},{args.plot_dims[1]}: DATA has {n_features} "
+            f"features (indices 0 to {n_features - 1})"
+        )
+    sample_weight = None
+    if args.sample_weight is not None:
+        sample_weight = read_weights(args.sample_weight, n_samples)
+
+    intro = (
+        f"{prog}: {' '.join(repr(model).split())} on {n_samples:,} x {n_features} "
+        f"{X.dtype.name} from {args.data}"
+    )
+    reporter = ProgressReporter(mode, args.n_init, args.tol, err, prog, intro=intro)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with report_progress(None if mode == "none" else reporter):
+                t0 = time.perf_counter()
+                model.fit(X, sample_weight=sample_weight)
+                seconds = time.perf_counter() - t0
+        finally:
+            reporter.close()
+        bayesian = args.bayesian
+        bic = None if bayesian else float(model.bic(X))
+    warn_lines(caught, prog, err)
+
+    if args.out is not None:
+        model.save(args.out)
+    pictures = []
+    if args.plot is not None:
+        pictures = write_pictures(model, X, path=args.plot, dims=args.plot_dims)
+
+    summary = {
+        "model": type(model).__name__,
+        "data": os.fspath(args.data),
+        "n_samples": n_samples,
+        "n_features": n_features,
+        "dtype": X.dtype.name,
+        "n_components": model.n_components,
+        "covariance_type": model.covariance_type,
+        "sample_weight": args.sample_weight,
+        "weights": _floats(model.weights_),
+        "means": np.asarray(model.means_, dtype=np.float64).tolist(),
+        # -inf (max_iter=0: no iteration ran) is null: JSON has no infinities.
+        "lower_bound": _finite_or_none(model.lower_bound_),
+        "lower_bound_kind": "elbo" if bayesian else "log_likelihood_per_sample",
+        "lower_bounds": _floats(model.lower_bounds_),
+        "bic": bic,
+        "n_iter": int(model.n_iter_),
+        "converged": bool(model.converged_),
+        "max_iter": model.max_iter,
+        "tol": model.tol,
+        "seconds": seconds,
+        "out": args.out,
+        "plot": args.plot,
+    }
+    if args.json:
+        json.dump(summary, out, indent=2)
+        out.write("\n")
+        out.flush()
+        return 0
+
+    def say(line=""):
+        print(line, file=out, flush=True)
+
+    say(
+        f"{summary['model']} ({model.covariance_type}, K={model.n_components}) fitted to "
+        f"{n_samples:,} x {n_features} {X.dtype.name} from {args.data}"
+        + (f", weighted by {args.sample_weight}" if args.sample_weight else "")
+    )
+    say()
+    say(f"{'component':>9}  {'weight':>7}  mean")
+    for k, (weight, mean) in enumerate(zip(summary["weights"], summary["means"], strict=True)):
+        say(f"{k:>9d}  {weight:7.4f}  {_format_mean(mean)}")
+    say()
+    if bayesian:
+        say(f"lower bound (ELBO):     {float(model.lower_bound_):.6f}")
+    else:
+        say(f"log-likelihood / point: {float(model.lower_bound_):.6f} (lower_bound_)")
+        say(f"BIC:                    {bic:.6g}")
+    say(f"iterations:             {model.n_iter_} (max_iter={model.max_iter}, tol={model.tol})")
+    say(f"converged:              {model.converged_}")
+    say(f"fit seconds:            {seconds:.3f}")
+    if args.out is not None:
+        say(f"model written to:       {args.out}")
+    for path in pictures:
+        say(f"plot written to:        {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------- predict
+def _write_array(path, array, header):
+    ext = extension(path)
+    if ext == ".npy":
+        with open(path, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        return
+    # Enough digits to read the same float back.
+    fmt = "%d" if array.dtype.kind in "iu" else ("%.9g" if array.dtype == np.float32 else "%.17g")
+    np.savetxt(
+        path,
+        array,
+        fmt=fmt,
+        delimiter=TEXT_DELIMITERS[ext],
+        header=TEXT_DELIMITERS[ext].join(header),
+        comments="",
+    )
+
+
+def run_predict(args, out=None, err=None):
+    """Label the rows of a data file with a saved model.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As parsed by ``fastmix predict``.
+    out : file-like, optional
+        Where the one-line report goes; ``sys.stdout`` when omitted.
+    err : file-like, optional
+        Where warnings go; ``sys.stderr`` when omitted.
+
+    Returns
+    -------
+    status : int
+        0 on success.
+    """
+    from .. import load
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    prog = "fastmix predict"
+    check_output(args.out, "--out", extensions=(".npy", *TEXT_DELIMITERS))
+    check_input_file(args.model, "MODEL")
+    model = load(args.model)
+    X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
+    if X.shape[1] != model.n_features_in_:
+        raise UsageError(
+            f"{args.data} has {X.shape[1]} feature{'s' if X.shape[1] != 1 else ''} per row, "
+            f"but the model {args.model} was fitted on {model.n_features_in_}"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.proba:
+            result = model.predict_proba(X)
+            header = [f"component_{k}" for k in range(model.n_components)]
+        else:
+            result = model.predict(X)
+            header = ["label"]
+    warn_lines(caught, prog, err)
+    _write_array(args.out, result, header)
+    what = "probabilities" if args.proba else "labels"
+    print(
+        f"{prog}: {what} of {X.shape[0]:,} rows ({result.dtype.name}, shape "
+        f"{result.shape}) written to {args.out}",
+        file=out,
+        flush=True,
+    )
+    return 0

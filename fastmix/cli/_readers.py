@@ -1,0 +1,286 @@
+"""The data files ``fastmix fit`` and ``fastmix predict`` read.
+
+``.npy`` (memory-mapped), ``.npz`` (one array of the archive), ``.csv`` and
+``.tsv`` (numbers only; a first row that is not all numbers is a header), and
+raw binary files of a given shape and dtype (memory-mapped). Every mistake in
+a file is a :class:`~fastmix.cli._usage.UsageError` that says what is wrong
+and where, in one line.
+"""
+
+import csv
+import os
+import warnings
+
+import numpy as np
+
+from ._usage import UsageError, check_input_file, extension
+
+# Data files `fit` and `predict` read, by extension; anything else is a raw
+# binary file and needs --shape (and --dtype).
+TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t"}
+DATA_EXTENSIONS = (".npy", ".npz", *TEXT_DELIMITERS)
+
+
+def _as_numeric(X, path):
+    """Check the element type of a loaded array; non-float numbers become float64."""
+    if X.dtype in (np.float32, np.float64):
+        return X
+    if X.dtype.kind not in "biuf":
+        raise UsageError(f"{path}: the data must be numbers, but the array holds {X.dtype} values")
+    return np.asarray(X, dtype=np.float64)
+
+
+def _read_npy(path):
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        raise UsageError(f"{path}: not a readable .npy file (it does not start as one)")
+    try:
+        # Memory-mapped: a file larger than memory is streamed by the estimators.
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "Python objects" in str(exc) or "pickle" in str(exc):
+            raise UsageError(
+                f"{path}: the array holds Python objects, not numbers (never unpickled)"
+            ) from None
+        raise UsageError(
+            f"{path}: not a readable .npy file ({' '.join(str(exc).split())})"
+        ) from None
+    except (OSError, EOFError) as exc:
+        raise UsageError(f"{path}: not a readable .npy file ({exc})") from None
+
+
+def _read_npz(path, key):
+    import zipfile
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{path}: not a readable .npz archive ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UsageError(f"{path}: a single .npy array, not an .npz archive (rename it .npy)")
+    with archive:
+        names = list(archive.files)
+        if not names:
+            raise UsageError(f"{path}: the .npz archive holds no array")
+        if key is None:
+            key = names[0]
+        elif key not in names:
+            raise UsageError(
+                f"{path}: no array named {key!r} (its arrays: {', '.join(names[:10])}"
+                f"{', ...' if len(names) > 10 else ''})"
+            )
+        try:
+            return archive[key]
+        except ValueError as exc:
+            if "pickle" in str(exc) or "Object arrays" in str(exc):
+                raise UsageError(
+                    f"{path}: the array {key!r} holds Python objects, not numbers "
+                    "(never unpickled)"
+                ) from None
+            raise UsageError(f"{path}: the array {key!r} is damaged ({exc})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise UsageError(f"{path}: the array {key!r} is damaged ({exc})") from None
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_text(path, delimiter):
+    """Read a .csv/.tsv file of numbers; a first row that is not all numbers is a header."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    header = None
+    skip = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                fields = next(csv.reader([line], delimiter=delimiter))
+                if not all(_is_number(field) for field in fields):
+                    header = [field.strip() for field in fields]
+                    skip = number
+                else:
+                    skip = number - 1
+                break
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text file (it is not UTF-8)") from None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "input contained no data": checked below
+        try:
+            X = np.loadtxt(
+                path,
+                delimiter=delimiter,
+                skiprows=skip,
+                ndmin=2,
+                dtype=np.float64,
+                encoding="utf-8-sig",
+                quotechar='"',
+            )
+        except ValueError as exc:
+            raise UsageError(_text_error(path, kind, delimiter, header, skip, exc)) from None
+    if X.shape[0] == 0:
+        raise UsageError(f"{path}: malformed {kind}: no rows of numbers")
+    if header is not None and len(header) != X.shape[1]:
+        raise UsageError(
+            f"{path}: malformed {kind}: the header has {len(header)} fields but the rows "
+            f"have {X.shape[1]}"
+        )
+    return X
+
+
+def _text_error(path, kind, delimiter, header, skip, exc):
+    """One line saying which line and column of a .csv/.tsv file is wrong.
+
+    Only on the error path: the file is scanned again line by line (``#``
+    comments and blank lines skipped, as ``np.loadtxt`` does) for the first
+    line whose number of fields differs from the first data line's or whose
+    field is not a number.
+    """
+    width = None
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for number, line in enumerate(fh, start=1):
+            content = line.split("#", 1)[0]
+            if number <= skip or not content.strip():
+                continue
+            fields = next(csv.reader([content.rstrip("\r\n")], delimiter=delimiter))
+            if width is None:
+                width = len(fields)
+            elif len(fields) != width:
+                return (
+                    f"{path}: malformed {kind}: line {number} has {len(fields)} fields, "
+                    f"the lines before it {width}"
+                )
+            for column, value in enumerate(fields, start=1):
+                if _is_number(value):
+                    continue
+                named = f" ({header[column - 1]!r})" if header and column <= len(header) else ""
+                if not value.strip():
+                    return (
+                        f"{path}: malformed {kind}: line {number}, column {column}{named} is empty"
+                    )
+                hint = ""
+                if any(sep in value for sep in ",;\t|" if sep != delimiter):
+                    name = "a tab" if delimiter == "\t" else repr(delimiter)
+                    hint = (
+                        f" (the delimiter of a {_delimiter_extension(delimiter)} file is {name})"
+                    )
+                return (
+                    f"{path}: column {column}{named} is not numeric: {value!r} on line {number}"
+                    f"{hint}"
+                )
+    message = " ".join(str(exc).split()).split("; use `usecols`")[0]
+    return f"{path}: malformed {kind} ({message})"
+
+
+def _delimiter_extension(delimiter):
+    return next(ext for ext, d in TEXT_DELIMITERS.items() if d == delimiter)
+
+
+def _read_raw(path, shape, dtype):
+    dtype = np.dtype(dtype)
+    n_rows, n_columns = shape
+    expected = n_rows * n_columns * dtype.itemsize
+    size = os.path.getsize(path)
+    if size != expected:
+        fits = ""
+        row_bytes = n_columns * dtype.itemsize
+        if size % row_bytes == 0 and size:
+            fits = f"; with {n_columns} columns it holds {size // row_bytes} rows"
+        raise UsageError(
+            f"{path}: wrong --shape: the file has {size:,} bytes but --shape "
+            f"{n_rows},{n_columns} of {dtype.name} needs {expected:,}{fits}"
+        )
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n_rows, n_columns))
+
+
+def read_data(path, key=None, shape=None, dtype=None):
+    """Read a data file the way ``fastmix fit`` and ``fastmix predict`` do.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npy`` (memory-mapped), ``.npz`` (one array of the archive),
+        ``.csv`` or ``.tsv`` (numbers only, delimiter from the extension; a
+        first row that is not all numbers is a header and skipped), or, with
+        ``shape``, a raw binary file of ``dtype`` values in row-major order
+        (memory-mapped), whatever its extension.
+    key : str, optional
+        The array of a ``.npz`` archive; its first array when omitted.
+    shape : tuple of two int, optional
+        ``(n_rows, n_columns)`` of a raw binary file; the file's size must be
+        exactly ``n_rows * n_columns * itemsize``.
+    dtype : {'float64', 'float32'}, optional
+        The element type of a raw binary file (default float64); for the
+        other formats the data are converted to it (in memory).
+
+    Returns
+    -------
+    X : ndarray or numpy.memmap of shape (n_rows, n_columns)
+        float32 or float64; a 1-d array is read as one column. ``.npy`` and
+        raw files come back as read-only memmaps, which the estimators stream.
+
+    Raises
+    ------
+    UsageError
+        When the file is missing, its extension unknown (without ``shape``),
+        its content malformed or not numeric, or ``shape`` does not match it.
+    """
+    path = os.fspath(path)
+    check_input_file(path, "DATA")
+    ext = extension(path)
+    if shape is not None:
+        if ext in DATA_EXTENSIONS:
+            raise UsageError(
+                f"--shape is for raw binary files; a {ext} file carries its own shape"
+            )
+        return _read_raw(path, shape, dtype or "float64")
+    if key is not None and ext != ".npz":
+        raise UsageError(f"--key is for .npz archives, not {ext or 'extension-less'} files")
+    if ext == ".npy":
+        X = _read_npy(path)
+    elif ext == ".npz":
+        X = _read_npz(path, key)
+    elif ext in TEXT_DELIMITERS:
+        X = _read_text(path, TEXT_DELIMITERS[ext])
+    else:
+        shown = f"extension {ext!r}" if ext else "a file without an extension"
+        raise UsageError(
+            f"{path}: unknown {shown}; expected .npy, .npz, .csv or .tsv, or a raw binary "
+            "file with --shape N,D and --dtype"
+        )
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2:
+        raise UsageError(f"{path}: expected a 2-d array (rows x features), got shape {X.shape}")
+    X = _as_numeric(X, path)
+    if dtype is not None and X.dtype != np.dtype(dtype):
+        X = np.asarray(X, dtype=dtype)
+    return X
+
+
+def read_weights(path, n_samples):
+    """The --sample-weight file as a 1-d float64 array of n_samples weights."""
+    check_input_file(path, "--sample-weight")
+    if extension(path) not in DATA_EXTENSIONS:
+        raise UsageError(
+            f"--sample-weight {path}: unknown extension; expected .npy, .npz, .csv or .tsv"
+        )
+    weights = read_data(path)
+    if weights.shape[1] != 1:
+        raise UsageError(
+            f"--sample-weight {path}: expected one column of weights, got {weights.shape[1]}"
+        )
+    weights = np.asarray(weights[:, 0], dtype=np.float64)
+    if weights.shape[0] != n_samples:
+        raise UsageError(
+            f"--sample-weight {path}: {weights.shape[0]:,} weights for {n_samples:,} rows "
+            "of DATA; give one weight per row"
+        )
+    return weights

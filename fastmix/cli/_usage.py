@@ -1,0 +1,58 @@
+"""What counts as a user's mistake: :class:`UsageError` and the checks that raise it.
+
+A usage error is reported by :func:`fastmix.cli.main` as one line on stderr
+with exit status 2, never as a traceback. The checks of paths and of the
+optional extras live here because every command needs some of them.
+"""
+
+import importlib
+import os
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+DTYPES = ("float64", "float32")
+PLOT_EXTRA_HINT = 'install matplotlib with: pip install "fastmix[plot]"'
+CLI_EXTRA_HINT = 'install tqdm with: pip install "fastmix[cli]"'
+
+
+class UsageError(Exception):
+    """A mistake in the command line, reported as one line with exit status 2."""
+
+
+def have(module):
+    """Whether ``module`` can be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def require_matplotlib(option):
+    """Fail when ``option`` asks for a picture and matplotlib is not installed."""
+    if not have("matplotlib"):
+        raise UsageError(f"{option} needs matplotlib; {PLOT_EXTRA_HINT}")
+
+
+def extension(path):
+    """The lower-case extension of ``path``, with its dot (``''`` when none)."""
+    return os.path.splitext(os.fspath(path))[1].lower()
+
+
+def check_input_file(path, what):
+    """Fail unless ``path`` is an existing file; ``what`` names it in the message."""
+    if not os.path.exists(path):
+        raise UsageError(f"{what} {path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{what} {path}: is a folder, not a file")
+
+
+def check_output(path, option, extensions=None):
+    """Fail before the work when an output cannot be written where asked."""
+    path = os.fspath(path)
+    if extensions is not None and extension(path) not in extensions:
+        raise UsageError(f"{option} {path}: unknown extension; expected {', '.join(extensions)}")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist")

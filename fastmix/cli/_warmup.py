@@ -1,0 +1,56 @@
+"""Compile (or load from numba's cache) the kernels a timed fit will use, before timing it.
+
+``fastmix demo`` and ``fastmix bench`` report seconds of fitting; without this
+the first fit would also carry numba's compilation.
+"""
+
+import warnings
+
+import numpy as np
+
+from .._synthetic import explicit_init
+
+
+def warm_kernels(
+    covariance_types, dtype, n_features, n_components, seed=0, sizes=None, predict=True,
+    kmeans=False,
+):  # fmt: skip
+    """Compile (or load from numba's cache) the kernels a fit will use, on tiny inputs.
+
+    By default two sizes, because a fit hands a block of a few hundred rows or
+    fewer to a serial kernel and larger blocks to its parallel twin: both must be
+    ready before anything is timed. ``fit`` (and ``predict`` unless told not
+    to) runs on each.
+
+    Parameters
+    ----------
+    covariance_types : list of str
+    dtype : numpy dtype
+    n_features, n_components : int
+    seed : int, default=0
+    sizes : tuple of int, optional
+        Rows of the tiny inputs; default ``(max(2 * n_components, 64), 4096)``.
+    predict : bool, default=True
+        Also warm the per-row kernels of ``predict``.
+    kmeans : bool, default=False
+        Also warm the k-means kernels of the default ``init_params='kmeans'``.
+    """
+    from .. import GaussianMixture
+
+    if sizes is None:
+        sizes = (max(2 * n_components, 64), 4096)
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n_rows in sizes:
+            X = rng.standard_normal((n_rows, n_features)).astype(dtype)
+            init = explicit_init(X, n_components, covariance_types, seed)
+            for cov_type in covariance_types:
+                gm = GaussianMixture(
+                    n_components, covariance_type=cov_type, max_iter=1, tol=0.0, **init[cov_type]
+                )
+                gm.fit(X)
+                if predict:
+                    gm.predict(X)
+            if kmeans:
+                GaussianMixture(n_components, max_iter=0, random_state=seed).fit(X)
