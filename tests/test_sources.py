@@ -134,6 +134,7 @@ _LAYERS = {
     "_variational": 2,
     "_validation": 2,
     "_kmeans": 2,
+    "_synthetic": 2,
     "_sources": 3,
     "_format": 3,
     "_progress": 3,
