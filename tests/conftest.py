@@ -8,6 +8,7 @@ function of its arguments only.
 """
 
 import warnings
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 import numba
@@ -170,3 +171,68 @@ def one_numba_thread():
     """One numba thread for a module; BLAS left as it is."""
     with single_thread(blas=False):
         yield
+
+
+# --------------------------------------------------------------------------
+# sufficient statistics
+# --------------------------------------------------------------------------
+STATS_FIELDS = (
+    "nk",
+    "s1",
+    "s2_mat",
+    "s2_diag",
+    "sum_w",
+    "sum_wlogp",
+    "sum_wrlogr",
+    "shift",
+    "n_rows",
+    "row_sum",
+)
+# What tests/reference.py's stats_from_resp gives to compare against (no
+# log-likelihood terms; its row_sum is compared only where fastmix keeps one).
+REFERENCE_RESP_FIELDS = ("nk", "s1", "s2_mat", "s2_diag", "sum_w")
+# tests/reference.py calls S2 "s2"; its dicts have no shift or n_rows.
+_REFERENCE_NAMES = {"s2_mat": "s2"}
+
+
+def assert_stats_close(
+    actual, expected, rtol, atol=0.0, *, scale=None, fields=STATS_FIELDS, err_msg=""
+):
+    """Assert that each of ``fields`` (default: every field) of the
+    ``fastmix._stats.Stats`` ``actual`` equals ``expected``'s within tolerance.
+
+    ``expected`` is another ``Stats`` or a dict of tests/reference.py (``s2``
+    for ``s2_mat``). Entry by entry, in float64, with the same shapes::
+
+        |actual - expected| <= rtol * s + atol
+
+    where ``s`` is ``scale[field]`` when ``scale`` (the reference's error
+    scales: sums of absolute terms) has the field, else ``|expected|``.
+    ``atol`` is a number or a dict from field to number (missing fields: 0).
+    A field that is None (``row_sum``) must be None on both sides.
+    """
+    for name in fields:
+        key = _REFERENCE_NAMES.get(name, name)
+        got = getattr(actual, name)
+        want = expected[key] if isinstance(expected, Mapping) else getattr(expected, name)
+        what = f"{err_msg} {name}".strip()
+        if got is None or want is None:
+            assert got is None and want is None, f"{what}: {got!r} against {want!r}"
+            continue
+        got = np.asarray(got, dtype=np.float64)
+        want = np.asarray(want, dtype=np.float64)
+        assert got.shape == want.shape, (got.shape, want.shape, what)
+        if scale is not None and key in scale:
+            s = np.broadcast_to(np.asarray(scale[key], dtype=np.float64), want.shape)
+        else:
+            s = np.abs(want)
+        bound = rtol * s + (atol.get(name, 0.0) if isinstance(atol, Mapping) else atol)
+        err = np.abs(got - want)
+        bad = ~(err <= bound)  # NaN fails
+        if bad.any():
+            first = tuple(np.argwhere(bad)[0])
+            raise AssertionError(
+                f"{what}: {np.count_nonzero(bad)} of {bad.size} entries beyond rtol * scale "
+                f"+ atol; first at {first}: actual {got[first]!r}, expected {want[first]!r}, "
+                f"bound {bound[first]:.3g}"
+            )
