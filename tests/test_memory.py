@@ -34,7 +34,7 @@ def _peak_bytes(fit):
 
 
 def _explicit(covariance_type):
-    """Equal weights, identity precisions, means drawn around the data's centres."""
+    """Equal weights, identity precisions, means drawn as the data's centres are (seed 1)."""
     means = np.random.default_rng(1).normal(0.0, 6.0, (N_COMPONENTS, N_FEATURES))
     return explicit_init(covariance_type, means, N_COMPONENTS)
 
