@@ -9,27 +9,20 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import COV_TYPES, INIT_PARAMS, sklearn_blobs
 from numpy.testing import assert_array_equal
 from sklearn import mixture as skm
-from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from fastmix import GaussianMixture
 
-COV_TYPES = ("full", "tied", "diag", "spherical")
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 PREDICT_METHODS = ("predict", "predict_proba", "score_samples", "score", "bic", "aic")
 N_COMPONENTS = 3
 N_FEATURES = 3
 
 
-def blobs(n=200, d=N_FEATURES, k=N_COMPONENTS, seed=0, std=1.0):
-    X, _ = make_blobs(n_samples=n, n_features=d, centers=k, cluster_std=std, random_state=seed)
-    return X
-
-
-X_GOOD = blobs()
+X_GOOD = sklearn_blobs(n=200, d=N_FEATURES, k=N_COMPONENTS)
 
 
 def fitted(covariance_type="full", **params):
@@ -355,7 +348,7 @@ ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_chole
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("scale", [1e150, 1e-150])
 def test_extreme_scales_finite_or_clear_error(scale, covariance_type, init_params):
-    X = blobs(n=300, seed=1) * scale
+    X = sklearn_blobs(n=300, d=N_FEATURES, k=N_COMPONENTS, seed=1) * scale
     gm = GaussianMixture(
         N_COMPONENTS, covariance_type=covariance_type, init_params=init_params, random_state=0
     )

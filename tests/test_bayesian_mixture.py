@@ -7,16 +7,15 @@ import inspect
 import pickle
 import warnings
 
-import numba
 import numpy as np
 import pytest
 import reference_vi as ref
+from conftest import COV_TYPES, INIT_PARAMS, fit_quiet, skewed_blobs
 from numpy.testing import assert_allclose
 from sklearn import mixture as skm
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
-from threadpoolctl import threadpool_limits
 
 from fastmix import BayesianGaussianMixture
 from fastmix._stats import COV_CODES, stats_from_resp
@@ -31,44 +30,11 @@ from fastmix._variational import (
     weights_from_concentration,
 )
 
-COV_TYPES = ["full", "tied", "diag", "spherical"]
 PRIOR_TYPES = ["dirichlet_process", "dirichlet_distribution"]
-INITS = ["kmeans", "k-means++", "random", "random_from_data"]
 RTOL = 1e-6  # parity with scikit-learn, float64
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests check numbers, not speed: one numba thread and one BLAS thread
-    keep the many tiny fits fast on a shared 2-core machine (parallel launches
-    and spinning BLAS threads dominate tiny problems under load)."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        numba.set_num_threads(previous)
-
-
-def blobs(seed=0, n_per=80, separation=4.0, n_features=3):
-    rng = np.random.RandomState(seed)
-    centres = separation * rng.randn(3, n_features)
-    scales = [0.6, 1.0, 1.4]
-    parts = [
-        centres[i]
-        + scales[i]
-        * rng.randn(n_per, n_features)
-        @ np.triu(rng.rand(n_features, n_features) * 0.5 + np.eye(n_features))
-        for i in range(3)
-    ]
-    return np.vstack(parts)
-
-
-def fit_quiet(model, X, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X, **kw)
+# These tests check numbers, not speed: one numba and one BLAS thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fitted_arrays(m):
@@ -105,10 +71,10 @@ def test_parity_with_sklearn(covariance_type, prior_type):
     """Every fitted attribute, n_iter_, converged_, the lower bounds,
     predict_proba and score_samples match scikit-learn 1.9 at rtol 1e-6, for
     each init_params, from the same int random_state."""
-    X = blobs(seed=3)
-    X_test = blobs(seed=4)
+    X = skewed_blobs(seed=3)
+    X_test = skewed_blobs(seed=4)
     worst = 0.0
-    for init_params in INITS:
+    for init_params in INIT_PARAMS:
         kw = dict(
             n_components=4,
             covariance_type=covariance_type,
@@ -155,7 +121,7 @@ def test_parity_with_sklearn(covariance_type, prior_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_parity_with_user_priors_and_n_init(covariance_type):
-    X = blobs(seed=5, n_features=2)
+    X = skewed_blobs(seed=5, n_features=2)
     cov_prior = {
         "full": np.array([[2.0, 0.3], [0.3, 1.0]]),
         "tied": np.array([[2.0, 0.3], [0.3, 1.0]]),
@@ -185,7 +151,7 @@ def test_parity_with_user_priors_and_n_init(covariance_type):
 
 
 def test_warm_start_and_max_iter_zero_parity():
-    X = blobs(seed=6)
+    X = skewed_blobs(seed=6)
     kw = dict(n_components=3, max_iter=3, random_state=2, warm_start=True)
     ours = BayesianGaussianMixture(**kw)
     theirs = skm.BayesianGaussianMixture(**kw)
@@ -350,7 +316,7 @@ def test_lower_bound_is_the_full_elbo_up_to_a_constant(prior_type, weighted):
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_variational_estep_matches_reference(covariance_type, prior_type):
     """The shared kernel with the variational bias gives Bishop's ln rho (10.46)."""
-    X = blobs(seed=8)
+    X = skewed_blobs(seed=8)
     m = fit_quiet(
         BayesianGaussianMixture(
             n_components=3,
@@ -378,7 +344,7 @@ def test_variational_estep_matches_reference(covariance_type, prior_type):
 def test_fit_matches_reference_loop(covariance_type, prior_type):
     """max_iter=0 then warm-started iterations equal the reference loop run
     from the same initial responsibilities (random_from_data, via sklearn's rule)."""
-    X = blobs(seed=9, n_features=2)
+    X = skewed_blobs(seed=9, n_features=2)
     kw = dict(
         n_components=3,
         covariance_type=covariance_type,
@@ -446,7 +412,7 @@ def test_integer_weights_equal_repeated_rows(covariance_type, prior_type):
     integer weights give the fit of the repeated rows and zero weights that of
     the dropped rows: priors, every iteration's bound, parameters, n_iter_."""
     rng = np.random.RandomState(1)
-    X = blobs(seed=10, n_per=30, n_features=2)
+    X = skewed_blobs(seed=10, n_per=30, n_features=2)
     sw = rng.randint(0, 4, X.shape[0])
     X_rep = np.repeat(X, sw, axis=0)
     start = fit_quiet(
@@ -471,7 +437,7 @@ def test_integer_weights_equal_repeated_rows(covariance_type, prior_type):
 
 
 def test_weights_sum_must_exceed_one_for_default_covariance_prior():
-    X = blobs(seed=0, n_per=10, n_features=2)
+    X = skewed_blobs(seed=0, n_per=10, n_features=2)
     sw = np.full(X.shape[0], 1.0 / X.shape[0])
     with pytest.raises(ValueError, match=r"sum\(sample_weight\) > 1"):
         BayesianGaussianMixture(n_components=2).fit(X, sample_weight=sw)
@@ -484,7 +450,7 @@ def test_weights_sum_must_exceed_one_for_default_covariance_prior():
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_dtype_is_kept(covariance_type, prior_type):
-    X = blobs(seed=11, n_features=2)
+    X = skewed_blobs(seed=11, n_features=2)
     kw = dict(
         n_components=3,
         covariance_type=covariance_type,
@@ -534,7 +500,7 @@ def test_lower_bound_never_decreases(covariance_type, prior_type):
 
 def test_tied_lower_bound_is_a_scalar():
     m = fit_quiet(
-        BayesianGaussianMixture(n_components=2, covariance_type="tied", max_iter=5), blobs()
+        BayesianGaussianMixture(n_components=2, covariance_type="tied", max_iter=5), skewed_blobs()
     )
     assert isinstance(m.lower_bound_, np.float64) and np.ndim(m.lower_bound_) == 0
     assert all(isinstance(v, np.float64) and np.ndim(v) == 0 for v in m.lower_bounds_)
@@ -549,7 +515,7 @@ def _both_raise(kw, X, match, exc=ValueError):
 
 
 def test_prior_validation_messages():
-    X = blobs(n_features=3)
+    X = skewed_blobs(n_features=3)
     _both_raise(
         dict(degrees_of_freedom_prior=1.5),
         X,
@@ -600,7 +566,7 @@ def test_prior_validation_messages():
 
 
 def test_bad_data_like_gaussian_mixture():
-    X = blobs()
+    X = skewed_blobs()
     for bad, exc in (
         (np.array([[np.nan, 1.0], [1.0, 2.0], [0.0, 1.0]]), ValueError),
         (X[:1], ValueError),
@@ -613,7 +579,7 @@ def test_bad_data_like_gaussian_mixture():
 
 
 def test_failed_fit_leaves_fitted_model_untouched():
-    X = blobs()
+    X = skewed_blobs()
     m = fit_quiet(BayesianGaussianMixture(n_components=2, max_iter=10, random_state=0), X)
     before = {k: copy.deepcopy(v) for k, v in vars(m).items()}
     m.set_params(degrees_of_freedom_prior=0.5)
@@ -634,7 +600,7 @@ def test_failed_fit_leaves_fitted_model_untouched():
 
 
 def test_constructor_parameters_not_mutated():
-    X = blobs()
+    X = skewed_blobs()
     m = BayesianGaussianMixture(n_components=3, max_iter=5, random_state=0)
     params = m.get_params()
     fit_quiet(m, X)
@@ -672,7 +638,7 @@ def test_dirichlet_process_switches_off_surplus_components():
 
 
 def test_fit_predict_and_api():
-    X = blobs()
+    X = skewed_blobs()
     kw = dict(n_components=3, max_iter=20, random_state=0)
     labels = fit_quiet(BayesianGaussianMixture(**kw), X).predict(X)
     with warnings.catch_warnings():

@@ -6,10 +6,12 @@ import re
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import labelled_blobs
 from sklearn.base import clone
 
 import fastmix
@@ -277,11 +279,8 @@ def _check_png(path, min_size):
     assert 0.01 < non_white < 0.9
 
 
-def _blobs(n_samples=600, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = np.array([[-4.0, 0.0], [3.0, 3.0], [2.0, -4.0]])
-    labels = rng.integers(0, 3, size=n_samples)
-    return centres[labels] + rng.normal(scale=0.7, size=(n_samples, 2))
+# 600 x 2: three fixed centres, noise 0.7, seed 0.
+_blobs = partial(labelled_blobs, 0, 600, centres=[[-4.0, 0.0], [3.0, 3.0], [2.0, -4.0]], noise=0.7)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES, explicit_init, fit_quiet, record_takes, three_blobs
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
@@ -28,7 +29,6 @@ import fastmix._sources._init as init  # noqa: E402
 from fastmix import BayesianGaussianMixture, GaussianMixture  # noqa: E402
 from fastmix._sources import DaskSource  # noqa: E402
 
-COV_TYPES = ["full", "tied", "diag", "spherical"]
 RTOL = 1e-8  # dask vs in-memory, float64 (the issue's bound)
 
 
@@ -47,36 +47,7 @@ def client():
         cluster.close()
 
 
-def blobs(n_per=700, n_features=3, seed=0):
-    rng = np.random.RandomState(seed)
-    centres = 5.0 * rng.randn(3, n_features)
-    parts = [centres[k] + (0.5 + 0.5 * k) * rng.randn(n_per, n_features) for k in range(3)]
-    X = np.vstack(parts)
-    return X[rng.permutation(len(X))]
-
-
-X_NP = blobs()
-
-
-def fit_quiet(model, X, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X, **kw)
-
-
-def explicit_init(covariance_type, X, n_components=3):
-    n_features = X.shape[1]
-    precisions = {
-        "full": np.tile(np.eye(n_features), (n_components, 1, 1)),
-        "tied": np.eye(n_features),
-        "diag": np.ones((n_components, n_features)),
-        "spherical": np.ones(n_components),
-    }[covariance_type]
-    return dict(
-        weights_init=np.full(n_components, 1.0 / n_components),
-        means_init=np.asarray(X[:n_components]),
-        precisions_init=precisions,
-    )
+X_NP = three_blobs(n_per=700, scales=(0.5, 1.0, 1.5), shuffle=True)
 
 
 def make(estimator, covariance_type, **kw):
@@ -193,15 +164,7 @@ def test_dask_init_never_pulls_more_than_the_sample(client, monkeypatch):
     statistics of the start are summed on the cluster."""
     monkeypatch.setattr(init, "INIT_SAMPLE_ROWS", 400)
     X = da.from_array(X_NP, chunks=500)
-    taken = []
-    take = DaskSource.take
-
-    def recording_take(self, rows):
-        out = take(self, rows)
-        taken.append(len(out[0]))
-        return out
-
-    monkeypatch.setattr(DaskSource, "take", recording_take)
+    taken = record_takes(monkeypatch, DaskSource)
     reference = fit_quiet(GaussianMixture(3, random_state=0), X_NP)
     for init_params in ("kmeans", "k-means++", "random_from_data"):
         model = fit_quiet(GaussianMixture(3, init_params=init_params, random_state=0), X)

@@ -11,16 +11,14 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES, INIT_PARAMS, sklearn_blobs
 from numpy.testing import assert_array_equal
 from sklearn import mixture as skm
-from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky_from_precisions
 
 from fastmix import GaussianMixture
 
-COV_TYPES = ("full", "tied", "diag", "spherical")
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 PARAM_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 
 # Parity tolerance (float64): scikit-learn and fastmix run the same algorithm in
@@ -31,11 +29,6 @@ RTOL = 1e-6
 # covariances, Cholesky factors, tiny responsibilities) only carry an absolute
 # error of a few ulps of the array's scale: compare them against that scale.
 ATOL_FACTOR = 1e-9
-
-
-def blobs(n=400, d=3, k=3, seed=0, std=1.0):
-    X, _ = make_blobs(n_samples=n, n_features=d, centers=k, cluster_std=std, random_state=seed)
-    return X
 
 
 def assert_close(actual, desired, rtol=RTOL, err_msg="", atol_floor=0.0, atol_factor=ATOL_FACTOR):
@@ -143,7 +136,7 @@ def explicit_inits(X, n_components, covariance_type, seed=0):
 # --------------------------------------------------------------------------- parity
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_parity_explicit_inits(covariance_type):
-    X = blobs(n=500, d=4, k=3, seed=1, std=1.5)
+    X = sklearn_blobs(n=500, d=4, k=3, seed=1, std=1.5)
     inits = explicit_inits(X, 3, covariance_type)
     # random_state only drives sample() here: every parameter is given.
     fm, sk = fit_both(X, n_components=3, covariance_type=covariance_type, random_state=0, **inits)
@@ -154,7 +147,7 @@ def test_parity_explicit_inits(covariance_type):
 @pytest.mark.parametrize("init_params", INIT_PARAMS)
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_parity_init_params(covariance_type, init_params):
-    X = blobs(n=600, d=3, k=4, seed=2, std=1.2)
+    X = sklearn_blobs(n=600, d=3, k=4, seed=2, std=1.2)
     fm, sk = fit_both(
         X,
         n_components=4,
@@ -169,7 +162,7 @@ def test_parity_init_params(covariance_type, init_params):
 def test_parity_random_init_spans_init_blocks(covariance_type):
     # fastmix draws the 'random' responsibilities in blocks of 65536 rows; the
     # random stream must still be consumed exactly as scikit-learn's one draw.
-    X = blobs(n=70_000, d=2, k=2, seed=3, std=2.0)
+    X = sklearn_blobs(n=70_000, d=2, k=2, seed=3, std=2.0)
     fm, sk = fit_both(
         X,
         n_components=2,
@@ -183,7 +176,7 @@ def test_parity_random_init_spans_init_blocks(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_parity_n_init(covariance_type):
-    X = blobs(n=500, d=2, k=3, seed=4, std=2.5)
+    X = sklearn_blobs(n=500, d=2, k=3, seed=4, std=2.5)
     fm, sk = fit_both(
         X,
         n_components=3,
@@ -197,7 +190,7 @@ def test_parity_n_init(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_parity_warm_start(covariance_type):
-    X = blobs(n=500, d=3, k=3, seed=5, std=2.5)
+    X = sklearn_blobs(n=500, d=3, k=3, seed=5, std=2.5)
     params = dict(
         n_components=3,
         covariance_type=covariance_type,
@@ -219,7 +212,7 @@ def test_parity_warm_start(covariance_type):
 @pytest.mark.parametrize("init_params", ["kmeans", "random"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_parity_max_iter_0(covariance_type, init_params):
-    X = blobs(n=400, d=3, k=3, seed=6)
+    X = sklearn_blobs(n=400, d=3, k=3, seed=6)
     with warnings.catch_warnings():
         # max_iter=0 only initialises: no ConvergenceWarning from either library.
         warnings.simplefilter("error", ConvergenceWarning)
@@ -251,7 +244,7 @@ PARTIAL_INITS = (
 @pytest.mark.parametrize("given", PARTIAL_INITS, ids="+".join)
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_parity_partial_inits(covariance_type, given):
-    X = blobs(n=500, d=3, k=3, seed=8, std=1.5)
+    X = sklearn_blobs(n=500, d=3, k=3, seed=8, std=1.5)
     inits = explicit_inits(X, 3, covariance_type, seed=1)
     params = {name: inits[name] for name in given}
     fm, sk = fit_both(X, n_components=3, covariance_type=covariance_type, random_state=0, **params)
@@ -271,7 +264,7 @@ def test_parity_partial_inits_max_iter_0(covariance_type, given):
     responsibilities are identical, with the precisions replaced by
     scikit-learn's own Cholesky factorisation of ``precisions_init``.)
     """
-    X = blobs(n=500, d=3, k=3, seed=8, std=1.5)
+    X = sklearn_blobs(n=500, d=3, k=3, seed=8, std=1.5)
     inits = explicit_inits(X, 3, covariance_type, seed=1)
     params = {name: inits[name] for name in given}
     common = dict(n_components=3, covariance_type=covariance_type, random_state=0, max_iter=0)
@@ -293,15 +286,15 @@ def test_parity_partial_inits_max_iter_0(covariance_type, given):
 
 def _edge_case(name):
     if name == "one_component":
-        return blobs(n=300, d=3, k=1, seed=20), 1
+        return sklearn_blobs(n=300, d=3, k=1, seed=20), 1
     if name == "one_feature":
-        return blobs(n=300, d=1, k=2, seed=21), 2
+        return sklearn_blobs(n=300, d=1, k=2, seed=21), 2
     if name == "constant_feature":
-        X = blobs(n=300, d=3, k=3, seed=22)
+        X = sklearn_blobs(n=300, d=3, k=3, seed=22)
         X[:, 1] = 4.0
         return X, 3
     if name == "n_samples_equals_n_components":
-        return blobs(n=3, d=2, k=3, seed=23), 3
+        return sklearn_blobs(n=3, d=2, k=3, seed=23), 3
     raise AssertionError(name)
 
 
@@ -344,7 +337,7 @@ def test_all_inits_max_iter_0_sets_covariances_from_precisions(covariance_type):
     # Documented difference: scikit-learn 1.9 raises AttributeError here (it
     # never sets covariances_); fastmix returns the given parameters with
     # covariances_ the inverse of precisions_init.
-    X = blobs(n=300, d=3, k=3, seed=9)
+    X = sklearn_blobs(n=300, d=3, k=3, seed=9)
     inits = explicit_inits(X, 3, covariance_type, seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -369,7 +362,7 @@ def test_all_inits_max_iter_0_sets_covariances_from_precisions(covariance_type):
 def test_parity_list_input_and_random_state_instance(covariance_type):
     # A list of lists is validated like an array; a RandomState instance is
     # consumed exactly as scikit-learn consumes it, across n_init and refits.
-    X = blobs(n=300, d=2, k=3, seed=27, std=2.0)
+    X = sklearn_blobs(n=300, d=2, k=3, seed=27, std=2.0)
     fm_rng, sk_rng = np.random.RandomState(5), np.random.RandomState(5)
     params = dict(n_components=3, covariance_type=covariance_type, init_params="random", n_init=2)
     with warnings.catch_warnings():
@@ -386,7 +379,7 @@ def test_parity_list_input_and_random_state_instance(covariance_type):
 # ----------------------------------------------------------- warnings and verbose
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_convergence_warning_text(covariance_type):
-    X = blobs(n=400, d=2, k=3, seed=10, std=3.0)
+    X = sklearn_blobs(n=400, d=2, k=3, seed=10, std=3.0)
     params = dict(n_components=3, covariance_type=covariance_type, max_iter=1, random_state=0)
     with pytest.warns(ConvergenceWarning) as fm_records:
         GaussianMixture(**params).fit(X)
@@ -406,7 +399,7 @@ def test_convergence_warning_text(covariance_type):
 
 @pytest.mark.parametrize("verbose", [1, 2])
 def test_verbose_output_max_iter_0(verbose, capsys):
-    X = blobs(n=200, d=2, k=2, seed=28)
+    X = sklearn_blobs(n=200, d=2, k=2, seed=28)
     params = dict(n_components=2, max_iter=0, n_init=2, verbose=verbose, random_state=0)
     outputs = []
     for cls in (GaussianMixture, skm.GaussianMixture):
@@ -423,7 +416,7 @@ def _without_timings(text):
 @pytest.mark.parametrize("verbose", [1, 2])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_verbose_output_matches_sklearn(covariance_type, verbose, capsys):
-    X = blobs(n=400, d=2, k=3, seed=11, std=2.5)
+    X = sklearn_blobs(n=400, d=2, k=3, seed=11, std=2.5)
     params = dict(
         n_components=3,
         covariance_type=covariance_type,
@@ -456,7 +449,7 @@ def test_verbose_output_matches_sklearn(covariance_type, verbose, capsys):
 @pytest.mark.parametrize("init_params", ["kmeans", "random"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_fit_predict_equals_fit_then_predict(covariance_type, init_params, max_iter):
-    X = blobs(n=500, d=3, k=3, seed=12, std=2.5)
+    X = sklearn_blobs(n=500, d=3, k=3, seed=12, std=2.5)
     params = dict(
         n_components=3,
         covariance_type=covariance_type,
@@ -481,7 +474,7 @@ def test_fit_predict_equals_fit_then_predict(covariance_type, init_params, max_i
 def test_lower_bounds_never_decrease(covariance_type, init_params):
     # Overlapping clusters and tol=0: EM runs all of max_iter steps, through
     # the slow final approach to the fixed point.
-    X = blobs(n=800, d=2, k=4, seed=3, std=3.0)
+    X = sklearn_blobs(n=800, d=2, k=4, seed=3, std=3.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm = GaussianMixture(
@@ -525,7 +518,7 @@ def _assert_same_model(a, b, rtol, X):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_integer_sample_weight_equals_repeated_rows(covariance_type):
-    X = blobs(n=300, d=3, k=3, seed=13, std=1.5)
+    X = sklearn_blobs(n=300, d=3, k=3, seed=13, std=1.5)
     w = np.random.RandomState(0).randint(1, 4, X.shape[0])
     weighted, repeated = _weighted_pair(X, w, np.repeat(X, w, axis=0), covariance_type)
     assert weighted.n_iter_ > 1
@@ -535,7 +528,7 @@ def test_integer_sample_weight_equals_repeated_rows(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_zero_sample_weight_equals_dropped_rows(covariance_type):
-    X = blobs(n=400, d=3, k=3, seed=14, std=1.5)
+    X = sklearn_blobs(n=400, d=3, k=3, seed=14, std=1.5)
     rng = np.random.RandomState(1)
     w = (rng.uniform(size=X.shape[0]) > 0.3).astype(np.float64)
     # The dropped rows are far outliers: any leak of a zero-weight row shows.
@@ -547,7 +540,7 @@ def test_zero_sample_weight_equals_dropped_rows(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_mixed_integer_sample_weight_with_zeros(covariance_type):
-    X = blobs(n=300, d=2, k=3, seed=15, std=1.5)
+    X = sklearn_blobs(n=300, d=2, k=3, seed=15, std=1.5)
     w = np.random.RandomState(2).randint(0, 4, X.shape[0])
     assert (w == 0).any()
     with warnings.catch_warnings():
@@ -595,7 +588,7 @@ def test_weighted_initialisation_matches_reference(covariance_type, init_params)
     the labels of KMeans fitted with the same weights)."""
     from sklearn.cluster import KMeans
 
-    X = blobs(n=500, d=3, k=3, seed=24, std=1.5)
+    X = sklearn_blobs(n=500, d=3, k=3, seed=24, std=1.5)
     w = np.random.RandomState(5).uniform(0.0, 3.0, X.shape[0])
     w[::7] = 0.0
     rng = np.random.RandomState(0)
@@ -621,7 +614,7 @@ def test_weighted_initialisation_matches_reference(covariance_type, init_params)
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_unit_sample_weight_is_bitwise_none(covariance_type, init_params):
-    X = blobs(n=600, d=3, k=3, seed=16, std=2.0)
+    X = sklearn_blobs(n=600, d=3, k=3, seed=16, std=2.0)
     params = dict(
         n_components=3, covariance_type=covariance_type, init_params=init_params, random_state=0
     )
@@ -644,7 +637,7 @@ def test_unit_sample_weight_is_bitwise_none(covariance_type, init_params):
 )
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_constant_sample_weight_does_not_change_fit(covariance_type, constant):
-    X = blobs(n=400, d=3, k=3, seed=17, std=1.5)
+    X = sklearn_blobs(n=400, d=3, k=3, seed=17, std=1.5)
     weighted, unweighted = _weighted_pair(X, np.full(X.shape[0], constant), X, covariance_type)
     # A common factor on every weight cancels in every update; only rounding of
     # the scaled sums remains (~1e-15 relative, not amplified by contractive EM).
@@ -679,7 +672,7 @@ def _assert_float32_close(gm32, gm64, X32, rtol=F32_RTOL):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_float32_in_float32_out(covariance_type):
-    X32 = blobs(n=2000, d=3, k=3, seed=18, std=1.0).astype(np.float32)
+    X32 = sklearn_blobs(n=2000, d=3, k=3, seed=18, std=1.0).astype(np.float32)
     params = dict(n_components=3, covariance_type=covariance_type, random_state=0)
     gm32 = GaussianMixture(**params).fit(X32)
     for name in PARAM_ARRAYS:
@@ -698,7 +691,7 @@ def test_float32_in_float32_out(covariance_type):
 def test_float32_offset_data_close_to_float64(covariance_type):
     # Data far from the origin: float32 keeps them exactly (integers + a few
     # bits), and accumulation around the current means must avoid cancellation.
-    X32 = (blobs(n=5000, d=3, k=3, seed=1, std=1.0) + 1000.0).astype(np.float32)
+    X32 = (sklearn_blobs(n=5000, d=3, k=3, seed=1, std=1.0) + 1000.0).astype(np.float32)
     params = dict(n_components=3, covariance_type=covariance_type, random_state=0)
     gm32 = GaussianMixture(**params).fit(X32)
     gm64 = GaussianMixture(**params).fit(X32.astype(np.float64))
@@ -707,7 +700,7 @@ def test_float32_offset_data_close_to_float64(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_float64_stays_float64_and_int_becomes_float64(covariance_type):
-    X = np.round(blobs(n=300, d=2, k=2, seed=19) * 10)
+    X = np.round(sklearn_blobs(n=300, d=2, k=2, seed=19) * 10)
     params = dict(n_components=2, covariance_type=covariance_type, random_state=0)
     gm64 = GaussianMixture(**params).fit(X)
     gm_int = GaussianMixture(**params).fit(X.astype(np.int64))
@@ -726,7 +719,7 @@ def test_float64_model_on_float32_data():
     # Documented: outputs come in X's floating dtype and are computed in it,
     # so a float64 model scoring float32 data is accurate to float32 precision
     # (scikit-learn returns float64 here).
-    X = blobs(n=500, d=3, k=3, seed=25)
+    X = sklearn_blobs(n=500, d=3, k=3, seed=25)
     X32 = X.astype(np.float32)
     gm = GaussianMixture(3, random_state=0).fit(X)
     sk = skm.GaussianMixture(3, random_state=0).fit(X)
@@ -742,7 +735,7 @@ def test_float64_model_on_float32_data():
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_memory_layout_does_not_change_the_fit(covariance_type):
-    X = blobs(n=500, d=3, k=3, seed=26, std=1.5)
+    X = sklearn_blobs(n=500, d=3, k=3, seed=26, std=1.5)
     wide = np.zeros((X.shape[0], 6))
     wide[:, ::2] = X
     params = dict(n_components=3, covariance_type=covariance_type, random_state=0)

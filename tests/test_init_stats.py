@@ -9,6 +9,7 @@ dense reference in tests/reference.py must agree with it to rounding.
 import numpy as np
 import pytest
 import reference as ref
+from conftest import COV_TYPES, REFERENCE_RESP_FIELDS, assert_stats_close
 
 from fastmix import _stats
 from fastmix._stats import COV_CODES, stats_from_resp
@@ -62,20 +63,18 @@ def run(X, w, r, covariance_type, shift, monkeypatch, spy=None, general=False):
 
 
 def assert_same_stats(fast, general):
-    for name in FIELDS:
-        a, b = np.asarray(getattr(fast, name)), np.asarray(getattr(general, name))
-        assert a.shape == b.shape, name
-        scale = max(np.abs(b).max(initial=0.0), 1.0)
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * scale, err_msg=name)
-    assert (fast.row_sum is None) == (general.row_sum is None)
-    if general.row_sum is not None:
-        np.testing.assert_allclose(fast.row_sum, general.row_sum, rtol=1e-12, atol=1e-12)
+    """rtol 1e-12; atol 1e-12 of each field's largest entry (at least 1), of row_sum 1e-12."""
+    atol = {
+        name: 1e-12 * max(np.abs(np.asarray(getattr(general, name))).max(initial=0.0), 1.0)
+        for name in FIELDS
+    }
+    assert_stats_close(fast, general, rtol=1e-12, atol={**atol, "row_sum": 1e-12})
 
 
 @pytest.mark.parametrize("kind", ["kmeans", "seeds"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("covariance_type", ref.COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_one_hot_matches_general_path(covariance_type, weighted, dtype, kind, monkeypatch):
     rng = np.random.default_rng(0)
     X = (rng.standard_normal((N_SAMPLES, N_FEATURES)) * 3.0 + 10.0).astype(dtype)
@@ -100,15 +99,9 @@ def test_one_hot_matches_general_path(covariance_type, weighted, dtype, kind, mo
 
     # Against the dense reference, to the accuracy its error scales allow.
     want = ref.stats_from_resp(X.astype(np.float64), w, r, covariance_type, shift)
-    scale = want["scale"]
-    for name, got in [
-        ("nk", fast.nk),
-        ("s1", fast.s1),
-        ("s2", fast.s2_mat),
-        ("s2_diag", fast.s2_diag),
-        ("sum_w", fast.sum_w),
-    ]:
-        ref.assert_close(got, want[name], np.float64, scale[name], err_msg=name)
+    assert_stats_close(
+        fast, want, **ref.tol(np.float64), scale=want["scale"], fields=REFERENCE_RESP_FIELDS
+    )
     if kind == "kmeans":
         # The component without rows: exact zeros, as the general path gives.
         assert fast.nk[-1] == 0.0
@@ -121,7 +114,7 @@ def test_one_hot_matches_general_path(covariance_type, weighted, dtype, kind, mo
     assert (fast.row_sum is not None) == (covariance_type == "tied" and kind == "seeds")
 
 
-@pytest.mark.parametrize("covariance_type", ref.COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_mixed_blocks(covariance_type, monkeypatch):
     """A block that is not one-hot takes the general path; the others stay fast."""
     rng = np.random.default_rng(1)

@@ -6,45 +6,22 @@ import pickle
 import warnings
 import zipfile
 
-import numba
 import numpy as np
 import pytest
+from conftest import COV_TYPES, fit_quiet, three_blobs
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from threadpoolctl import threadpool_limits
+from sklearn.exceptions import NotFittedError
 
 import fastmix
 from fastmix import BayesianGaussianMixture, GaussianMixture
 from fastmix._io import FORMAT_VERSION
 
-COV_TYPES = ["full", "tied", "diag", "spherical"]
 PRIOR_TYPES = ["dirichlet_process", "dirichlet_distribution"]
 DTYPES = [np.float64, np.float32]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny fits: one numba and one BLAS thread keep them fast on a shared machine."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        numba.set_num_threads(previous)
-
-
-def blobs(dtype=np.float64, seed=0, n_per=40, n_features=3):
-    rng = np.random.RandomState(seed)
-    centres = 5.0 * rng.randn(3, n_features)
-    X = np.vstack([c + rng.randn(n_per, n_features) * (0.5 + i) for i, c in enumerate(centres)])
-    return X.astype(dtype)
-
-
-def fit_quiet(model, X, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X, **kw)
+# Tiny fits: one numba and one BLAS thread keep them fast on a shared machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(kind, covariance_type="full", prior_type="dirichlet_process", **kw):
@@ -105,7 +82,7 @@ def assert_same_predictions(a, b, X):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_round_trip_gaussian_mixture(tmp_path, covariance_type, dtype):
-    X = blobs(dtype)
+    X = three_blobs(dtype=dtype)
     model = fit_quiet(make("gmm", covariance_type), X)
     path = tmp_path / "model.npz"
     model.save(path)
@@ -121,7 +98,7 @@ def test_round_trip_gaussian_mixture(tmp_path, covariance_type, dtype):
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_round_trip_bayesian_mixture(tmp_path, covariance_type, prior_type, dtype):
-    X = blobs(dtype)
+    X = three_blobs(dtype=dtype)
     model = fit_quiet(make("bgmm", covariance_type, prior_type), X)
     path = tmp_path / "model.npz"
     model.save(str(path))
@@ -139,7 +116,7 @@ def test_round_trip_bayesian_mixture(tmp_path, covariance_type, prior_type, dtyp
 
 def test_layout_is_documented_npz(tmp_path):
     """The file is a plain .npz of non-object arrays with the documented entries."""
-    model = fit_quiet(make("bgmm", "tied"), blobs(np.float32))
+    model = fit_quiet(make("bgmm", "tied"), three_blobs(dtype=np.float32))
     path = tmp_path / "model.npz"
     model.save(path)
     with np.load(path, allow_pickle=False) as data:
@@ -165,7 +142,7 @@ def test_layout_is_documented_npz(tmp_path):
 def test_array_params_and_random_state_round_trip(tmp_path):
     """Array-valued parameters come back as arrays; a RandomState keeps its state,
     so the loaded model samples as the saved one would."""
-    X = blobs()
+    X = three_blobs()
     means_init = np.array([[0.0, 0, 0], [5, 5, 5], [-5, 0, 5]])
     precisions_init = np.ones((3, 3)) * [[1.0], [2.0], [3.0]]
     model = fit_quiet(
@@ -214,7 +191,7 @@ def test_array_params_and_random_state_round_trip(tmp_path):
 def test_feature_names_round_trip_without_pandas(tmp_path):
     """feature_names_in_ is stored as a unicode array and restored as scikit-learn
     keeps it (an object array of str)."""
-    X = blobs()
+    X = three_blobs()
     model = fit_quiet(make("gmm"), X)
     model.feature_names_in_ = np.asarray(["a", "b", "ç"], dtype=object)
     model.save(tmp_path / "m.npz")
@@ -228,7 +205,7 @@ def test_feature_names_round_trip_without_pandas(tmp_path):
 
 def test_feature_names_round_trip_with_pandas(tmp_path):
     pd = pytest.importorskip("pandas")
-    X = pd.DataFrame(blobs(np.float32), columns=["height", "width", "depth"])
+    X = pd.DataFrame(three_blobs(dtype=np.float32), columns=["height", "width", "depth"])
     model = fit_quiet(make("bgmm", "diag"), X)
     model.save(tmp_path / "m.npz")
     loaded = fastmix.load(tmp_path / "m.npz")
@@ -243,7 +220,7 @@ def test_feature_names_round_trip_with_pandas(tmp_path):
 
 def test_save_to_exact_path_and_file_objects(tmp_path):
     """No suffix is added to the path; file objects work both ways; no temp file is left."""
-    X = blobs()
+    X = three_blobs()
     model = fit_quiet(make("gmm", "tied"), X)
     path = tmp_path / "model.bin"
     model.save(path)
@@ -258,7 +235,7 @@ def test_save_to_exact_path_and_file_objects(tmp_path):
 
 
 def test_loaded_model_warm_starts_like_the_original(tmp_path):
-    X = blobs()
+    X = three_blobs()
     model = fit_quiet(make("bgmm", "full", warm_start=True, tol=0.0), X)
     model.save(tmp_path / "m.npz")
     loaded = fastmix.load(tmp_path / "m.npz")
@@ -279,7 +256,7 @@ def test_subclass_is_not_saved(tmp_path):
     class MyMixture(GaussianMixture):
         pass
 
-    model = fit_quiet(MyMixture(2, max_iter=5, random_state=0), blobs())
+    model = fit_quiet(MyMixture(2, max_iter=5, random_state=0), three_blobs())
     with pytest.raises(TypeError, match="Only BayesianGaussianMixture and GaussianMixture"):
         model.save(tmp_path / "m.npz")
 
@@ -288,7 +265,7 @@ def test_subclass_is_not_saved(tmp_path):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A valid model file's bytes and entries, to tamper with."""
-    X = blobs()
+    X = three_blobs()
     model = fit_quiet(make("bgmm", "full"), X)
     path = tmp_path_factory.mktemp("saved") / "model.npz"
     model.save(path)
@@ -505,7 +482,7 @@ def test_missing_file_is_an_os_error(tmp_path):
 # --------------------------------------------------------- pickle, clone
 @pytest.mark.parametrize("kind", ["gmm", "bgmm"])
 def test_pickle_and_clone(tmp_path, kind):
-    X = blobs(np.float32)
+    X = three_blobs(dtype=np.float32)
     model = fit_quiet(make(kind, "diag"), X)
     again = pickle.loads(pickle.dumps(model))
     assert_same_state(model, again)

@@ -14,20 +14,13 @@ import warnings
 import numpy as np
 import pytest
 import reference as ref
+from conftest import labelled_blobs
 from sklearn.cluster import KMeans
 
 import fastmix._kmeans as fk
 from fastmix._kernels.kmeans import CHUNK, column_moments, lloyd_pass, seed_draw, seed_trial
 
 F64 = np.float64
-
-
-def blobs(seed, n_samples, n_features, n_clusters, spread=5.0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, spread, (n_clusters, n_features))
-    return centres[rng.integers(0, n_clusters, n_samples)] + rng.normal(
-        size=(n_samples, n_features)
-    )
 
 
 @pytest.fixture
@@ -102,10 +95,10 @@ def test_seed_draw_flags_targets_within_the_margin():
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_lloyd_pass_matches_reference(n_samples, n_features, weighted):
     rng = np.random.default_rng(n_samples + n_features)
-    X = blobs(n_samples, n_samples, n_features, 5)
+    X = labelled_blobs(n_samples, n_samples, n_features, 5)
     w = rng.uniform(0.0, 2.0, n_samples) if weighted else None
     mean = X.mean(axis=0)
-    centres = blobs(1, 6, n_features, 6) - mean
+    centres = labelled_blobs(1, 6, n_features, 6) - mean
     want_labels, want_sums, want_weights, scale = ref.kmeans_lloyd_pass(X, mean, w, centres)
     labels = want_labels.astype(np.int32)
     labels[::3] = -1  # a third of the rows change label
@@ -133,7 +126,7 @@ def test_lloyd_pass_counts_near_ties():
 
 
 def test_column_moments():
-    X = blobs(0, 3 * CHUNK * 8 + 5, 5, 3)
+    X = labelled_blobs(0, 3 * CHUNK * 8 + 5, 5, 3)
     mean, var, max_sq_norm = column_moments(X)
     ref.assert_close(mean, X.mean(axis=0), F64, scale=np.abs(X).mean(axis=0))
     ref.assert_close(var, X.var(axis=0), F64)
@@ -158,7 +151,7 @@ CASES = [
 def test_kmeans_matches_sklearn_on_the_fast_path(
     n_samples, n_features, n_clusters, weighted, fallbacks
 ):
-    X = blobs(n_clusters, n_samples, n_features, n_clusters)
+    X = labelled_blobs(n_clusters, n_samples, n_features, n_clusters)
     w = np.random.default_rng(1).uniform(0.1, 2.0, n_samples) if weighted else None
     rs = np.random.RandomState(7)
     labels, centres = fk.kmeans(X, n_clusters, rs, w)
@@ -196,7 +189,7 @@ def test_kmeans_equals_sklearn_where_it_hands_over(kind, fallbacks):
         X = rng.integers(0, 4, (500, 2)).astype(np.float64)
         n_clusters = 5
     else:
-        X = blobs(0, 2000, 3, 4).astype(np.float32)
+        X = labelled_blobs(0, 2000, 3, 4).astype(np.float32)
         n_clusters = 4
     with warnings.catch_warnings(record=True) as got:
         warnings.simplefilter("always")
@@ -246,7 +239,7 @@ def test_kmeans_plusplus_indices_match_sklearn(offset, weighted, fallbacks, monk
         return real(*args, **kwargs)
 
     monkeypatch.setattr("sklearn.cluster.kmeans_plusplus", spy)
-    X = blobs(4, 20_000, 6, 12) + offset
+    X = labelled_blobs(4, 20_000, 6, 12) + offset
     w = np.random.default_rng(2).uniform(0.1, 2.0, len(X)) if weighted else None
     rs = np.random.RandomState(11)
     indices = fk.kmeans_plusplus_indices(X, 12, rs, w)

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import COV_TYPES, INIT_PARAMS, explicit_init, fit_quiet, record_takes, three_blobs
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
@@ -20,16 +22,8 @@ import fastmix._sources._init as init
 from fastmix import BayesianGaussianMixture, GaussianMixture
 from fastmix._sources import BlockSource
 
-COV_TYPES = ["full", "tied", "diag", "spherical"]
-INITS = ["kmeans", "k-means++", "random", "random_from_data"]
-
-
-def blobs(n_per, n_features=3, seed=0, dtype=np.float64):
-    rng = np.random.RandomState(seed)
-    centres = 6.0 * rng.randn(3, n_features)
-    scales = [0.5, 1.0, 1.5]
-    X = np.vstack([centres[k] + scales[k] * rng.randn(n_per, n_features) for k in range(3)])
-    return X[rng.permutation(len(X))].astype(dtype), centres
+# blobs(n_per, n_features=3, seed=0, dtype=np.float64) -> (X, centres), rows shuffled.
+blobs = partial(three_blobs, spread=6.0, scales=(0.5, 1.0, 1.5), shuffle=True, return_centres=True)
 
 
 def to_memmap(tmp_path, X, name="x.npy", mode="r"):
@@ -39,12 +33,6 @@ def to_memmap(tmp_path, X, name="x.npy", mode="r"):
     out.flush()
     del out
     return np.load(path, mmap_mode=mode)
-
-
-def fit_quiet(model, X, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X, **kw)
 
 
 def fitted(m):
@@ -62,22 +50,6 @@ def assert_same_model(a, b, rtol=0.0):
         else:
             np.testing.assert_allclose(fa[name], fb[name], rtol=rtol, atol=0, err_msg=name)
     assert a.n_iter_ == b.n_iter_
-
-
-def explicit_init(covariance_type, X, n_components=3):
-    """A deliberately rough start: rows 0..K-1 as means, unit precisions."""
-    n_features = X.shape[1]
-    precisions = {
-        "full": np.tile(np.eye(n_features), (n_components, 1, 1)),
-        "tied": np.eye(n_features),
-        "diag": np.ones((n_components, n_features)),
-        "spherical": np.ones(n_components),
-    }[covariance_type]
-    return dict(
-        weights_init=np.full(n_components, 1.0 / n_components),
-        means_init=np.asarray(X[:n_components], dtype=np.float64),
-        precisions_init=precisions,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +93,7 @@ def test_memmap_float32_fit_is_bitwise_the_in_memory_fit(tmp_path):
     assert_same_model(a, b)
 
 
-@pytest.mark.parametrize("init_params", INITS)
+@pytest.mark.parametrize("init_params", INIT_PARAMS)
 @pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
 def test_small_memmap_initialises_like_scikit_learn(tmp_path, estimator, init_params):
     """n_samples within the init sample: the 'sample' is every row, so every
@@ -134,7 +106,7 @@ def test_small_memmap_initialises_like_scikit_learn(tmp_path, estimator, init_pa
     assert_same_model(a, b, rtol=1e-10)
 
 
-@pytest.mark.parametrize("init_params", INITS)
+@pytest.mark.parametrize("init_params", INIT_PARAMS)
 def test_large_memmap_initialises_from_a_bounded_sample(tmp_path, monkeypatch, init_params):
     """n_samples above the sample size: k-means / k-means++ see only a uniform
     sample (never more rows on the client) and the fit still finds the blobs;
@@ -142,15 +114,7 @@ def test_large_memmap_initialises_from_a_bounded_sample(tmp_path, monkeypatch, i
     monkeypatch.setattr(init, "INIT_SAMPLE_ROWS", 600)
     X, centres = blobs(3000)
     M = to_memmap(tmp_path, X)
-    taken = []
-    take = BlockSource.take
-
-    def recording_take(self, rows):
-        out = take(self, rows)
-        taken.append(len(out[0]))
-        return out
-
-    monkeypatch.setattr(BlockSource, "take", recording_take)
+    taken = record_takes(monkeypatch, BlockSource)
     kw = dict(init_params=init_params, random_state=0, max_iter=200, n_init=2)
     gm = fit_quiet(GaussianMixture(3, **kw), M)
     if init_params in ("random", "random_from_data"):
@@ -303,7 +267,7 @@ def test_import_does_not_import_dask():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-@pytest.mark.parametrize("init_params", INITS)
+@pytest.mark.parametrize("init_params", INIT_PARAMS)
 @pytest.mark.parametrize("sample_rows", [None, 600])
 def test_tied_memmap_fit_every_init(tmp_path, monkeypatch, init_params, sample_rows):
     """Tied covariances on a memmap, every init, small data and above the sample size:

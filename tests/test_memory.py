@@ -7,11 +7,10 @@ numba's allocator and is O(chunk x (K + D)), independent of n.)
 """
 
 import tracemalloc
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from conftest import COV_TYPES, INIT_PARAMS, explicit_init, fit_quiet, labelled_blobs
 
 from fastmix import BayesianGaussianMixture, GaussianMixture
 
@@ -21,11 +20,7 @@ ONE_RESP_ARRAY = N_SAMPLES * N_COMPONENTS * 8  # 76.8 MB
 
 @pytest.fixture(scope="module")
 def X():
-    rng = np.random.default_rng(0)
-    centres = rng.normal(0.0, 6.0, (N_COMPONENTS, N_FEATURES))
-    return centres[rng.integers(0, N_COMPONENTS, N_SAMPLES)] + rng.normal(
-        size=(N_SAMPLES, N_FEATURES)
-    )
+    return labelled_blobs(0, N_SAMPLES, N_FEATURES, N_COMPONENTS, spread=6.0)
 
 
 def _peak_bytes(fit):
@@ -39,21 +34,12 @@ def _peak_bytes(fit):
 
 
 def _explicit(covariance_type):
-    precisions = {
-        "full": np.tile(np.eye(N_FEATURES), (N_COMPONENTS, 1, 1)),
-        "tied": np.eye(N_FEATURES),
-        "diag": np.ones((N_COMPONENTS, N_FEATURES)),
-        "spherical": np.ones(N_COMPONENTS),
-    }[covariance_type]
+    """Equal weights, identity precisions, means drawn as the data's centres are (seed 1)."""
     means = np.random.default_rng(1).normal(0.0, 6.0, (N_COMPONENTS, N_FEATURES))
-    return dict(
-        weights_init=np.full(N_COMPONENTS, 1.0 / N_COMPONENTS),
-        means_init=means,
-        precisions_init=precisions,
-    )
+    return explicit_init(covariance_type, means, N_COMPONENTS)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_fit_from_explicit_init_allocates_no_responsibility_matrix(X, covariance_type):
     model = GaussianMixture(
         N_COMPONENTS, covariance_type=covariance_type, max_iter=3, tol=0.0,
@@ -61,9 +47,7 @@ def test_fit_from_explicit_init_allocates_no_responsibility_matrix(X, covariance
     )  # fmt: skip
 
     def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X)
+        fit_quiet(model, X)
 
     peak = _peak_bytes(fit)
     # The fit's own arrays are K-sized; a single (n, K) array would be 77 MB.
@@ -71,7 +55,7 @@ def test_fit_from_explicit_init_allocates_no_responsibility_matrix(X, covariance
 
 
 @pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture], ids=["em", "vi"])
-@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("init_params", INIT_PARAMS)
 def test_fit_from_each_init_allocates_less_than_a_responsibility_matrix(X, estimator, init_params):
     model = estimator(
         n_components=N_COMPONENTS, covariance_type="diag", init_params=init_params,
@@ -79,9 +63,7 @@ def test_fit_from_each_init_allocates_less_than_a_responsibility_matrix(X, estim
     )  # fmt: skip
 
     def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X)
+        fit_quiet(model, X)
 
     peak = _peak_bytes(fit)
     if init_params in ("kmeans", "k-means++"):

@@ -7,21 +7,19 @@ leave the online state untouched; the state survives save/load.
 """
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
 import reference as ref
 import reference_vi as ref_vi
+from conftest import COV_TYPES, fit_quiet
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
 import fastmix
 from fastmix import BayesianGaussianMixture, GaussianMixture
 
-COV_TYPES = ["full", "tied", "diag", "spherical"]
 FITTED = ["weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"]
 
 
@@ -50,12 +48,6 @@ def _explicit(covariance_type, X, n_components=3):
     )
 
 
-def _quiet(call, *args, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return call(*args, **kw)
-
-
 def _assert_models_close(a, b, rtol, names=FITTED):
     for name in names:
         assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=0, err_msg=name)
@@ -68,7 +60,7 @@ def test_first_partial_fit_is_one_em_iteration(covariance_type, weighted):
     X = _stream(2000, seed=0)
     w = np.random.RandomState(1).uniform(0.0, 3.0, len(X)) if weighted else None
     kw = dict(n_components=3, covariance_type=covariance_type, **_explicit(covariance_type, X))
-    batch = _quiet(GaussianMixture(max_iter=1, **kw).fit, X, sample_weight=w)
+    batch = fit_quiet(GaussianMixture(max_iter=1, **kw), X, sample_weight=w)
     online = GaussianMixture(**kw).partial_fit(X, sample_weight=w)
     _assert_models_close(online, batch, rtol=1e-10)
     assert online.lower_bound_ == pytest.approx(batch.lower_bound_, rel=1e-12)
@@ -80,7 +72,7 @@ def test_first_partial_fit_is_one_em_iteration(covariance_type, weighted):
 def test_first_partial_fit_initialises_as_fit(init_params):
     X = _stream(900, seed=2)
     kw = dict(n_components=3, init_params=init_params, random_state=5)
-    batch = _quiet(GaussianMixture(max_iter=1, **kw).fit, X)
+    batch = fit_quiet(GaussianMixture(max_iter=1, **kw), X)
     _assert_models_close(GaussianMixture(**kw).partial_fit(X), batch, rtol=1e-10)
 
 
@@ -96,7 +88,7 @@ def test_first_partial_fit_is_one_vi_iteration(covariance_type, prior_type):
         init_params="random_from_data",
         random_state=4,
     )
-    batch = _quiet(BayesianGaussianMixture(max_iter=1, **kw).fit, X)
+    batch = fit_quiet(BayesianGaussianMixture(max_iter=1, **kw), X)
     online = BayesianGaussianMixture(total_samples=len(X), **kw).partial_fit(X)
     names = FITTED + ["mean_precision_", "degrees_of_freedom_"]
     _assert_models_close(online, batch, rtol=1e-10, names=names)
@@ -177,7 +169,7 @@ def test_second_batch_is_the_svi_step(covariance_type):
         n_components=3, covariance_type=covariance_type, init_params="random_from_data",
         random_state=1, max_iter=0,
     )  # fmt: skip
-    _quiet(start.fit, X1)
+    fit_quiet(start, X1)
     post0 = dict(
         weight_concentration=start.weight_concentration_,
         mean_precision=start.mean_precision_,
@@ -221,7 +213,7 @@ def test_one_pass_over_a_stationary_stream_matches_batch_em(estimator, covarianc
     online = estimator(**kw)
     for start in range(0, len(X), 10_000):
         online.partial_fit(X[start : start + 10_000])
-    batch = _quiet(estimator(**{k: v for k, v in kw.items() if k != "total_samples"}).fit, X)
+    batch = fit_quiet(estimator(**{k: v for k, v in kw.items() if k != "total_samples"}), X)
     assert online.n_batches_ == 100
     assert abs(online.score(held_out) - batch.score(held_out)) < 0.01
 
@@ -288,8 +280,8 @@ def test_bad_batches_leave_the_online_state_untouched():
 def test_fit_after_partial_fit_starts_afresh():
     X = _stream(800, seed=13)
     gm = GaussianMixture(3, random_state=0).partial_fit(X).partial_fit(X)
-    _quiet(gm.fit, X)
-    fresh = _quiet(GaussianMixture(3, random_state=0).fit, X)
+    fit_quiet(gm, X)
+    fresh = fit_quiet(GaussianMixture(3, random_state=0), X)
     _assert_models_close(gm, fresh, rtol=0)
     assert not hasattr(gm, "n_batches_") and not hasattr(gm, "online_stats_")
 

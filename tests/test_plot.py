@@ -5,15 +5,14 @@ import subprocess
 import sys
 import warnings
 
-import numba
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from threadpoolctl import threadpool_limits
+from conftest import COV_TYPES, fit_quiet, sheared_blobs
+from sklearn.exceptions import NotFittedError
 
 from fastmix import BayesianGaussianMixture, GaussianMixture, plot
 
-COV_TYPES = ["full", "tied", "diag", "spherical"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_import_fastmix_does_not_import_matplotlib():
@@ -25,25 +24,14 @@ def test_import_fastmix_does_not_import_matplotlib():
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
-    model = fit_quiet(GaussianMixture(2, max_iter=5, random_state=0), blobs(n_features=2))
+    model = fit_quiet(GaussianMixture(2, max_iter=5, random_state=0), sheared_blobs(n_features=2))
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(ImportError, match=r'pip install "fastmix\[plot\]"'):
-        plot.mixture(model, blobs(n_features=2))
+        plot.mixture(model, sheared_blobs(n_features=2))
     with pytest.raises(ImportError, match=r'pip install "fastmix\[plot\]"'):
         plot.convergence(model)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 @pytest.fixture
@@ -56,20 +44,6 @@ def mpl():
 
     yield matplotlib
     plt.close("all")
-
-
-def blobs(n_per=60, n_features=4, seed=0, dtype=np.float64):
-    rng = np.random.RandomState(seed)
-    centres = 6.0 * rng.randn(3, n_features)
-    mix = rng.randn(3, n_features, n_features) * 0.4 + np.eye(n_features)
-    X = np.vstack([centres[i] + rng.randn(n_per, n_features) @ mix[i] for i in range(3)])
-    return X.astype(dtype)
-
-
-def fit_quiet(model, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X)
 
 
 def marginal_covariance(model, k, dims):
@@ -110,7 +84,7 @@ def test_mixture_ellipses_match_the_projected_model(mpl, tmp_path, covariance_ty
     """Every component with weight >= min_weight has one ellipse per sigma, centred at
     its projected mean, with axes 2 s sqrt(eigenvalues) of the marginal covariance and
     the major axis along the leading eigenvector."""
-    X = blobs(dtype=np.float32)
+    X = sheared_blobs(dtype=np.float32)
     if estimator == "gmm":
         model = GaussianMixture(3, covariance_type=covariance_type, max_iter=20, random_state=0)
     else:
@@ -148,7 +122,7 @@ def test_mixture_ellipses_match_the_projected_model(mpl, tmp_path, covariance_ty
 
 
 def test_mixture_subsamples_large_data_and_is_seeded(mpl, tmp_path):
-    X = blobs(n_per=400, n_features=2)
+    X = sheared_blobs(n_per=400, n_features=2)
     model = fit_quiet(GaussianMixture(3, max_iter=20, random_state=0), X)
     ax1 = plot.mixture(model, X, n_points=150)
     ax2 = plot.mixture(model, X, n_points=150)
@@ -173,7 +147,7 @@ def test_mixture_subsamples_large_data_and_is_seeded(mpl, tmp_path):
 
 
 def test_mixture_hides_tiny_components_and_uses_given_axes(mpl):
-    X = blobs(n_features=2)
+    X = sheared_blobs(n_features=2)
     model = fit_quiet(
         BayesianGaussianMixture(
             n_components=6, weight_concentration_prior=1e-3, max_iter=50, random_state=0
@@ -190,7 +164,7 @@ def test_mixture_hides_tiny_components_and_uses_given_axes(mpl):
 
 def test_mixture_labels_and_bad_dims(mpl):
     pd = pytest.importorskip("pandas")
-    X = pd.DataFrame(blobs(n_features=3), columns=["a", "b", "c"])
+    X = pd.DataFrame(sheared_blobs(n_features=3), columns=["a", "b", "c"])
     model = fit_quiet(GaussianMixture(2, covariance_type="diag", max_iter=10, random_state=0), X)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a DataFrame is passed on with its names
@@ -203,14 +177,14 @@ def test_mixture_labels_and_bad_dims(mpl):
 
 def test_unfitted_model_is_refused(mpl):
     with pytest.raises(NotFittedError):
-        plot.mixture(GaussianMixture(2), blobs())
+        plot.mixture(GaussianMixture(2), sheared_blobs())
     with pytest.raises(NotFittedError):
         plot.convergence(BayesianGaussianMixture())
 
 
 @pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
 def test_convergence_draws_lower_bounds(mpl, tmp_path, estimator):
-    model = fit_quiet(estimator(n_components=3, max_iter=30, random_state=0), blobs())
+    model = fit_quiet(estimator(n_components=3, max_iter=30, random_state=0), sheared_blobs())
     ax = plot.convergence(model)
     render(ax, tmp_path / "convergence.png")
     (line,) = ax.get_lines()
