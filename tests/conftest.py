@@ -115,6 +115,24 @@ def explicit_init(covariance_type, X, n_components=3):
     )
 
 
+def vi_prior(model):
+    """A fitted BayesianGaussianMixture's priors as tests/reference_vi.py takes them."""
+    return dict(
+        prior_type=model.weight_concentration_prior_type,
+        gamma=model.weight_concentration_prior_,
+        beta0=model.mean_precision_prior_,
+        m0=model.mean_prior_,
+        nu0=model.degrees_of_freedom_prior_,
+        cov0=model.covariance_prior_,
+    )
+
+
+def vi_posterior(model):
+    """A fitted BayesianGaussianMixture's posterior as tests/reference_vi.py writes it."""
+    names = ("weight_concentration", "mean_precision", "means", "degrees_of_freedom")
+    return {name: getattr(model, name + "_") for name in (*names, "covariances")}
+
+
 # --------------------------------------------------------------------------
 # fitting and threads
 # --------------------------------------------------------------------------

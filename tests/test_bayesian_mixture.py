@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import reference_vi as ref
-from conftest import COV_TYPES, INIT_PARAMS, fit_quiet, skewed_blobs
+from conftest import COV_TYPES, INIT_PARAMS, fit_quiet, skewed_blobs, vi_prior
 from numpy.testing import assert_allclose
 from sklearn import mixture as skm
 from sklearn.base import clone
@@ -358,14 +358,7 @@ def test_fit_matches_reference_loop(covariance_type, prior_type):
     indices = np.random.RandomState(4).choice(X.shape[0], size=3, replace=False)
     resp0 = np.zeros((X.shape[0], 3))
     resp0[indices, np.arange(3)] = 1
-    prior = dict(
-        prior_type=prior_type,
-        gamma=m.weight_concentration_prior_,
-        beta0=m.mean_precision_prior_,
-        m0=m.mean_prior_,
-        nu0=m.degrees_of_freedom_prior_,
-        cov0=m.covariance_prior_,
-    )
+    prior = vi_prior(m)
     post, bounds = ref.fit(X, resp0, None, prior, m.reg_covar, covariance_type, 6)
     assert_allclose(m.lower_bounds_, bounds, rtol=1e-9)
     assert_allclose(m.means_, post["means"], rtol=1e-9)

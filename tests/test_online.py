@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import reference as ref
 import reference_vi as ref_vi
-from conftest import COV_TYPES, fit_quiet
+from conftest import COV_TYPES, explicit_init, fit_quiet, vi_posterior, vi_prior
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
@@ -33,21 +33,6 @@ def _stream(n, seed, shift=0.0, n_features=2):
     return centres[labels] + scales[labels, None] * rng.randn(n, n_features)
 
 
-def _explicit(covariance_type, X, n_components=3):
-    n_features = X.shape[1]
-    precisions = {
-        "full": np.tile(np.eye(n_features), (n_components, 1, 1)),
-        "tied": np.eye(n_features),
-        "diag": np.ones((n_components, n_features)),
-        "spherical": np.ones(n_components),
-    }[covariance_type]
-    return dict(
-        weights_init=np.full(n_components, 1.0 / n_components),
-        means_init=X[[0, 1, 2]] + 0.5,
-        precisions_init=precisions,
-    )
-
-
 def _assert_models_close(a, b, rtol, names=FITTED):
     for name in names:
         assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=0, err_msg=name)
@@ -59,7 +44,7 @@ def _assert_models_close(a, b, rtol, names=FITTED):
 def test_first_partial_fit_is_one_em_iteration(covariance_type, weighted):
     X = _stream(2000, seed=0)
     w = np.random.RandomState(1).uniform(0.0, 3.0, len(X)) if weighted else None
-    kw = dict(n_components=3, covariance_type=covariance_type, **_explicit(covariance_type, X))
+    kw = dict(n_components=3, covariance_type=covariance_type, **explicit_init(covariance_type, X))
     batch = fit_quiet(GaussianMixture(max_iter=1, **kw), X, sample_weight=w)
     online = GaussianMixture(**kw).partial_fit(X, sample_weight=w)
     _assert_models_close(online, batch, rtol=1e-10)
@@ -113,7 +98,7 @@ def test_second_batch_is_the_averaged_statistics_step(covariance_type):
     w1, w2 = rng.uniform(0.5, 2.0, len(X1)), rng.uniform(0.5, 2.0, len(X2))
     gm = GaussianMixture(
         3, covariance_type=covariance_type, learning_offset=3.0, learning_decay=0.8,
-        **_explicit(covariance_type, X1),
+        **explicit_init(covariance_type, X1),
     )  # fmt: skip
     r1 = np.exp(_em_log_resp(_as_model(gm, covariance_type, X1), X1))
     gm.partial_fit(X1, sample_weight=w1)
@@ -156,36 +141,15 @@ def test_second_batch_is_the_svi_step(covariance_type):
     )  # fmt: skip
     bgm.partial_fit(X1)
     prior_type = bgm.weight_concentration_prior_type
-    prior = dict(
-        prior_type=prior_type,
-        gamma=bgm.weight_concentration_prior_,
-        beta0=bgm.mean_precision_prior_,
-        m0=bgm.mean_prior_,
-        nu0=bgm.degrees_of_freedom_prior_,
-        cov0=bgm.covariance_prior_,
-    )
+    prior = vi_prior(bgm)
     # The first step's responsibilities: those of the initialisation.
     start = BayesianGaussianMixture(
         n_components=3, covariance_type=covariance_type, init_params="random_from_data",
         random_state=1, max_iter=0,
     )  # fmt: skip
     fit_quiet(start, X1)
-    post0 = dict(
-        weight_concentration=start.weight_concentration_,
-        mean_precision=start.mean_precision_,
-        means=start.means_,
-        degrees_of_freedom=start.degrees_of_freedom_,
-        covariances=start.covariances_,
-    )
-    r1 = np.exp(ref_vi.log_resp(X1, post0, covariance_type, prior_type)[0])
-    post1 = dict(
-        weight_concentration=bgm.weight_concentration_,
-        mean_precision=bgm.mean_precision_,
-        means=bgm.means_,
-        degrees_of_freedom=bgm.degrees_of_freedom_,
-        covariances=bgm.covariances_,
-    )
-    r2 = np.exp(ref_vi.log_resp(X2, post1, covariance_type, prior_type)[0])
+    r1 = np.exp(ref_vi.log_resp(X1, vi_posterior(start), covariance_type, prior_type)[0])
+    r2 = np.exp(ref_vi.log_resp(X2, vi_posterior(bgm), covariance_type, prior_type)[0])
     bgm.partial_fit(X2)
     rho = (2.0 + 2) ** -0.7
     weights = np.r_[
@@ -311,7 +275,7 @@ def test_partial_fit_accepts_memmaps_and_dask_arrays(tmp_path):
     X1, X2 = _stream(1000, seed=18), _stream(1000, seed=19)
     path = tmp_path / "x2.npy"
     np.save(path, X2)
-    kw = dict(n_components=3, covariance_type="diag", **_explicit("diag", X1))
+    kw = dict(n_components=3, covariance_type="diag", **explicit_init("diag", X1))
     ref_model = GaussianMixture(**kw).partial_fit(X1).partial_fit(X2)
     on_memmap = GaussianMixture(**kw).partial_fit(X1).partial_fit(np.load(path, mmap_mode="r"))
     _assert_models_close(on_memmap, ref_model, rtol=0)
@@ -326,7 +290,7 @@ def test_dask_ml_incremental_streams_blocks():
     da = pytest.importorskip("dask.array")
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X = _stream(6000, seed=20)
-    kw = dict(n_components=3, covariance_type="full", **_explicit("full", X))
+    kw = dict(n_components=3, covariance_type="full", **explicit_init("full", X))
     with __import__("dask").config.set(scheduler="sync"):
         inc = wrappers.Incremental(GaussianMixture(**kw), shuffle_blocks=False)
         inc.fit(da.from_array(X, chunks=1500))
