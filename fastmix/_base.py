@@ -28,12 +28,53 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._blas import single_threaded_blas
 from ._format import save
 from ._progress import notify as _notify_progress
-from ._sources import ArraySource, is_out_of_core, open_for_fit, open_for_predict
+from ._sources import (
+    ArraySource,
+    InitRequest,
+    is_out_of_core,
+    open_for_fit,
+    open_for_predict,
+)
 from ._stats import COV_CODES, Stats
 from ._update import precision_error_message, precisions_from_cholesky
 from ._validation import check_sample_weight
 
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def fit_in_lockstep(source, models):
+    """Run the fit loops of ``models`` on ``source`` together, one read per round.
+
+    Each round gathers what every unfinished model asks for (its
+    :meth:`BaseMixture._fit_steps`): the initial statistics of the models that
+    start a trial, in one initialisation pass, and the E-step of the models
+    that iterate, in one ``estep_pass`` over the data. A model drops out when
+    its loop ends (converged, or at ``max_iter``). Each model's passes give
+    bitwise the statistics of a pass of its own (``fastmix._sources``), so
+    every model ends as it would fitted alone.
+    """
+    steps = {i: model._fit_steps(source) for i, model in enumerate(models)}
+    requests = {}
+    for i, step in list(steps.items()):
+        try:
+            requests[i] = next(step)
+        except StopIteration:
+            del steps[i]
+    while requests:
+        answers = {}
+        starting = [i for i, r in requests.items() if isinstance(r, InitRequest)]
+        if starting:
+            stats = source.initial_stats([requests[i] for i in starting])
+            answers.update(zip(starting, stats, strict=True))
+        iterating = [i for i in requests if i not in answers]
+        if iterating:
+            stats = source.estep_pass([requests[i] for i in iterating])
+            answers.update(zip(iterating, stats, strict=True))
+        for i, answer in answers.items():
+            try:
+                requests[i] = steps[i].send(answer)
+            except StopIteration:
+                del requests[i]
 
 
 class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
@@ -178,7 +219,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if self._needs_resp_init(inits):
             # Consumes random_state exactly as scikit-learn does (fastmix._sources._init).
             code = COV_CODES[self.covariance_type]
-            stats = source.initial_stats(self.init_params, self.n_components, code, random_state)
+            request = InitRequest(self.init_params, self.n_components, code, random_state)
+            (stats,) = source.initial_stats([request])
         self._initialize(source, stats, inits)
 
     # -------------------------------------------------------------- the loop
@@ -251,9 +293,36 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         for name in self._online_attributes:
             # A fit starts afresh (scikit-learn's convention after partial_fit).
             self.__dict__.pop(name, None)
+        fit_in_lockstep(source, [self])
+        # Only warn when iterating: max_iter=0 asks for the initialisation alone.
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=4,  # the user's fit / fit_predict call
+            )
+        if not want_labels:
+            return None
+        # The final E-step makes fit_predict(X) equal fit(X).predict(X).
+        params = self._kernel_params(source.dtype)
+        _, labels, _ = source.estep_outputs(params, want_resp=False)
+        return labels
+
+    def _fit_steps(self, source):
+        """The fit loop as a generator of the passes it needs.
+
+        Yields an :class:`~fastmix._sources.InitRequest` when a trial needs
+        initial statistics and a :class:`~fastmix._stats.KernelParams` when an
+        iteration needs an E-step pass; receives the answer (a ``Stats``) by
+        ``send``. :func:`fit_in_lockstep` serves one model (``fit``) or many at
+        once, one read of the data per round (model selection). The loop is
+        scikit-learn's: n_init trials, the change of the lower bound against
+        ``tol``, verbose messages, the best trial kept.
+        """
         inits = self._check_parameters(source)
         dtype = source.dtype
-
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
 
@@ -265,7 +334,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         for init in range(n_init):
             self._print_verbose_msg_init_beg(init)
             if do_init:
-                self._initialize_parameters(source, random_state, inits)
+                stats = None
+                if self._needs_resp_init(inits):
+                    code = COV_CODES[self.covariance_type]
+                    request = InitRequest(self.init_params, self.n_components, code, random_state)
+                    stats = yield request
+                self._initialize(source, stats, inits)
             lower_bound = -np.inf if do_init else self.lower_bound_
             current_lower_bounds = []
 
@@ -276,7 +350,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 converged = False
                 for n_iter in range(1, self.max_iter + 1):
                     prev_lower_bound = lower_bound
-                    (stats,) = source.estep_pass([self._kernel_params(dtype)])
+                    stats = yield self._kernel_params(dtype)
                     if not np.isfinite(stats.sum_wlogp):
                         raise ValueError(precision_error_message(dtype))
                     self._m_step(stats, dtype)
@@ -298,26 +372,10 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     best_lower_bounds = current_lower_bounds
                     self.converged_ = converged
 
-        # Only warn when iterating: max_iter=0 asks for the initialisation alone.
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. "
-                "Try different init parameters, or increase max_iter, "
-                "tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=4,  # the user's fit / fit_predict call
-            )
-
         self._set_parameters(best_params)
         self.n_iter_ = best_n_iter
         self.lower_bound_ = max_lower_bound
         self.lower_bounds_ = best_lower_bounds
-
-        if not want_labels:
-            return None
-        # The final E-step makes fit_predict(X) equal fit(X).predict(X).
-        _, labels, _ = source.estep_outputs(self._kernel_params(dtype), want_resp=False)
-        return labels
 
     # --------------------------------------------------------- online learning
     def partial_fit(self, X, y=None, sample_weight=None):

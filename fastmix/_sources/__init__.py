@@ -28,7 +28,7 @@ from .._validation import check_2d, check_n_components, check_sample_weight, fit
 from ._base import DataSource
 from ._dask import DaskSource, is_dask
 from ._driver import CHUNK_ROWS, block_rows
-from ._init import INIT_SAMPLE_ROWS, init_sample_rows
+from ._init import INIT_SAMPLE_ROWS, InitRequest, init_sample_rows
 from ._memory import ArraySource, BlockSource
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "BlockSource",
     "DaskSource",
     "DataSource",
+    "InitRequest",
     "block_rows",
     "init_sample_rows",
     "is_out_of_core",

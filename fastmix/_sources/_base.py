@@ -25,6 +25,9 @@ class DataSource:
     ``reduce_blocks(func, plan, *args)``
         ``func(block, w, plan.for_block(start, stop, index), *args,
         allow_parallel)`` summed over the blocks in a fixed order.
+    ``initial_stats(requests)``
+        The statistics of several models' initial responsibilities, one read
+        of the data for all of them.
     ``init_sample_size(n_components)``, ``choose(size, random_state)``,
     ``random_plan(random_state, n_components)``
         The source's answers to the initialisation's questions
@@ -50,9 +53,12 @@ class DataSource:
         sum_w, total = self.sums()
         return total / sum_w
 
-    def initial_stats(self, init_params, n_components, code, random_state):
-        """Statistics of the initial responsibilities (:func:`~._init.initial_stats`)."""
-        return initial_stats(self, init_params, n_components, code, random_state)
+    def initial_stats(self, requests):
+        """Initial statistics, one per :class:`~._init.InitRequest`, from one read.
+
+        See :func:`~._init.initial_stats`.
+        """
+        return initial_stats(self, requests)
 
 
 def block_sums(X, sample_weight):

@@ -41,6 +41,7 @@ from ._driver import block_outputs
 __all__ = [
     "INIT_SAMPLE_ROWS",
     "ChosenRows",
+    "InitRequest",
     "Labels",
     "NearestCentre",
     "Resp",
@@ -184,8 +185,50 @@ class SeededUniform:
         return Resp(r).block_stats(X, w, code, shift, allow_parallel)
 
 
-def _plan(source, init_params, n_components, random_state):
-    """The plan of ``init_params`` for ``source`` (module notes), consuming ``random_state``."""
+@dataclass(frozen=True)
+class InitRequest:
+    """What one model's initialisation asks of a source.
+
+    ``init_params`` as the estimators take it, ``n_components``, the
+    covariance ``code`` of the statistics and the ``random_state`` (a
+    ``RandomState``) the plan consumes, as scikit-learn consumes it.
+    """
+
+    init_params: str
+    n_components: int
+    code: int
+    random_state: np.random.RandomState
+
+
+class _Sums(tuple):
+    """Statistics of several plans from one read, added element by element."""
+
+    def __add__(self, other):
+        return _Sums(a + b for a, b in zip(self, other, strict=True))
+
+
+@dataclass(frozen=True)
+class _PlanGroup:
+    """Several models' plans, each with its covariance code and shift."""
+
+    items: tuple
+
+    def for_block(self, start, stop, index):
+        return _PlanGroup(tuple((p.for_block(start, stop, index), c, s) for p, c, s in self.items))
+
+    def block_stats(self, X, w, allow_parallel):
+        return _Sums(p.block_stats(X, w, c, s, allow_parallel) for p, c, s in self.items)
+
+
+def _plan(source, request, take):
+    """The plan of ``request`` for ``source`` (module notes), consuming its random_state.
+
+    ``take`` is the source's ``take``, shared by the plans of one pass: models
+    seeded alike draw the same sample, which is read once.
+    """
+    init_params, n_components, random_state = (
+        request.init_params, request.n_components, request.random_state
+    )  # fmt: skip
     n_samples = source.n_samples
     if init_params == "random":
         return source.random_plan(random_state, n_components)
@@ -196,7 +239,7 @@ def _plan(source, init_params, n_components, random_state):
     rows = None
     if size < n_samples:
         rows = np.sort(choice(n_samples, size, random_state))
-    sample, weights = source.take(rows)
+    sample, weights = take(rows)
     if init_params == "kmeans":
         labels, centres = kmeans(sample, n_components, random_state, weights)
         if rows is None:
@@ -207,18 +250,31 @@ def _plan(source, init_params, n_components, random_state):
     return ChosenRows(np.asarray(chosen, dtype=np.int64), np.arange(n_components))
 
 
-def _plan_block_stats(X, w, plan, code, shift, allow_parallel):
-    return plan.block_stats(X, w, code, shift, allow_parallel)
+def _group_block_stats(X, w, group, allow_parallel):
+    return group.block_stats(X, w, allow_parallel)
 
 
-def initial_stats(source, init_params, n_components, code, random_state):
-    """Statistics of the initial responsibilities of ``source``'s rows.
+def initial_stats(source, requests):
+    """Statistics of the initial responsibilities of ``source``'s rows, per request.
 
-    Consumes ``random_state`` as scikit-learn does for in-memory data (module
-    notes). The statistics are accumulated around the weighted data mean,
-    rounded to the data's dtype.
+    Each request's ``random_state`` is consumed as scikit-learn consumes it
+    for in-memory data (module notes). The statistics are accumulated around
+    the weighted data mean, rounded to the data's dtype. Every request is
+    served by one pass over the data (and one pass for the mean), whatever
+    their number; a sample drawn alike by several requests is read once.
     """
     centre = source.centre().astype(source.dtype).astype(np.float64)
-    shift = np.broadcast_to(centre, (n_components, source.shape[1]))
-    plan = _plan(source, init_params, n_components, random_state)
-    return source.reduce_blocks(_plan_block_stats, plan, code, shift).settle()
+    taken = {}
+
+    def take(rows):
+        key = None if rows is None else rows.tobytes()
+        if key not in taken:
+            taken[key] = source.take(rows)
+        return taken[key]
+
+    items = []
+    for request in requests:
+        shift = np.broadcast_to(centre, (request.n_components, source.shape[1]))
+        items.append((_plan(source, request, take), request.code, shift))
+    sums = source.reduce_blocks(_group_block_stats, _PlanGroup(tuple(items)))
+    return [stats.settle() for stats in sums]
