@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["BayesianGaussianMixture", "GaussianMixture", "__version__", "load", "save"]
+__all__ = [
+    "BayesianGaussianMixture",
+    "GaussianMixture",
+    "MixtureSelector",
+    "__version__",
+    "load",
+    "save",
+]
 
 _LAZY = {
     "BayesianGaussianMixture": "._bayesian_mixture",
     "GaussianMixture": "._gaussian_mixture",
+    "MixtureSelector": "._selection",
     "load": "._io",
     "save": "._io",
 }
@@ -28,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._bayesian_mixture import BayesianGaussianMixture
     from ._gaussian_mixture import GaussianMixture
     from ._io import load, save
+    from ._selection import MixtureSelector
 
 
 def __getattr__(name):

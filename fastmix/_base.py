@@ -42,7 +42,7 @@ from ._validation import check_sample_weight
 _FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def fit_in_lockstep(source, models):
+def fit_in_lockstep(source, models, timings=None):
     """Run the fit loops of ``models`` on ``source`` together, one read per round.
 
     Each round gathers what every unfinished model asks for (its
@@ -51,8 +51,12 @@ def fit_in_lockstep(source, models):
     that iterate, in one ``estep_pass`` over the data. A model drops out when
     its loop ends (converged, or at ``max_iter``). Each model's passes give
     bitwise the statistics of a pass of its own (``fastmix._sources``), so
-    every model ends as it would fitted alone.
+    every model ends as it would fitted alone. ``timings`` (an array, one
+    entry per model) gets each model's seconds: its own updates, and each
+    shared read split evenly among the models it served.
     """
+    if timings is None:
+        timings = np.zeros(len(models))
     steps = {i: model._fit_steps(source) for i, model in enumerate(models)}
     requests = {}
     for i, step in list(steps.items()):
@@ -63,18 +67,20 @@ def fit_in_lockstep(source, models):
     while requests:
         answers = {}
         starting = [i for i, r in requests.items() if isinstance(r, InitRequest)]
-        if starting:
-            stats = source.initial_stats([requests[i] for i in starting])
-            answers.update(zip(starting, stats, strict=True))
-        iterating = [i for i in requests if i not in answers]
-        if iterating:
-            stats = source.estep_pass([requests[i] for i in iterating])
-            answers.update(zip(iterating, stats, strict=True))
+        iterating = [i for i in requests if i not in starting]
+        for served, serve in ((starting, source.initial_stats), (iterating, source.estep_pass)):
+            if served:
+                start = time()
+                stats = serve([requests[i] for i in served])
+                timings[served] += (time() - start) / len(served)
+                answers.update(zip(served, stats, strict=True))
         for i, answer in answers.items():
+            start = time()
             try:
                 requests[i] = steps[i].send(answer)
             except StopIteration:
                 del requests[i]
+            timings[i] += time() - start
 
 
 class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):

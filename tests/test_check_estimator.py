@@ -8,9 +8,15 @@ allow. A failing check is a bug.
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastmix import GaussianMixture
+from fastmix import GaussianMixture, MixtureSelector
 
 
-@parametrize_with_checks([GaussianMixture(), GaussianMixture(covariance_type="diag")])
+@parametrize_with_checks(
+    [
+        GaussianMixture(),
+        GaussianMixture(covariance_type="diag"),
+        MixtureSelector(n_components=(1, 2), covariance_types=("full", "diag")),
+    ]
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -131,6 +131,7 @@ _LAYERS = {
     "_progress": 3,
     "_blas": 3,
     "_base": 4,
+    "_selection": 4,
     "_gaussian_mixture": 4,
     "_bayesian_mixture": 4,
     "_io": 5,

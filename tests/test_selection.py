@@ -1,0 +1,159 @@
+"""MixtureSelector (issue 13): K x covariance structure by BIC / AIC / ICL in one estimator.
+
+Pinned: it recovers K and the structure of well-separated mixtures drawn with
+known ones; every candidate equals the same GaussianMixture fitted alone, so
+sharing the reads changes nothing; a memmap is read about max n_iter times
+for the whole sweep and a dask array computed once per round.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import COV_TYPES, fit_quiet
+from numpy.testing import assert_allclose
+
+from fastmix import GaussianMixture, MixtureSelector
+from fastmix._sources import BlockSource
+
+_MEANS = np.array([[-10.0, 0.0], [10.0, 0.0], [0.0, 12.0]])
+_TRUTH = {
+    "spherical": [np.eye(2) * s for s in (0.3, 1.0, 2.0)],
+    "diag": [np.diag(d) for d in ([0.3, 2.5], [2.0, 0.4], [1.0, 1.0])],
+    "tied": [np.array([[1.0, 0.8], [0.8, 1.0]])] * 3,
+    "full": [
+        np.array([[1.0, 0.8], [0.8, 1.0]]),
+        np.array([[1.0, -0.7], [-0.7, 1.0]]),
+        np.array([[2.0, 0.0], [0.0, 0.5]]),
+    ],
+}
+
+
+def _draw(structure, n=10_000, seed=0):
+    rng = np.random.RandomState(seed)
+    labels = rng.randint(0, 3, size=n)
+    X = np.empty((n, 2))
+    for k, cov in enumerate(_TRUTH[structure]):
+        rows = labels == k
+        X[rows] = rng.multivariate_normal(_MEANS[k], cov, size=rows.sum())
+    return X
+
+
+@pytest.mark.parametrize("structure", COV_TYPES)
+def test_selector_recovers_k_and_the_structure(structure):
+    X = _draw(structure)
+    sel = fit_quiet(MixtureSelector(n_components=range(1, 6), random_state=0), X)
+    assert sel.best_params_ == {"n_components": 3, "covariance_type": structure}
+    assert isinstance(sel.best_estimator_, GaussianMixture)
+    assert sel.predict(X[:5]).shape == (5,)
+
+
+def test_every_candidate_equals_its_fit_alone():
+    """Shared reads change nothing: each candidate's lower bound, iterations and
+    criteria equal those of the same GaussianMixture fitted alone."""
+    X = _draw("full", n=3000, seed=1)
+    sel = fit_quiet(MixtureSelector(n_components=range(1, 5), random_state=0, criterion="aic"), X)
+    r = sel.results_
+    assert len(r["bic"]) == 16 and all(len(v) == 16 for v in r.values())
+    for i in range(16):
+        k, cov = int(r["n_components"][i]), r["covariance_type"][i]
+        alone = fit_quiet(GaussianMixture(k, covariance_type=cov, random_state=0), X)
+        assert r["n_iter"][i] == alone.n_iter_
+        assert bool(r["converged"][i]) == alone.converged_
+        assert_allclose(r["lower_bound"][i], alone.lower_bound_, rtol=1e-10)
+        assert_allclose(r["bic"][i], alone.bic(X), rtol=1e-10)
+        assert_allclose(r["aic"][i], alone.aic(X), rtol=1e-10)
+        assert r["fit_time"][i] > 0
+    best = int(np.argmin(r["aic"]))
+    assert sel.best_params_["n_components"] == r["n_components"][best]
+    alone = fit_quiet(GaussianMixture(covariance_type="full", random_state=0).set_params(
+        n_components=sel.best_params_["n_components"],
+        covariance_type=sel.best_params_["covariance_type"],
+    ), X)  # fmt: skip
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert_allclose(getattr(sel.best_estimator_, name), getattr(alone, name), rtol=1e-10)
+    assert sel.score(X) == pytest.approx(alone.score(X), rel=1e-12)
+    assert sel.bic(X) == pytest.approx(alone.bic(X), rel=1e-12)
+
+
+def test_integer_weights_give_the_criteria_of_repeated_rows():
+    X = _draw("diag", n=600, seed=2)
+    w = np.random.RandomState(3).randint(0, 3, size=len(X))
+    kw = dict(n_components=(2, 3), covariance_types=("diag",), random_state=0)
+    weighted = fit_quiet(MixtureSelector(**kw), X, sample_weight=w)
+    repeated = fit_quiet(MixtureSelector(**kw), np.repeat(X, w, axis=0))
+    for name in ("bic", "aic", "icl", "lower_bound"):
+        assert_allclose(weighted.results_[name], repeated.results_[name], rtol=1e-6)
+
+
+def test_memmap_sweep_reads_the_file_about_max_n_iter_times(tmp_path, monkeypatch):
+    """16 candidates on a memmap: the file is read at most max n_iter + 5 times in
+    all (validation, the mean, the k-means sample - every row of data this small -,
+    the initial statistics, the iterations, the criteria), not once per candidate
+    and iteration; the results are the in-memory ones."""
+    X = _draw("tied", n=4000, seed=4)
+    path = os.fspath(tmp_path / "x.npy")
+    np.save(path, X)
+    rows_read = []
+    read = BlockSource._read
+    monkeypatch.setattr(
+        BlockSource, "_read", lambda self, a, b: rows_read.append(b - a) or read(self, a, b)
+    )
+    kw = dict(n_components=range(1, 5), random_state=0)
+    on_file = fit_quiet(MixtureSelector(**kw), np.load(path, mmap_mode="r"))
+    full_reads = sum(rows_read) / len(X)
+    max_iter = int(on_file.results_["n_iter"].max())
+    assert full_reads <= max_iter + 5, (full_reads, max_iter)
+    assert on_file.results_["n_iter"].sum() > 3 * max_iter  # a shared pass did save reads
+    in_memory = fit_quiet(MixtureSelector(**kw), X)
+    for name in ("bic", "lower_bound"):
+        assert_allclose(on_file.results_[name], in_memory.results_[name], rtol=1e-10)
+
+
+def test_dask_sweep_computes_once_per_round(monkeypatch):
+    da = pytest.importorskip("dask.array")
+    dask_source = pytest.importorskip("fastmix._sources._dask")
+    X = _draw("spherical", n=3000, seed=5)
+    computes = []
+    compute = dask_source._compute
+    monkeypatch.setattr(dask_source, "_compute", lambda *a: computes.append(1) or compute(*a))
+    kw = dict(n_components=range(1, 5), covariance_types=("spherical", "diag"), random_state=0)
+    import dask
+
+    with dask.config.set(scheduler="sync"):
+        on_dask = fit_quiet(MixtureSelector(**kw), da.from_array(X, chunks=700))
+    max_iter = int(on_dask.results_["n_iter"].max())
+    # validation, the mean, the sample, the initial statistics, the criteria.
+    assert len(computes) <= max_iter + 5, (len(computes), max_iter)
+    in_memory = fit_quiet(MixtureSelector(**kw), X)
+    assert_allclose(on_dask.results_["bic"], in_memory.results_["bic"], rtol=1e-8)
+    assert on_dask.best_params_ == in_memory.best_params_
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"n_components": [0, 2]}, "positive integers"),
+        ({"n_components": []}, "positive integers"),
+        ({"n_components": [1.5]}, "positive integers"),
+        ({"covariance_types": ["full", "banana"]}, "covariance_types"),
+        ({"criterion": "bayes"}, "criterion"),
+    ],
+)
+def test_bad_parameters_are_named(params, match):
+    X = _draw("full", n=200)
+    with pytest.raises(ValueError, match=match):
+        MixtureSelector(**params).fit(X)
+
+
+def test_candidates_larger_than_the_data_are_skipped():
+    X = _draw("full", n=4)
+    sel = fit_quiet(MixtureSelector(n_components=(1, 2, 8), covariance_types=("spherical",)), X)
+    assert list(sel.results_["n_components"]) == [1, 2]
+
+
+def test_verbose_prints_the_table(capsys):
+    X = _draw("spherical", n=500)
+    fit_quiet(MixtureSelector(n_components=(2, 3), covariance_types=("diag",), verbose=1), X)
+    out = capsys.readouterr().out
+    assert "best by bic" in out and out.count("  diag ") == 2
