@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["convergence", "mixture"]
+__all__ = ["convergence", "mixture", "selection"]
 
 _EXTRA_HINT = 'fastmix.plot needs matplotlib; install it with: pip install "fastmix[plot]"'
 
@@ -317,4 +317,69 @@ def convergence(model, ax=None):
         ax.set_ylabel("log-likelihood per sample")
     state = "converged" if model.converged_ else "did not converge"
     ax.set_title(f"{type(model).__name__}: {state} after {model.n_iter_} iterations")
+    return ax
+
+
+def selection(selector, ax=None, criterion=None):
+    """Draw a model-selection criterion against K, one line per covariance structure.
+
+    mclust's BIC plot for :class:`fastmix.MixtureSelector`: lower is better
+    (scikit-learn's sign), and the chosen candidate is circled.
+
+    Parameters
+    ----------
+    selector : MixtureSelector
+        A fitted selector.
+    ax : matplotlib Axes, default=None
+        Where to draw; None opens a new figure.
+    criterion : {'bic', 'aic', 'icl'}, default=None
+        The criterion drawn; None draws the selector's own.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on: a line per covariance type, x = K, y = the
+        criterion (in ``results_`` order), then the marker of the chosen one.
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from fastmix import MixtureSelector, plot
+    >>> X = np.random.RandomState(0).randn(300, 2)
+    >>> sel = MixtureSelector(n_components=range(1, 4), random_state=0).fit(X)
+    >>> ax = plot.selection(sel)
+    >>> len(ax.lines)  # four structures and the chosen candidate
+    5
+    """
+    check_is_fitted(selector)
+    ax = _axes(ax)
+    criterion = selector.criterion if criterion is None else criterion
+    results = selector.results_
+    ks, types = results["n_components"], results["covariance_type"]
+    values = np.asarray(results[criterion], dtype=np.float64)
+    for name in dict.fromkeys(types):
+        rows = np.flatnonzero(types == name)
+        ax.plot(ks[rows], values[rows], marker="o", markersize=4, label=name)
+    best = selector.best_params_
+    chosen = np.flatnonzero((ks == best["n_components"]) & (types == best["covariance_type"]))[0]
+    ax.plot(
+        [ks[chosen]], [values[chosen]], marker="o", markersize=14, markerfacecolor="none",
+        markeredgecolor="black", linestyle="none", label="chosen",
+    )  # fmt: skip
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    ax.set_title(
+        f"chosen: K={best['n_components']}, {best['covariance_type']} by {selector.criterion}"
+    )
+    ax.legend()
     return ax

@@ -314,3 +314,35 @@ def test_gaussian_mixture_constructor_adds_only_keyword_only_online_parameters()
         assert (ours[name].default, ours[name].kind) == (p.default, p.kind), name
     for name, default in extra.items():
         assert (ours[name].default, ours[name].kind) == (default, inspect.Parameter.KEYWORD_ONLY)
+
+
+def test_cli_fit_online_streams_blocks(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    X = _stream(20_000, seed=21)
+    data = tmp_path / "x.npy"
+    np.save(data, X)
+    cmd = [sys.executable, "-m", "fastmix", "fit", str(data), "-k", "3", "--online"]
+    done = subprocess.run(
+        [*cmd, "--batch-size", "2000", "--passes", "2", "--json", "--progress", "none"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["online"] and summary["n_iter"] == 20
+    batch = fit_quiet(GaussianMixture(3, random_state=0), X)
+    held_out = _stream(5000, seed=22)
+    online = GaussianMixture(3).set_params(random_state=0)
+    # The same blocks in the same shuffled order, by hand.
+    rng = np.random.RandomState(0)
+    starts = np.arange(0, len(X), 2000)
+    for _ in range(2):
+        for start in starts[rng.permutation(len(starts))]:
+            online.partial_fit(X[start : start + 2000])
+    assert_allclose(summary["means"], online.means_, rtol=1e-10)
+    assert abs(online.score(held_out) - batch.score(held_out)) < 0.01
+    bad = subprocess.run([*cmd[:-1], "--passes", "2"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "need --online" in bad.stderr

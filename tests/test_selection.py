@@ -157,3 +157,48 @@ def test_verbose_prints_the_table(capsys):
     fit_quiet(MixtureSelector(n_components=(2, 3), covariance_types=("diag",), verbose=1), X)
     out = capsys.readouterr().out
     assert "best by bic" in out and out.count("  diag ") == 2
+
+
+# ------------------------------------------------------------------- surfaces
+def test_cli_select_prints_the_table_saves_and_draws(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    X = _draw("spherical", n=2000, seed=6)
+    data = tmp_path / "x.npy"
+    np.save(data, X)
+    base = [sys.executable, "-m", "fastmix", "select", str(data), "-k", "1-4"]
+    done = subprocess.run(
+        [*base, "--covariance-types", "diag,spherical", "--out", str(tmp_path / "m.npz")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "chosen by bic: K=3, spherical" in done.stdout
+    assert done.stdout.count("<- chosen") == 1
+    import fastmix
+
+    assert fastmix.load(tmp_path / "m.npz").n_components == 3
+    as_json = subprocess.run([*base, "--json", "--criterion", "icl"], capture_output=True)
+    document = json.loads(as_json.stdout)
+    assert document["best"] == {"n_components": 3, "covariance_type": "spherical"}
+    assert len(document["candidates"]) == 16
+    bad = subprocess.run([*base[:-1], "0-3"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "positive integers" in bad.stderr
+
+
+def test_plot_selection_draws_a_line_per_structure():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fastmix import plot
+
+    X = _draw("diag", n=800, seed=7)
+    sel = fit_quiet(MixtureSelector(n_components=range(1, 5), random_state=0), X)
+    ax = plot.selection(sel, criterion="aic")
+    assert [line.get_label() for line in ax.lines] == [*COV_TYPES, "chosen"]
+    for line, name in zip(ax.lines[:4], COV_TYPES, strict=True):
+        rows = sel.results_["covariance_type"] == name
+        assert_allclose(line.get_ydata(), sel.results_["aic"][rows])

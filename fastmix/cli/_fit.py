@@ -38,6 +38,8 @@ def _build_model(args):
         init_params=args.init_params,
         random_state=args.random_state,
     )
+    if not args.online and (args.batch_size != 65536 or args.passes != 1):
+        raise UsageError("--batch-size and --passes need --online")
     given = [name for name in _BAYESIAN_OPTIONS if getattr(args, name) is not None]
     if not args.bayesian:
         if given:
@@ -113,7 +115,10 @@ def run_fit(args, out=None, err=None):
         try:
             with report_progress(None if mode == "none" else reporter):
                 t0 = time.perf_counter()
-                model.fit(X, sample_weight=sample_weight)
+                if args.online:
+                    fit_online(model, X, sample_weight, args, reporter)
+                else:
+                    model.fit(X, sample_weight=sample_weight)
                 seconds = time.perf_counter() - t0
         finally:
             reporter.close()
@@ -144,6 +149,7 @@ def run_fit(args, out=None, err=None):
         "lower_bounds": _floats(model.lower_bounds_),
         "bic": bic,
         "n_iter": int(model.n_iter_),
+        "online": bool(args.online),
         "converged": bool(model.converged_),
         "max_iter": model.max_iter,
         "tol": model.tol,
@@ -175,8 +181,16 @@ def run_fit(args, out=None, err=None):
     else:
         say(f"log-likelihood / point: {float(model.lower_bound_):.6f} (lower_bound_)")
         say(f"BIC:                    {bic:.6g}")
-    say(f"iterations:             {model.n_iter_} (max_iter={model.max_iter}, tol={model.tol})")
-    say(f"converged:              {model.converged_}")
+    if args.online:
+        say(
+            f"batches:                {model.n_batches_} (online: {args.passes} pass(es), "
+            f"{args.batch_size:,} rows per batch)"
+        )
+    else:
+        say(
+            f"iterations:             {model.n_iter_} (max_iter={model.max_iter}, tol={model.tol})"
+        )
+        say(f"converged:              {model.converged_}")
     say(f"fit seconds:            {seconds:.3f}")
     if args.out is not None:
         say(f"model written to:       {args.out}")
@@ -253,3 +267,29 @@ def run_predict(args, out=None, err=None):
         flush=True,
     )
     return 0
+
+
+def fit_online(model, X, sample_weight, args, reporter):
+    """``fastmix fit --online``: ``partial_fit`` over blocks of rows in a shuffled order.
+
+    Each pass visits the blocks of ``args.batch_size`` rows in an order drawn
+    from ``args.random_state``; rows inside a block stay in order, so a memmap
+    is read in long sequential runs. The reporter gets one "iteration" per
+    block (its bar or text lines per pass).
+    """
+    n_samples = X.shape[0]
+    if hasattr(model, "total_samples"):
+        # Stochastic VI: every batch stands for the whole file.
+        model.set_params(total_samples=float(n_samples))
+    starts = np.arange(0, n_samples, args.batch_size)
+    rng = np.random.RandomState(args.random_state)
+    reporter._label = lambda p: f"pass {p + 1}/{args.passes}"
+    previous = -np.inf
+    for p in range(args.passes):
+        for i, start in enumerate(starts[rng.permutation(len(starts))], start=1):
+            stop = min(start + args.batch_size, n_samples)
+            w = None if sample_weight is None else sample_weight[start:stop]
+            model.partial_fit(X[start:stop], sample_weight=w)
+            bound = model.lower_bound_
+            reporter(p, i, len(starts), bound, bound - previous if i > 1 else np.inf)
+            previous = bound

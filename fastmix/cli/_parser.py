@@ -11,6 +11,7 @@ from ._bench import DEFAULT_SHAPE, run_bench
 from ._demo import DEMO_PICTURES, DEMO_PLOT, run_demo
 from ._fit import INIT_PARAMS, PRIOR_TYPES, run_fit, run_predict
 from ._report import PROGRESS_MODES
+from ._select import parse_k_range, run_select
 from ._usage import COVARIANCE_TYPES, DTYPES
 
 
@@ -384,6 +385,29 @@ def build_parser():
         action="store_true",
         help="print the summary as one JSON document and nothing else on stdout",
     )
+    fit.add_argument(
+        "--online",
+        action="store_true",
+        help=(
+            "fit by partial_fit over blocks of --batch-size rows, visited in an order "
+            "shuffled by --random-state (rows inside a block stay in order, so reads stay "
+            "sequential): one or --passes passes over a file too big to read many times"
+        ),
+    )
+    fit.add_argument(
+        "--batch-size",
+        type=_count,
+        default=65536,
+        metavar="N",
+        help="with --online: rows per partial_fit call (default: 65536)",
+    )
+    fit.add_argument(
+        "--passes",
+        type=_count,
+        default=1,
+        metavar="P",
+        help="with --online: passes over the data (default: 1)",
+    )
     fit.set_defaults(handler=run_fit)
 
     predict = commands.add_parser(
@@ -515,4 +539,83 @@ def build_parser():
         "--json", action="store_true", help="print one JSON document and nothing else"
     )
     bench.set_defaults(handler=run_bench)
+    _add_select(commands)
     return parser
+
+
+def _k_values(text):
+    try:
+        return parse_k_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_select(commands):
+    """``fastmix select``: its own function, so that the subcommands above stay as they were."""
+    select = commands.add_parser(
+        "select",
+        help="choose the number of components and the covariance structure (BIC, AIC, ICL)",
+        description=(
+            "Fit fastmix.GaussianMixture for every K of -k and every structure of "
+            "--covariance-types to the rows of DATA (read as by 'fastmix fit'), all "
+            "candidates sharing each read of the data, and print the table of BIC, AIC and "
+            "ICL with the choice (lower is better)."
+        ),
+    )
+    select.add_argument("data", metavar="DATA", help="the data file, one row per sample")
+    _add_data_options(select)
+    select.add_argument(
+        "-k",
+        "--n-components",
+        type=_k_values,
+        default=list(range(1, 11)),
+        metavar="KS",
+        help="the K values: a range and/or a list, e.g. 1-20 or 2,4,8 (default: 1-10)",
+    )
+    select.add_argument(
+        "--covariance-types",
+        type=_subset_of(COVARIANCE_TYPES, "covariance type"),
+        default=list(COVARIANCE_TYPES),
+        metavar="TYPES",
+        help=f"comma-separated (default: {','.join(COVARIANCE_TYPES)})",
+    )
+    select.add_argument(
+        "--criterion", choices=("bic", "aic", "icl"), default="bic", help="(default: bic)"
+    )
+    select.add_argument(
+        "--max-iter", type=_non_negative_int, default=100, metavar="N", help="(default: 100)"
+    )
+    select.add_argument(
+        "--tol", type=_float_at_least(0.0, strict=False), default=1e-3, help="(default: 0.001)"
+    )
+    select.add_argument(
+        "--reg-covar",
+        type=_float_at_least(0.0, strict=False),
+        default=1e-6,
+        help="(default: 1e-06)",
+    )
+    select.add_argument("--n-init", type=_count, default=1, metavar="N", help="(default: 1)")
+    select.add_argument(
+        "--init-params", choices=INIT_PARAMS, default="kmeans", help="(default: kmeans)"
+    )
+    select.add_argument(
+        "--random-state",
+        type=_non_negative_int,
+        default=0,
+        metavar="SEED",
+        help="given to every candidate (default: 0)",
+    )
+    select.add_argument(
+        "--sample-weight", metavar="FILE", default=None, help="one weight per row of DATA"
+    )
+    select.add_argument(
+        "--out", metavar="MODEL", default=None, help="save the chosen model there (.npz)"
+    )
+    select.add_argument(
+        "--plot",
+        metavar="PATH",
+        default=None,
+        help="draw the criterion against K per structure to PATH (needs matplotlib)",
+    )
+    select.add_argument("--json", action="store_true", help="print the table as one JSON document")
+    select.set_defaults(handler=run_select)
