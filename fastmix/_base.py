@@ -184,9 +184,27 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             validate_data(self, X, reset=False, skip_check_array=True)
             source = open_for_fit(X, sample_weight, 1, name, min_samples=1, dtype=dtype)
         else:
-            X = validate_data(self, X, reset=False, dtype=dtype)
+            if not self._plain_batch(X, dtype):
+                X = validate_data(self, X, reset=False, dtype=dtype)
             source = ArraySource(X, check_sample_weight(sample_weight, X.shape[0], 1))
         return source
+
+    def _plain_batch(self, X, dtype):
+        """Whether X needs no conversion and no check but finiteness (the streaming case).
+
+        scikit-learn's validate_data costs about a third of a 1e4-row E-step;
+        anything unusual (another type, dtype or width, feature names, a NaN)
+        still goes through it, for its messages.
+        """
+        return (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype == dtype
+            and X.shape[1] == self.n_features_in_
+            and X.shape[0] > 0
+            and not hasattr(self, "feature_names_in_")
+            and bool(np.isfinite(X).all())
+        )
 
     def _validate_fit_data(self, X, sample_weight):
         """``X`` and ``sample_weight`` validated, as one data source."""
@@ -462,13 +480,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             raise ValueError(precision_error_message(dtype))
         code = COV_CODES[self.covariance_type]
         scale = self._online_scale(batch)
-        step = batch.scaled(scale)
         if first:
-            running = step
+            running = batch.scaled(scale)
         else:
             rho = (self.learning_offset + self.n_batches_ + 1) ** -self.learning_decay
             previous = Stats.from_arrays(self.online_stats_).recentred(batch.shift, code)
-            running = previous.scaled(1.0 - rho) + step.scaled(rho)
+            running = previous.scaled(1.0 - rho) + batch.scaled(scale * rho)
         self._m_step(self._online_update_stats(running, batch), dtype)
         self._derive_parameters()
         self.online_stats_ = running.to_arrays()
@@ -478,7 +495,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.converged_ = False
         # The estimator's own bound on this batch (EM: its mean log-likelihood
         # per row; VI: the ELBO of the batch scaled to total_samples).
-        self.lower_bound_ = self._compute_lower_bound(self._online_update_stats(step, batch))
+        self.lower_bound_ = self._compute_lower_bound(batch.scaled(scale))
         self.lower_bounds_.append(self.lower_bound_)
 
     def _online_scale(self, batch):

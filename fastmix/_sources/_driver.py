@@ -61,7 +61,7 @@ def block_rows(n_components, n_features):
     same statistics whatever block length reads it (:func:`pass_rows`).
     """
     per_chunk = 8 * (n_components * (n_features * n_features + n_features + 1) + 3)
-    chunks = int(np.clip(_PARTIAL_BYTES // per_chunk, 1, _MAX_CHUNKS_PER_BLOCK))
+    chunks = min(max(_PARTIAL_BYTES // per_chunk, 1), _MAX_CHUNKS_PER_BLOCK)
     chunks = max(GROUP_CHUNKS, chunks // GROUP_CHUNKS * GROUP_CHUNKS)
     return chunks * CHUNK_ROWS
 

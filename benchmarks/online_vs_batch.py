@@ -1,0 +1,133 @@
+"""Online learning on a file too big to read many times (issue 14).
+
+Usage (from the repository root; the file is written once and kept)::
+
+    python benchmarks/online_vs_batch.py --path /tmp/online.f32 --n-samples 100000000
+    python benchmarks/online_vs_batch.py --overhead      # partial_fit's per-call overhead
+
+Writes a float32 raw file of N x 16 rows from a 16-component diagonal mixture
+(a fixed seed; 6.4 GB at N = 1e8), then times, as whole processes from the
+command line, ``fastmix fit --online`` (``--passes`` passes of
+``--batch-size`` rows) and the batch ``fastmix fit`` run to convergence (the
+default tol, max_iter 100), both ``-k 16 --covariance-type diag``, and
+compares the held-out log-likelihood per row of the two saved models on rows
+drawn afresh from the same mixture. ``--overhead`` times ``partial_fit`` on
+1e4 x 16 float32 batches against the E-step pass it runs (the kernel time).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+N_FEATURES = 16
+N_COMPONENTS = 16
+
+
+def _mixture(seed=0):
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.full(N_COMPONENTS, 4.0))
+    means = rng.normal(scale=4.0, size=(N_COMPONENTS, N_FEATURES))
+    scales = rng.uniform(0.5, 1.5, size=(N_COMPONENTS, N_FEATURES))
+    return weights, means, scales
+
+
+def _draw(n, rng, mixture):
+    weights, means, scales = mixture
+    labels = rng.choice(N_COMPONENTS, size=n, p=weights)
+    noise = rng.standard_normal((n, N_FEATURES), dtype=np.float32)
+    return (means[labels] + scales[labels] * noise).astype(np.float32)
+
+
+def write_file(path, n_samples, block=2_000_000):
+    mixture = _mixture()
+    rng = np.random.default_rng(1)
+    with open(path, "wb") as f:
+        for start in range(0, n_samples, block):
+            _draw(min(block, n_samples - start), rng, mixture).tofile(f)
+
+
+def overhead():
+    from fastmix import GaussianMixture
+    from fastmix._sources import ArraySource
+
+    rng = np.random.default_rng(2)
+    X = _draw(10_000, rng, _mixture())
+    gm = GaussianMixture(N_COMPONENTS, covariance_type="diag", random_state=0).partial_fit(X)
+    params = gm._kernel_params(np.float32)
+    source = ArraySource(X)
+    for _ in range(20):
+        gm.partial_fit(X)
+        source.estep_pass([params])
+
+    def median(f, n=200):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+    for _ in range(3):
+        kernel = median(lambda: source.estep_pass([params]))
+        call = median(lambda: gm.partial_fit(X))
+        print(
+            f"1e4 x 16 float32, K=16 diag: E-step pass {kernel * 1e3:.3f} ms, partial_fit "
+            f"{call * 1e3:.3f} ms: overhead {100 * (call / kernel - 1):.0f}% of the kernel time"
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--path", default="/tmp/fastmix-online.f32")
+    parser.add_argument("--n-samples", type=int, default=100_000_000)
+    parser.add_argument("--batch-size", type=int, default=100_000)
+    parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--overhead", action="store_true")
+    args = parser.parse_args(argv)
+    if args.overhead:
+        overhead()
+        return
+    expected = args.n_samples * N_FEATURES * 4
+    if not os.path.exists(args.path) or os.path.getsize(args.path) != expected:
+        t = time.perf_counter()
+        write_file(args.path, args.n_samples)
+        print(f"wrote {args.path} ({expected / 1e9:.1f} GB) in {time.perf_counter() - t:.0f} s")
+    common = [
+        sys.executable, "-m", "fastmix", "fit", args.path,
+        "--shape", f"{args.n_samples},{N_FEATURES}", "--dtype", "float32",
+        "-k", str(N_COMPONENTS), "--covariance-type", "diag", "--json", "--progress", "none",
+    ]  # fmt: skip
+    runs = {
+        "online": [*common, "--online", "--batch-size", str(args.batch_size),
+                   "--passes", str(args.passes), "--out", "/tmp/fastmix-online.npz"],
+        "batch": [*common, "--out", "/tmp/fastmix-batch.npz"],
+    }  # fmt: skip
+    wall = {}
+    for name, cmd in runs.items():
+        t = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        wall[name] = time.perf_counter() - t
+        summary = json.loads(done.stdout)
+        print(
+            f"{name:>6}: {wall[name]:8.1f} s wall (fit {summary['seconds']:.1f} s), "
+            f"n_iter {summary['n_iter']}, lower bound {summary['lower_bound']:.5f}"
+        )
+    import fastmix
+
+    held_out = _draw(200_000, np.random.default_rng(3), _mixture())
+    online = fastmix.load("/tmp/fastmix-online.npz").score(held_out)
+    batch = fastmix.load("/tmp/fastmix-batch.npz").score(held_out)
+    print(
+        f"held-out log-likelihood per row: online {online:.5f}, batch {batch:.5f}, "
+        f"difference {online - batch:+.5f}; "
+        f"time online / batch {wall['online'] / wall['batch']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
