@@ -302,15 +302,22 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _fit(self, X, sample_weight, want_labels):
         self._validate_params()
-        # Fit a shallow copy: an error anywhere leaves a fitted model untouched.
+        return self._on_a_copy(self._fit_inplace, X, sample_weight, want_labels)
+
+    def _on_a_copy(self, method, *args):
+        """Run ``method`` (of this model) on a shallow copy, then take the copy's state.
+
+        An error anywhere leaves a fitted model untouched. BLAS is held to one
+        thread meanwhile: the updates call it on tiny matrices between parallel
+        kernels, and a BLAS pool spinning beside numba's threads starves them
+        (STYLE habit 13).
+        """
         work = copy.copy(self)
-        # The updates call BLAS on tiny matrices between parallel kernels: a BLAS
-        # pool spinning beside numba's threads starves them (STYLE habit 13).
         with single_threaded_blas():
-            labels = work._fit_inplace(X, sample_weight, want_labels)
+            result = getattr(work, method.__name__)(*args)
         self.__dict__.clear()
         self.__dict__.update(work.__dict__)
-        return labels
+        return result
 
     def _fit_inplace(self, X, sample_weight, want_labels):
         source = self._validate_fit_data(X, sample_weight)
@@ -455,11 +462,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             )
         else:
             self._validate_params()
-        work = copy.copy(self)
-        with single_threaded_blas():
-            work._partial_fit_inplace(X, sample_weight)
-        self.__dict__.clear()
-        self.__dict__.update(work.__dict__)
+        self._on_a_copy(self._partial_fit_inplace, X, sample_weight)
         return self
 
     def _partial_fit_inplace(self, X, sample_weight):

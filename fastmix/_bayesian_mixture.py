@@ -143,14 +143,12 @@ class BayesianGaussianMixture(BaseMixture):
     verbose_interval : int, default=10
         Number of iteration done before the next print.
     learning_decay : float, default=0.7
-        Online learning only (:meth:`partial_fit`): the step of batch ``t``
-        is ``rho_t = (learning_offset + t) ** -learning_decay``; in (0.5, 1]
-        so that the steps satisfy the stochastic-approximation conditions.
-        Keyword-only, fastmix's addition (named as scikit-learn's
-        ``LatentDirichletAllocation`` names it).
+        Stochastic VI (:meth:`partial_fit`) only: batch ``t`` moves the
+        posterior by ``(learning_offset + t) ** -learning_decay``, in (0.5, 1].
+        Keyword-only, as in :class:`GaussianMixture`.
     learning_offset : float, default=10.0
-        Online learning only: a positive offset that down-weights the early
-        batches. Keyword-only, fastmix's addition.
+        Stochastic VI only: at least 1; larger values damp the early batches.
+        Keyword-only, as in :class:`GaussianMixture`.
     total_samples : float, default=1e6
         Online learning only: the number of rows of the whole data, by which
         :meth:`partial_fit` scales each batch's statistics (stochastic

@@ -9,10 +9,10 @@ import warnings
 
 import numpy as np
 
-from ._pictures import check_picture_path, write_pictures
+from ._pictures import check_out_and_plot, write_pictures
 from ._readers import TEXT_DELIMITERS, read_data, read_weights
 from ._report import ProgressReporter, progress_mode, warn_lines
-from ._usage import UsageError, check_input_file, check_output, extension, require_matplotlib
+from ._usage import UsageError, check_input_file, check_output, extension
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -89,11 +89,7 @@ def run_fit(args, out=None, err=None):
     model = _build_model(args)
     model._validate_params()
     mode = progress_mode(args.progress)
-    if args.out is not None:
-        check_output(args.out, "--out")
-    if args.plot is not None:
-        require_matplotlib("--plot")
-        check_picture_path(args.plot, "--plot")
+    check_out_and_plot(args)
     X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
     n_samples, n_features = X.shape
     if args.plot is not None and n_features >= 2 and max(args.plot_dims) >= n_features:

@@ -135,6 +135,52 @@ def _subset_of(choices, what):
     return parse
 
 
+def _add_em_options(parser, seed_help):
+    """The EM options shared by ``fit`` and ``select``, and the seed and weights."""
+    parser.add_argument(
+        "--max-iter",
+        type=_non_negative_int,
+        default=100,
+        metavar="N",
+        help="EM iterations at most per initialisation (default: 100)",
+    )
+    parser.add_argument(
+        "--tol",
+        type=_float_at_least(0.0, strict=False),
+        default=1e-3,
+        help="convergence threshold on the change of the lower bound (default: 0.001)",
+    )
+    parser.add_argument(
+        "--reg-covar",
+        type=_float_at_least(0.0, strict=False),
+        default=1e-6,
+        help="added to the diagonal of the covariances (default: 1e-06)",
+    )
+    parser.add_argument(
+        "--n-init",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="initialisations; the best is kept (default: 1)",
+    )
+    parser.add_argument(
+        "--init-params", choices=INIT_PARAMS, default="kmeans", help="(default: kmeans)"
+    )
+    parser.add_argument(
+        "--random-state",
+        type=_non_negative_int,
+        default=0,
+        metavar="SEED",
+        help=f"{seed_help} (default: 0, so that a fit can be repeated)",
+    )
+    parser.add_argument(
+        "--sample-weight",
+        metavar="FILE",
+        default=None,
+        help="one non-negative weight per row of DATA: a .npy, .npz, .csv or .tsv file",
+    )
+
+
 def _add_data_options(parser):
     """The options that say how to read DATA (shared by ``fit`` and ``predict``)."""
     parser.add_argument(
@@ -307,48 +353,7 @@ def build_parser():
             metavar=metavar,
             help=f"with --bayesian: {meaning}",
         )
-    fit.add_argument(
-        "--max-iter",
-        type=_non_negative_int,
-        default=100,
-        metavar="N",
-        help="EM iterations at most per initialisation (default: 100)",
-    )
-    fit.add_argument(
-        "--tol",
-        type=_float_at_least(0.0, strict=False),
-        default=1e-3,
-        help="convergence threshold on the change of the lower bound (default: 0.001)",
-    )
-    fit.add_argument(
-        "--reg-covar",
-        type=_float_at_least(0.0, strict=False),
-        default=1e-6,
-        help="added to the diagonal of the covariances (default: 1e-06)",
-    )
-    fit.add_argument(
-        "--n-init",
-        type=_count,
-        default=1,
-        metavar="N",
-        help="initialisations; the best is kept (default: 1)",
-    )
-    fit.add_argument(
-        "--init-params", choices=INIT_PARAMS, default="kmeans", help="(default: kmeans)"
-    )
-    fit.add_argument(
-        "--random-state",
-        type=_non_negative_int,
-        default=0,
-        metavar="SEED",
-        help="seed of the initialisation (default: 0, so that a fit can be repeated)",
-    )
-    fit.add_argument(
-        "--sample-weight",
-        metavar="FILE",
-        default=None,
-        help="one non-negative weight per row of DATA: a .npy, .npz, .csv or .tsv file",
-    )
+    _add_em_options(fit, seed_help="seed of the initialisation")
     fit.add_argument(
         "--out",
         metavar="MODEL",
@@ -582,32 +587,7 @@ def _add_select(commands):
     select.add_argument(
         "--criterion", choices=("bic", "aic", "icl"), default="bic", help="(default: bic)"
     )
-    select.add_argument(
-        "--max-iter", type=_non_negative_int, default=100, metavar="N", help="(default: 100)"
-    )
-    select.add_argument(
-        "--tol", type=_float_at_least(0.0, strict=False), default=1e-3, help="(default: 0.001)"
-    )
-    select.add_argument(
-        "--reg-covar",
-        type=_float_at_least(0.0, strict=False),
-        default=1e-6,
-        help="(default: 1e-06)",
-    )
-    select.add_argument("--n-init", type=_count, default=1, metavar="N", help="(default: 1)")
-    select.add_argument(
-        "--init-params", choices=INIT_PARAMS, default="kmeans", help="(default: kmeans)"
-    )
-    select.add_argument(
-        "--random-state",
-        type=_non_negative_int,
-        default=0,
-        metavar="SEED",
-        help="given to every candidate (default: 0)",
-    )
-    select.add_argument(
-        "--sample-weight", metavar="FILE", default=None, help="one weight per row of DATA"
-    )
+    _add_em_options(select, seed_help="seed given to every candidate")
     select.add_argument(
         "--out", metavar="MODEL", default=None, help="save the chosen model there (.npz)"
     )

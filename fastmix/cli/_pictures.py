@@ -7,7 +7,7 @@ checks where they go.
 
 import os
 
-from ._usage import UsageError, check_output, extension
+from ._usage import UsageError, check_output, extension, require_matplotlib
 
 
 def check_picture_path(path, option):
@@ -96,3 +96,12 @@ def write_pictures(
             fig.savefig(target, dpi=100)
             written.append(target)
     return written
+
+
+def check_out_and_plot(args):
+    """Refuse an unwritable ``--out`` or ``--plot`` (or missing matplotlib) before any work."""
+    if args.out is not None:
+        check_output(args.out, "--out")
+    if args.plot is not None:
+        require_matplotlib("--plot")
+        check_picture_path(args.plot, "--plot")

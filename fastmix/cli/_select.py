@@ -8,10 +8,10 @@ import warnings
 
 import numpy as np
 
-from ._pictures import check_picture_path
+from ._pictures import check_out_and_plot
 from ._readers import read_data, read_weights
 from ._report import warn_lines
-from ._usage import UsageError, check_output, require_matplotlib
+from ._usage import UsageError
 
 
 def parse_k_range(text):
@@ -91,11 +91,7 @@ def run_select(args, out=None, err=None):
         estimator=estimator,
         random_state=args.random_state,
     )
-    if args.out is not None:
-        check_output(args.out, "--out")
-    if args.plot is not None:
-        require_matplotlib("--plot")
-        check_picture_path(args.plot, "--plot")
+    check_out_and_plot(args)
     X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
     if max(args.n_components) > X.shape[0]:
         raise UsageError(
