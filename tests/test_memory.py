@@ -75,3 +75,19 @@ def test_fit_from_each_init_allocates_less_than_a_responsibility_matrix(X, estim
     else:
         # Responsibilities are streamed 8,192 rows at a time (random init).
         assert peak < ONE_RESP_ARRAY / 4, peak
+
+
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture], ids=["em", "vi"])
+def test_partial_fit_allocates_no_responsibility_matrix(X, estimator):
+    """An online step over all the rows: K-sized state, no (n, K) array; the online
+    state kept between calls (online_stats_) is O(K D^2)."""
+    model = estimator(n_components=N_COMPONENTS, covariance_type="full", random_state=0)
+    model.partial_fit(X[:5000])
+
+    def step():
+        model.partial_fit(X)
+
+    peak = _peak_bytes(step)
+    assert peak < ONE_RESP_ARRAY / 8, peak
+    state = sum(a.nbytes for a in model.online_stats_)
+    assert state <= 8 * (N_COMPONENTS * (N_FEATURES**2 + 2 * N_FEATURES + 1) + 4), state
