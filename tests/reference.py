@@ -301,6 +301,20 @@ def log_likelihood(X, sample_weight, log_weights, means, prec_chol, covariance_t
     return float(np.sum(w * lpn) / np.sum(w))
 
 
+def icl(X, weights, means, prec_chol, covariance_type, n_parameters):
+    """Integrated completed likelihood: BIC plus twice the entropy of the responsibilities.
+
+    ``-2 sum_i log p(x_i) + p log n - 2 sum_i sum_k r_ik log r_ik`` (Biernacki,
+    Celeux and Govaert 2000), unweighted, from the dense responsibilities;
+    ``0 log 0`` is taken as 0.
+    """
+    lpn, _, log_resp = estep_rows(X, np.log(weights), means, prec_chol, covariance_type)
+    resp = np.exp(log_resp)
+    entropy = -np.sum(np.where(resp > 0, resp * log_resp, 0.0))
+    bic = -2.0 * np.sum(lpn) + n_parameters * math.log(np.shape(X)[0])
+    return bic + 2.0 * entropy
+
+
 def _weights(sample_weight, n_samples):
     if sample_weight is None:
         return np.ones(n_samples)

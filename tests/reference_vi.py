@@ -19,7 +19,7 @@ Conventions shared with scikit-learn (and therefore with fastmix):
 import math
 
 import numpy as np
-from scipy.special import digamma
+from scipy.special import digamma, logsumexp
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -399,3 +399,45 @@ def fit(X, resp, sample_weight, prior, reg_covar, covariance_type, n_iter):
             )
         )
     return post, bounds
+
+
+# ------------------------------------------------------------ predictive
+def log_predictive(X, post, covariance_type, prior_type):
+    """Posterior predictive log-density, one ``scipy.stats`` Student-t per component.
+
+    ``post`` as :func:`conftest.vi_posterior` returns it. 'full' and 'tied':
+    Bishop's 10.81, a D-variate t with ``nu + 1 - D`` degrees of freedom and
+    scale matrix ``(1 + beta) / beta * W^{-1} / (nu + 1 - D)``; 'diag': per
+    feature a univariate t with ``nu`` degrees of freedom and squared scale
+    ``(1 + beta) / beta * W_d^{-1} / nu``; 'spherical': a D-variate t with
+    ``nu`` degrees of freedom and scale ``(1 + beta) / beta * W^{-1} / nu * I``
+    (``W^{-1} / nu`` is ``covariances_``).
+    """
+    from scipy import stats
+
+    X = np.asarray(X, dtype=np.float64)
+    n_features = X.shape[1]
+    weights = weights_from_concentration(post["weight_concentration"], prior_type)
+    terms = []
+    for k, (m, beta) in enumerate(zip(post["means"], post["mean_precision"], strict=True)):
+        nu = (
+            post["degrees_of_freedom"]
+            if covariance_type == "tied"
+            else post["degrees_of_freedom"][k]
+        )
+        cov = post["covariances"] if covariance_type == "tied" else post["covariances"][k]
+        widen = (1.0 + beta) / beta
+        if covariance_type in ("full", "tied"):
+            df = nu + 1.0 - n_features
+            shape = widen * np.asarray(cov) * nu / df
+            logp = stats.multivariate_t(loc=m, shape=shape, df=df).logpdf(X)
+        elif covariance_type == "diag":
+            scale = np.sqrt(widen * np.asarray(cov))
+            logp = sum(
+                stats.t.logpdf(X[:, d], df=nu, loc=m[d], scale=scale[d]) for d in range(n_features)
+            )
+        else:
+            shape = widen * float(cov) * np.eye(n_features)
+            logp = stats.multivariate_t(loc=m, shape=shape, df=nu).logpdf(X)
+        terms.append(np.log(weights[k]) + np.atleast_1d(logp))
+    return logsumexp(np.stack(terms, axis=1), axis=1)

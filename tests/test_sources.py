@@ -123,6 +123,7 @@ _LAYERS = {
     "_stats": 2,
     "_update": 2,
     "_variational": 2,
+    "_predictive": 2,
     "_validation": 2,
     "_kmeans": 2,
     "_synthetic": 2,

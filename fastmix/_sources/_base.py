@@ -17,6 +17,9 @@ class DataSource:
         for all of them; returns one ``Stats`` per set.
     ``estep_outputs(params, want_resp)``
         Per-row ``(log p(x), labels, log-responsibilities or None)``.
+    ``map_rows(func)``
+        ``func(block)``, one float64 per row, over every row (lazy for a dask
+        array): per-row outputs that the kernels do not compute.
     ``sums()``
         ``(sum w, sum_i w_i x_i)`` in float64.
     ``take(rows)``

@@ -61,6 +61,13 @@ def _output_block(X, params, which, check_name):
     return block_outputs(X, params, which == 2, allow_parallel=False)[which]
 
 
+def _map_block(X, func, check_name):
+    """``func`` of one block (one float64 per row), on a worker."""
+    if check_name is not None:
+        assert_all_finite(X, input_name="X", estimator_name=check_name)
+    return np.asarray(func(X), dtype=np.float64)
+
+
 def _block_check(X, sample_weight, name):
     """Validate one block on its worker; returns (rows, nonfinite w, negative w, positive w)."""
     assert_all_finite(X, input_name="X", estimator_name=name)
@@ -233,6 +240,15 @@ class DaskSource(DataSource):
                 dtype=np.float64, meta=np.empty((0, 0)), **kw,
             )  # fmt: skip
         return log_prob_norm, labels, log_resp
+
+    def map_rows(self, func):
+        """Lazy ``func(block)`` (one float64 per row) over the blocks, a (n,) dask array."""
+        import dask
+
+        func = dask.delayed(func, traverse=False)
+        return self._X.map_blocks(
+            _map_block, func, self._check_name, drop_axis=1, dtype=np.float64, meta=np.empty(0)
+        )
 
     def sums(self):
         ((sum_w, total),) = _compute(self._client, _tree_sum(self._tasks(block_sums), add_parts))

@@ -91,6 +91,15 @@ class _InProcessSource(DataSource):
             block_outputs(block, params, want_resp, out=out, chunk_rows=chunk_rows)
         return log_prob_norm, labels, (log_resp if want_resp else None)
 
+    def map_rows(self, func):
+        """``func(block)`` (one float64 per row) over every block, as one (n,) array."""
+        out = np.empty(self.n_samples)
+        for start, stop, block, _ in self.iter_blocks(self._init_rows):
+            if self._check_name is not None:
+                assert_all_finite(block, input_name="X", estimator_name=self._check_name)
+            out[start:stop] = func(block)
+        return out
+
     def sums(self):
         parts = (block_sums(block, w) for _, _, block, w in self.iter_blocks(self._init_rows))
         return functools.reduce(lambda a, b: (a[0] + b[0], a[1] + b[1]), parts)
