@@ -540,11 +540,14 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 ]
             )
         else:
+            covariances = self.covariances_
+            if self.covariance_type in ("tied-diagonal", "tied-spherical"):
+                covariances = [covariances] * len(self.means_)
             X = np.vstack(
                 [
                     mean + rng.standard_normal(size=(sample, n_features)) * np.sqrt(covariance)
                     for (mean, covariance, sample) in zip(
-                        self.means_, self.covariances_, n_samples_comp, strict=True
+                        self.means_, covariances, n_samples_comp, strict=True
                     )
                 ]
             )

@@ -11,7 +11,7 @@ from ._bench import DEFAULT_SHAPE, run_bench
 from ._demo import DEMO_PICTURES, DEMO_PLOT, run_demo
 from ._fit import INIT_PARAMS, PRIOR_TYPES, run_fit, run_predict
 from ._report import PROGRESS_MODES
-from ._usage import COVARIANCE_TYPES, DTYPES
+from ._usage import COVARIANCE_TYPES, DTYPES, FIT_COVARIANCE_TYPES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -201,7 +201,7 @@ def build_parser():
     )
     demo.add_argument(
         "--covariance-type",
-        choices=COVARIANCE_TYPES,
+        choices=FIT_COVARIANCE_TYPES,
         default="full",
         help="covariance type of the fitted model (default: full)",
     )
@@ -276,7 +276,7 @@ def build_parser():
     )
     fit.add_argument(
         "--covariance-type",
-        choices=COVARIANCE_TYPES,
+        choices=FIT_COVARIANCE_TYPES,
         default="full",
         help="(default: full)",
     )
