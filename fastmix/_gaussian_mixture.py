@@ -1,6 +1,7 @@
 """Gaussian mixture fitted by expectation-maximisation on streaming kernels."""
 
 import math
+from numbers import Real
 
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
@@ -60,9 +61,10 @@ class GaussianMixture(BaseMixture):
         The user-provided initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
         The user-provided initial means.
-    precisions_init : array-like, default=None
+    precisions_init : array-like or float, default=None
         The user-provided initial precisions (inverse of the covariance
-        matrices). The shape depends on 'covariance_type'::
+        matrices). The shape depends on 'covariance_type' (a float or an
+        array of shape () for 'tied-spherical')::
 
             (n_components,)                        if 'spherical',
             (n_features, n_features)               if 'tied',
@@ -142,7 +144,7 @@ class GaussianMixture(BaseMixture):
         ],
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
-        "precisions_init": ["array-like", None],
+        "precisions_init": ["array-like", Real, None],  # a number: 'tied-spherical'
     }
 
     _parameter_names = ("weights_", "means_", "covariances_", "precisions_cholesky_")
