@@ -124,9 +124,11 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _derive_parameters(self):
         """Set the fitted arrays that follow from the parameters (``precisions_``)."""
         dtype = self.precisions_cholesky_.dtype
-        self.precisions_ = precisions_from_cholesky(
+        precisions = precisions_from_cholesky(
             np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
-        ).astype(dtype)
+        )
+        # An array even when 0-d ('tied-spherical'), as covariances_ is.
+        self.precisions_ = np.asarray(precisions, dtype=dtype)
 
     # ------------------------------------------------------------ validation
     def _validate_batch(self, X, sample_weight):

@@ -243,8 +243,9 @@ class GaussianMixture(BaseMixture):
         prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
         self.weights_ = (nk / nk.sum()).astype(dtype)
         self.means_ = means.astype(dtype)
-        self.covariances_ = covariances.astype(dtype)
-        self.precisions_cholesky_ = prec_chol.astype(dtype)
+        # np.asarray: 'tied-spherical' keeps 0-d arrays, not NumPy scalars.
+        self.covariances_ = np.asarray(covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
 
     def _compute_lower_bound(self, stats):
         return stats.sum_wlogp / stats.sum_w

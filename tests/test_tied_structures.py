@@ -478,6 +478,12 @@ def test_float32_in_float32_out(covariance_type):
         for name in names:
             value = getattr(m32, name)
             assert value.dtype == np.float32, name
+            # tied-spherical: 0-d arrays, not NumPy scalars (degrees_of_freedom_
+            # and covariance_prior_ are scalars, as for 'tied' and 'spherical').
+            assert isinstance(value, np.ndarray) or name in (
+                "degrees_of_freedom_",
+                "covariance_prior_",
+            )
             assert np.shape(value) == np.shape(getattr(m64, name)), name
         assert m32.score_samples(X.astype(np.float32)).dtype == np.float32
         assert_allclose(m32.covariances_, m64.covariances_, rtol=1e-3)
@@ -520,6 +526,7 @@ def test_save_load_round_trip(covariance_type, dtype, tmp_path):
         for name in ("covariances_", "precisions_", "precisions_cholesky_", "means_"):
             got, want = getattr(loaded, name), getattr(model, name)
             assert got.dtype == want.dtype and got.shape == want.shape, name
+            assert isinstance(got, np.ndarray), name
             assert_array_equal(got, want)
         if isinstance(model, BayesianGaussianMixture):
             assert_array_equal(loaded.degrees_of_freedom_, model.degrees_of_freedom_)
