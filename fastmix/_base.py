@@ -171,9 +171,11 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _derive_parameters(self):
         """Set the fitted arrays that follow from the parameters (``precisions_``)."""
         dtype = self.precisions_cholesky_.dtype
-        self.precisions_ = precisions_from_cholesky(
+        precisions = precisions_from_cholesky(
             np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
-        ).astype(dtype)
+        )
+        # An array even when 0-d ('tied-spherical'), as covariances_ is.
+        self.precisions_ = np.asarray(precisions, dtype=dtype)
 
     # ------------------------------------------------------------ validation
     def _validate_batch(self, X, sample_weight):
@@ -624,11 +626,14 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 ]
             )
         else:
+            covariances = self.covariances_
+            if self.covariance_type in ("tied-diagonal", "tied-spherical"):
+                covariances = [covariances] * len(self.means_)
             X = np.vstack(
                 [
                     mean + rng.standard_normal(size=(sample, n_features)) * np.sqrt(covariance)
                     for (mean, covariance, sample) in zip(
-                        self.means_, self.covariances_, n_samples_comp, strict=True
+                        self.means_, covariances, n_samples_comp, strict=True
                     )
                 ]
             )

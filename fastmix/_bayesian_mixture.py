@@ -82,12 +82,17 @@ class BayesianGaussianMixture(BaseMixture):
         all the components by setting some component `weights_` to values very
         close to zero. The number of effective components is therefore smaller
         than n_components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}, default='full'
         String describing the type of covariance parameters to use:
         'full' (each component has its own general covariance matrix),
         'tied' (all components share the same general covariance matrix),
         'diag' (each component has its own diagonal covariance matrix),
-        'spherical' (each component has its own single variance).
+        'spherical' (each component has its own single variance),
+        'tied-diagonal' (all components share the same diagonal covariance
+        matrix), 'tied-spherical' (all components share the same single
+        variance). The last two are fastmix's, named as in scikit-learn's
+        pull request #33692 (not in a scikit-learn release yet).
     tol : float, default=1e-3
         The convergence threshold. Iterations stop when the change of the
         lower bound on the model evidence is below this threshold.
@@ -132,7 +137,9 @@ class BayesianGaussianMixture(BaseMixture):
             (n_features, n_features) if 'full',
             (n_features, n_features) if 'tied',
             (n_features)             if 'diag',
-            float                    if 'spherical'
+            float                    if 'spherical',
+            (n_features)             if 'tied-diagonal',
+            float                    if 'tied-spherical'
 
     random_state : int, RandomState instance or None, default=None
         Controls the initialization and :meth:`sample`.
@@ -169,7 +176,9 @@ class BayesianGaussianMixture(BaseMixture):
             (n_components,)                        if 'spherical',
             (n_features, n_features)               if 'tied',
             (n_components, n_features)             if 'diag',
-            (n_components, n_features, n_features) if 'full'
+            (n_components, n_features, n_features) if 'full',
+            (n_features,)                          if 'tied-diagonal',
+            ()                                     if 'tied-spherical'
 
     precisions_ : ndarray
         The precision matrices for each component (shape as `covariances_`).
@@ -202,7 +211,7 @@ class BayesianGaussianMixture(BaseMixture):
         The prior of the number of degrees of freedom in use.
     degrees_of_freedom_ : ndarray of shape (n_components,) or float
         The number of degrees of freedom of each component (one shared value
-        for 'tied').
+        for 'tied', 'tied-diagonal' and 'tied-spherical').
     covariance_prior_ : float or ndarray
         The prior on the covariance distribution in use (shape as
         `covariance_prior`).
@@ -248,7 +257,9 @@ class BayesianGaussianMixture(BaseMixture):
 
     _parameter_constraints: dict = {
         **BaseMixture._parameter_constraints,
-        "covariance_type": [StrOptions({"spherical", "tied", "diag", "full"})],
+        "covariance_type": [
+            StrOptions({"spherical", "tied", "diag", "full", "tied-diagonal", "tied-spherical"})
+        ],
         "weight_concentration_prior_type": [
             StrOptions({"dirichlet_process", "dirichlet_distribution"})
         ],
@@ -373,16 +384,18 @@ class BayesianGaussianMixture(BaseMixture):
                     "%s covariance_prior" % covariance_type,
                 )
                 check_precision_matrix(covariance_prior, covariance_type)
-            elif covariance_type == "diag":
+            elif covariance_type in ("diag", "tied-diagonal"):
                 covariance_prior = check_array(
                     self.covariance_prior, dtype=_FLOATS, ensure_2d=False
                 )
-                check_shape(covariance_prior, (n_features,), "diag covariance_prior")
+                check_shape(
+                    covariance_prior, (n_features,), "%s covariance_prior" % covariance_type
+                )
                 check_precision_positivity(covariance_prior, covariance_type)
             else:
                 covariance_prior = np.asarray(self.covariance_prior, dtype=np.float64)
                 if covariance_prior.size != 1:
-                    check_shape(covariance_prior, (), "spherical covariance_prior")
+                    check_shape(covariance_prior, (), "%s covariance_prior" % covariance_type)
                 check_precision_positivity(covariance_prior, covariance_type)
                 covariance_prior = covariance_prior.reshape(())
 

@@ -1,6 +1,7 @@
 """Gaussian mixture fitted by expectation-maximisation on streaming kernels."""
 
 import math
+from numbers import Real
 
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
@@ -32,12 +33,17 @@ class GaussianMixture(BaseMixture):
     ----------
     n_components : int, default=1
         The number of mixture components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}, default='full'
         String describing the type of covariance parameters to use:
         'full' (each component has its own general covariance matrix),
         'tied' (all components share the same general covariance matrix),
         'diag' (each component has its own diagonal covariance matrix),
-        'spherical' (each component has its own single variance).
+        'spherical' (each component has its own single variance),
+        'tied-diagonal' (all components share the same diagonal covariance
+        matrix), 'tied-spherical' (all components share the same single
+        variance). The last two are fastmix's, named as in scikit-learn's
+        pull request #33692 (not in a scikit-learn release yet).
     tol : float, default=1e-3
         The convergence threshold. EM iterations stop when the lower bound
         average gain is below this threshold.
@@ -55,14 +61,17 @@ class GaussianMixture(BaseMixture):
         The user-provided initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
         The user-provided initial means.
-    precisions_init : array-like, default=None
+    precisions_init : array-like or float, default=None
         The user-provided initial precisions (inverse of the covariance
-        matrices). The shape depends on 'covariance_type'::
+        matrices). The shape depends on 'covariance_type' (a float or an
+        array of shape () for 'tied-spherical')::
 
             (n_components,)                        if 'spherical',
             (n_features, n_features)               if 'tied',
             (n_components, n_features)             if 'diag',
-            (n_components, n_features, n_features) if 'full'
+            (n_components, n_features, n_features) if 'full',
+            (n_features,)                          if 'tied-diagonal',
+            ()                                     if 'tied-spherical'
 
     random_state : int, RandomState instance or None, default=None
         Controls the initialization and :meth:`sample`.
@@ -130,10 +139,12 @@ class GaussianMixture(BaseMixture):
 
     _parameter_constraints: dict = {
         **BaseMixture._parameter_constraints,
-        "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+        "covariance_type": [
+            StrOptions({"full", "tied", "diag", "spherical", "tied-diagonal", "tied-spherical"})
+        ],
         "weights_init": ["array-like", None],
         "means_init": ["array-like", None],
-        "precisions_init": ["array-like", None],
+        "precisions_init": ["array-like", Real, None],  # a number: 'tied-spherical'
     }
 
     _parameter_names = ("weights_", "means_", "covariances_", "precisions_cholesky_")
@@ -232,8 +243,9 @@ class GaussianMixture(BaseMixture):
         prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
         self.weights_ = (nk / nk.sum()).astype(dtype)
         self.means_ = means.astype(dtype)
-        self.covariances_ = covariances.astype(dtype)
-        self.precisions_cholesky_ = prec_chol.astype(dtype)
+        # np.asarray: 'tied-spherical' keeps 0-d arrays, not NumPy scalars.
+        self.covariances_ = np.asarray(covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
 
     def _compute_lower_bound(self, stats):
         return stats.sum_wlogp / stats.sum_w
@@ -247,6 +259,10 @@ class GaussianMixture(BaseMixture):
             cov_params = self.n_components * n_features
         elif self.covariance_type == "tied":
             cov_params = n_features * (n_features + 1) / 2.0
+        elif self.covariance_type == "tied-diagonal":
+            cov_params = n_features
+        elif self.covariance_type == "tied-spherical":
+            cov_params = 1
         else:
             cov_params = self.n_components
         mean_params = n_features * self.n_components

@@ -91,6 +91,7 @@ from ._format import (
 
 # Imported so that both estimators are registered as persistable classes.
 from ._gaussian_mixture import GaussianMixture  # noqa: F401
+from ._stats import TIED_TYPES
 from ._validation import FLOAT_DTYPES as _FLOAT_DTYPES
 from ._validation import covariance_shape
 
@@ -278,11 +279,18 @@ def _expected_state(model, n_features):
         "precisions_cholesky_": cov_shape,
     }
     if isinstance(model, BayesianGaussianMixture):
-        prior_shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}
+        prior_shape = {
+            "full": (d, d),
+            "tied": (d, d),
+            "diag": (d,),
+            "spherical": (),
+            "tied-diagonal": (d,),
+            "tied-spherical": (),
+        }
         shapes.update(
             {
                 "mean_precision_": (k,),
-                "degrees_of_freedom_": () if cov_type == "tied" else (k,),
+                "degrees_of_freedom_": () if cov_type in TIED_TYPES else (k,),
                 "mean_prior_": (d,),
                 "covariance_prior_": prior_shape[cov_type],
                 "weight_concentration_prior_": (),

@@ -134,12 +134,13 @@ def predictive_mixture(
         ``m_k``.
     mean_precision : ndarray of shape (K,)
         ``beta_k``.
-    degrees_of_freedom : ndarray of shape (K,), or a scalar for 'tied'
+    degrees_of_freedom : ndarray of shape (K,), or a scalar for the tied types
         ``nu_k``.
     precisions_cholesky : ndarray
         scikit-learn's ``precisions_cholesky_`` (of ``C_k^{-1} = nu_k W_k``):
-        (K, D, D) 'full', (D, D) 'tied', (K, D) 'diag', (K,) 'spherical'.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        (K, D, D) 'full', (D, D) 'tied', (K, D) 'diag', (K,) 'spherical',
+        (D,) 'tied-diagonal', () 'tied-spherical'.
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', 'tied-spherical'}
 
     Returns
     -------
@@ -161,10 +162,15 @@ def predictive_mixture(
             prec_chol = np.broadcast_to(prec_chol, (n_components, n_features, n_features))
         precision = np.sqrt(factor)[:, None, None] * prec_chol
         return StudentMixture(log_weights, means, dof, precision)
-    if covariance_type == "spherical":
-        prec_chol = np.repeat(prec_chol[:, None], n_features, axis=1)
+    # diag and spherical, and their tied forms (one posterior shared by every
+    # component): Gamma posteriors per feature, or one shared by the features.
+    # prec_chol: (K, D) diag, (D,) tied-diagonal, (K,) spherical, () tied-spherical.
+    per_feature = covariance_type in ("diag", "tied-diagonal")
+    columns = n_features if per_feature else 1
+    prec_chol = np.broadcast_to(prec_chol.reshape(-1, columns), (n_components, n_features))
+    nu = np.broadcast_to(nu, (n_components,)).copy()
     precision = shrink[:, None] * prec_chol * prec_chol  # inverse squared scales
-    return StudentMixture(log_weights, means, nu.copy(), precision, covariance_type == "diag")
+    return StudentMixture(log_weights, means, nu, precision, per_feature)
 
 
 __all__ = ["StudentMixture", "predictive_mixture"]

@@ -243,10 +243,10 @@ class MixtureSelector(DensityMixin, BaseEstimator):
 
     def _print_table(self):
         r = self.results_
-        print("  K  covariance        bic            aic            icl      n_iter  converged")
+        print("  K  covariance           bic            aic            icl  n_iter  converged")
         for i in range(len(r["bic"])):
             print(
-                f"{r['n_components'][i]:3d}  {r['covariance_type'][i]:<10} "
+                f"{r['n_components'][i]:3d}  {r['covariance_type'][i]:<14} "
                 f"{r['bic'][i]:14.4f} {r['aic'][i]:14.4f} {r['icl'][i]:14.4f} "
                 f"{r['n_iter'][i]:6d}  {bool(r['converged'][i])}"
             )

@@ -13,7 +13,18 @@ import numpy as np
 
 from ._kernels import DIAG, FULL, TIED
 
-COV_CODES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": DIAG}
+# tied-diagonal and tied-spherical are DIAG with every component's precision row
+# the same (spherical: the same in every feature too).
+COV_CODES = {
+    "full": FULL,
+    "tied": TIED,
+    "diag": DIAG,
+    "spherical": DIAG,
+    "tied-diagonal": DIAG,
+    "tied-spherical": DIAG,
+}
+# The covariance types whose one covariance is shared by every component.
+TIED_TYPES = frozenset({"tied", "tied-diagonal", "tied-spherical"})
 
 
 @dataclass

@@ -138,7 +138,8 @@ def explicit_init(X, n_components, covariance_types=COVARIANCE_TYPES, seed=0):
     ----------
     X : ndarray of shape (n_samples, n_features)
     n_components : int
-    covariance_types : iterable of str, default=all four
+    covariance_types : iterable of str, default=scikit-learn's four
+        Any of the six fastmix fits ('tied-diagonal' and 'tied-spherical' too).
     seed : int, default=0
 
     Returns
@@ -162,6 +163,8 @@ def explicit_init(X, n_components, covariance_types=COVARIANCE_TYPES, seed=0):
         "tied": precision,
         "diag": np.broadcast_to(1.0 / variances, (n_components, n_features)).copy(),
         "spherical": np.full(n_components, 1.0 / variances.mean()),
+        "tied-diagonal": 1.0 / variances,
+        "tied-spherical": np.float64(1.0 / variances.mean()),
     }
     return {
         cov_type: {

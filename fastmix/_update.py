@@ -48,14 +48,27 @@ def gaussian_parameters(stats, reg_covar, covariance_type):
     ----------
     stats : Stats
     reg_covar : float
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}
 
     Returns
     -------
     nk : ndarray of shape (K,), float64
     means : ndarray of shape (K, D), float64
     covariances : ndarray, float64
-        (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical.
+        (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical, (D,)
+        tied-diagonal, () tied-spherical.
+
+    Notes
+    -----
+    'tied-diagonal' pools the diagonal scatters of the components,
+    ``(sum_k sum_i r (x - m_k)^2 + 10 eps sum_k m_k^2) / sum_k nk + reg_covar``:
+    the diagonal of the 'tied' covariance, ``10 eps`` terms included, whenever
+    every row's responsibilities sum to one (every E-step). Rows that an
+    initialisation leaves unassigned (k-means++, 'random_from_data') add
+    nothing, as for 'diag', where 'tied' follows scikit-learn's one-pass
+    formula and adds their ``x x^T``. 'tied-spherical' is the mean over
+    features of 'tied-diagonal'.
     """
     weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
     eps10 = 10 * np.finfo(np.float64).eps * weight_unit
@@ -110,9 +123,12 @@ def gaussian_parameters(stats, reg_covar, covariance_type):
     else:
         # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk.
         scatter = stats.s2_diag - 2.0 * delta * s1 + n_true[:, None] * delta**2
-        cov = (scatter + eps10 * means**2) / nk[:, None] + reg_covar
-        if covariance_type == "spherical":
-            cov = cov.mean(axis=1)
+        if covariance_type in ("diag", "spherical"):
+            cov = (scatter + eps10 * means**2) / nk[:, None] + reg_covar
+        else:  # tied-diagonal, tied-spherical: one diagonal pooled over the components
+            cov = (scatter + eps10 * means**2).sum(axis=0) / nk.sum() + reg_covar
+        if covariance_type in ("spherical", "tied-spherical"):
+            cov = np.mean(cov, axis=-1)
     return nk, means, cov
 
 
@@ -167,14 +183,14 @@ def precisions_from_cholesky(prec_chol, covariance_type):
 
 
 def log_det_cholesky(prec_chol, covariance_type, n_features):
-    """log|U_k| per component (the tied value is a scalar, as in scikit-learn)."""
+    """log|U_k| per component (a scalar for the tied types, as scikit-learn's 'tied')."""
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
     if covariance_type == "full":
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
     if covariance_type == "tied":
         return np.sum(np.log(np.diag(prec_chol)))
-    if covariance_type == "diag":
-        return np.sum(np.log(prec_chol), axis=1)
+    if covariance_type in ("diag", "tied-diagonal"):
+        return np.sum(np.log(prec_chol), axis=-1)
     return n_features * np.log(prec_chol)
 
 
@@ -185,8 +201,10 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
     ----------
     means : ndarray of shape (K, D)
     prec_chol : ndarray
-        Precision Cholesky factors in scikit-learn's layout for ``covariance_type``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        Precision Cholesky factors in scikit-learn's layout for ``covariance_type``;
+        (D,) for 'tied-diagonal' and () for 'tied-spherical'.
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}
     extra_bias : ndarray of shape (K,)
         Added to each component's log-density: log-weights for EM,
         E[log pi] plus the Wishart expectation terms for variational inference.
@@ -216,9 +234,11 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         shift = np.broadcast_to(centre, means.shape)
         offset = (means - centre) @ prec_chol
         return KernelParams.build(code, shift, prec_chol[None], bias, dtype, offset=offset)
+    # DIAG: one precision row per component; the tied types repeat theirs.
     prec = prec_chol**2
-    if covariance_type == "spherical":
-        prec = np.repeat(prec[:, None], n_features, axis=1)
+    if covariance_type in ("spherical", "tied-spherical"):
+        prec = prec[..., None]
+    prec = np.broadcast_to(prec, (n_components, n_features))
     return KernelParams.build(code, means, prec, bias, dtype)
 
 

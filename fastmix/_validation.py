@@ -141,6 +141,8 @@ def covariance_shape(covariance_type, n_components, n_features):
         "tied": (n_features, n_features),
         "diag": (n_components, n_features),
         "spherical": (n_components,),
+        "tied-diagonal": (n_features,),
+        "tied-spherical": (),
     }[covariance_type]
 
 
@@ -191,9 +193,16 @@ def check_precision_matrix(precision, covariance_type):
 
 
 def check_precisions(precisions, covariance_type, n_components, n_features):
-    """Validate ``precisions_init`` for ``covariance_type`` (shape and definiteness)."""
+    """Validate ``precisions_init`` for ``covariance_type`` (shape and definiteness).
+
+    'tied-spherical' takes one number (a float or an array of shape ()).
+    """
     precisions = check_array(
-        precisions, dtype=_FLOATS, ensure_2d=False, allow_nd=covariance_type == "full"
+        precisions,
+        dtype=_FLOATS,
+        ensure_2d=False,
+        allow_nd=covariance_type == "full",
+        ensure_min_samples=0 if covariance_type == "tied-spherical" else 1,
     )
     check_shape(
         precisions,

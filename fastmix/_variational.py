@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
+from ._stats import TIED_TYPES
 from ._update import gaussian_parameters, log_det_cholesky, precision_cholesky
 
 _LOG_2 = math.log(2.0)
@@ -54,8 +55,8 @@ class VariationalPrior:
     degrees_of_freedom : float
         ``nu_0`` of the Wishart prior.
     covariance : float or ndarray
-        ``W_0^{-1}``: (D, D) for 'full' and 'tied', (D,) for 'diag', a float
-        for 'spherical'.
+        ``W_0^{-1}``: (D, D) for 'full' and 'tied', (D,) for 'diag' and
+        'tied-diagonal', a float for 'spherical' and 'tied-spherical'.
     """
 
     weight_concentration_prior_type: str
@@ -190,11 +191,38 @@ def _wishart_spherical(nk, xk, sk, mean_precision, prior):
     return dof, cov / dof
 
 
+def _wishart_shared(nk, sk, mean_precision, prior, square_diff):
+    """One posterior for every component, 'tied' restricted to a diagonal or a variance.
+
+    ``square_diff`` is ``(xbar_k - m_0)^2`` per feature (tied-diagonal) or its
+    mean over features (tied-spherical).
+    """
+    n_components = nk.shape[0]
+    dof = prior.degrees_of_freedom + nk.sum() / n_components
+    cov = (
+        prior.covariance
+        + sk * nk.sum() / n_components
+        + prior.mean_precision / n_components * np.dot(nk / mean_precision, square_diff)
+    )
+    return dof, cov / dof
+
+
+def _wishart_tied_diagonal(nk, xk, sk, mean_precision, prior):
+    return _wishart_shared(nk, sk, mean_precision, prior, np.square(xk - prior.mean))
+
+
+def _wishart_tied_spherical(nk, xk, sk, mean_precision, prior):
+    square_diff = np.mean(np.square(xk - prior.mean), axis=1)
+    return _wishart_shared(nk, sk, mean_precision, prior, square_diff)
+
+
 _WISHART = {
     "full": _wishart_full,
     "tied": _wishart_tied,
     "diag": _wishart_diag,
     "spherical": _wishart_spherical,
+    "tied-diagonal": _wishart_tied_diagonal,
+    "tied-spherical": _wishart_tied_spherical,
 }
 
 
@@ -205,7 +233,9 @@ def wishart_posterior(nk, xk, sk, mean_precision, prior, covariance_type):
     beta_k (xbar_k - m_0)(xbar_k - m_0)^T``; the returned covariances are
     ``W_k^{-1} / nu_k``. The tied model shares one Wishart with ``nu = nu_0 +
     N / K`` (scikit-learn's convention); diag and spherical use the
-    corresponding diagonal / isotropic restriction.
+    corresponding diagonal / isotropic restriction, and tied-diagonal and
+    tied-spherical that restriction of the shared tied posterior: the diagonal
+    of the tied ``W^{-1}``, and its mean over features.
 
     Parameters
     ----------
@@ -214,14 +244,17 @@ def wishart_posterior(nk, xk, sk, mean_precision, prior, covariance_type):
         Weighted component means of the data.
     sk : ndarray
         Weighted covariances of the data (with ``reg_covar``), shaped per
-        ``covariance_type``: (K, D, D), (D, D), (K, D) or (K,).
+        ``covariance_type``: (K, D, D), (D, D), (K, D), (K,), (D,)
+        (tied-diagonal) or () (tied-spherical).
     mean_precision : ndarray of shape (K,)
     prior : VariationalPrior
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}
 
     Returns
     -------
-    degrees_of_freedom : ndarray of shape (K,), or a float64 scalar for 'tied'
+    degrees_of_freedom : ndarray of shape (K,), or a float64 scalar for the
+        tied types
     covariances : ndarray shaped like ``sk``
     """
     return _WISHART[covariance_type](nk, xk, sk, mean_precision, prior)
@@ -296,13 +329,14 @@ def moments_from_stats(stats, covariance_type):
     ----------
     stats : Stats
         One component; FULL statistics for 'full'/'tied', DIAG otherwise.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}
 
     Returns
     -------
     mean : ndarray of shape (D,), float64
     covariance : ndarray of shape (D, D) or (D,), or a float64 scalar
-        for 'spherical'.
+        for 'spherical' and 'tied-spherical'.
 
     Raises
     ------
@@ -324,7 +358,7 @@ def moments_from_stats(stats, covariance_type):
         scatter = stats.s2_mat[0] - np.outer(s1, s1) / total
         return mean, np.atleast_2d(scatter / (total - 1.0))
     var = (stats.s2_diag[0] - s1 * s1 / total) / (total - 1.0)
-    if covariance_type == "diag":
+    if covariance_type in ("diag", "tied-diagonal"):
         return mean, var
     return mean, np.float64(var.mean())
 
@@ -339,7 +373,8 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
         Statistics of the current responsibilities (possibly weighted).
     prior : VariationalPrior
     reg_covar : float
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}
     dtype : numpy dtype
         The data's dtype (its ``eps`` enters the counts, as in scikit-learn).
 
@@ -389,7 +424,7 @@ def lower_bound(
     - D/2 sum_k log beta_k``, evaluated with the post-update parameters and
     the responsibilities that produced them (so the terms that the optimal
     update makes cancel are gone). For the Dirichlet process ``log C(alpha)``
-    becomes ``-sum_k log Beta(a_k, b_k)``; for the tied model the one shared
+    becomes ``-sum_k log Beta(a_k, b_k)``; for the tied types the one shared
     Wishart term counts ``K`` times.
 
     Parameters
@@ -399,10 +434,11 @@ def lower_bound(
     concentration : ndarray of shape (K,) or a pair of them
     prior_type : {'dirichlet_process', 'dirichlet_distribution'}
     mean_precision : ndarray of shape (K,)
-    degrees_of_freedom : ndarray of shape (K,), or a scalar for 'tied'
+    degrees_of_freedom : ndarray of shape (K,), or a scalar for the tied types
     precisions_cholesky : ndarray
         scikit-learn's layout for ``covariance_type``.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
+            'tied-spherical'}
     n_features : int
 
     Returns
@@ -419,7 +455,7 @@ def lower_bound(
         precisions_cholesky, covariance_type, n_features
     ) - 0.5 * n_features * np.log(dof)
     log_wishart = np.sum(log_wishart_norm(dof, log_det, n_features))
-    if covariance_type == "tied":
+    if covariance_type in TIED_TYPES:
         log_wishart = n_components * log_wishart
     if prior_type == "dirichlet_process":
         log_norm_weight = -np.sum(

@@ -57,7 +57,7 @@ def _projected_covariances(model, dims):
         The marginal covariance of the two features under each component:
         the ``dims`` rows and columns of the full (or tied) matrix, the two
         variances of a diagonal one, the variance times the identity for a
-        spherical one.
+        spherical one; the tied types give every component the same.
     """
     i, j = dims
     cov = np.asarray(model.covariances_, dtype=np.float64)
@@ -69,6 +69,10 @@ def _projected_covariances(model, dims):
         return np.broadcast_to(cov[index], (n_components, 2, 2)).copy()
     if model.covariance_type == "diag":
         return np.stack([np.diag(c[[i, j]]) for c in cov])
+    if model.covariance_type == "tied-diagonal":
+        return np.broadcast_to(np.diag(cov[[i, j]]), (n_components, 2, 2)).copy()
+    if model.covariance_type == "tied-spherical":
+        return np.broadcast_to(cov * np.eye(2), (n_components, 2, 2)).copy()
     return cov[:, None, None] * np.eye(2)
 
 

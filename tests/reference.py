@@ -13,7 +13,11 @@ Model parameters use scikit-learn's layout per covariance type::
 
     means      (K, D)
     prec_chol  (K, D, D) full | (D, D) tied | (K, D) diag | (K,) spherical
+               | (D,) tied-diagonal | () tied-spherical
                upper-triangular U with precision = U @ U.T
+
+'tied-diagonal' and 'tied-spherical' are 'diag' and 'spherical' with one
+covariance shared by every component.
 
 Tolerances live in :data:`TOL`, one entry per dtype, and every comparison goes
 through :func:`assert_close`.
@@ -26,6 +30,8 @@ from numpy.testing import assert_array_less
 from scipy.special import logsumexp
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# One diagonal (one variance) shared by every component; not in scikit-learn 1.x.
+TIED_STRUCTURES = ("tied-diagonal", "tied-spherical")
 
 # --------------------------------------------------------------------------
 # Tolerances
@@ -153,8 +159,14 @@ def parameter_scales(means, cov, covariance_type, shift=None):
     if covariance_type == "diag":
         v = cov + delta2
         return np.abs(means) + np.sqrt(v), v
-    v = cov + np.mean(delta2, axis=1) if shift is not None else cov
-    return np.abs(means) + np.sqrt(v)[:, None], v
+    if covariance_type == "spherical":
+        v = cov + np.mean(delta2, axis=1) if shift is not None else cov
+        return np.abs(means) + np.sqrt(v)[:, None], v
+    # tied-diagonal, tied-spherical: every component's scatter around its own shift.
+    if shift is not None:
+        delta2 = np.max(delta2, axis=0)
+        cov = cov + (delta2 if covariance_type == "tied-diagonal" else np.mean(delta2))
+    return np.abs(means) + np.sqrt(cov), cov
 
 
 def fit_scales(means, cov, covariance_type):
@@ -193,16 +205,23 @@ def dense_cholesky(prec_chol, covariance_type, n_components, n_features):
         return np.repeat(pc[None], n_components, axis=0)
     if covariance_type == "diag":
         return np.stack([np.diag(pc[k]) for k in range(n_components)])
-    return np.stack([pc[k] * np.eye(n_features) for k in range(n_components)])
+    if covariance_type == "spherical":
+        return np.stack([pc[k] * np.eye(n_features) for k in range(n_components)])
+    # tied-diagonal (D,) or tied-spherical (): the same factor for every component.
+    u = np.diag(pc) if covariance_type == "tied-diagonal" else pc * np.eye(n_features)
+    return np.repeat(u[None], n_components, axis=0)
 
 
 def log_det_cholesky(prec_chol, covariance_type, n_features):
     """log|U_k| = 0.5 log det(precision_k), via ``numpy.linalg.slogdet``.
 
-    Returns shape (K,), or a scalar for 'tied' (scikit-learn's convention).
+    Returns shape (K,), or a scalar for 'tied' (scikit-learn's convention) and
+    the other tied structures.
     """
     pc = np.asarray(prec_chol, dtype=np.float64)
-    if covariance_type == "tied":
+    if covariance_type in ("tied", *TIED_STRUCTURES):
+        if covariance_type != "tied":
+            pc = dense_cholesky(pc, covariance_type, 1, n_features)[0]
         sign, logdet = np.linalg.slogdet(pc @ pc.T)
         assert sign > 0
         return 0.5 * logdet
@@ -371,7 +390,7 @@ def stats_from_resp(X, sample_weight, resp, covariance_type, shift):
         s2_abs = ((w[:, None] * np.abs(d0)).T @ np.abs(d0))[None]
     else:
         s2, s2_abs = empty_mat, empty_mat
-    if covariance_type in ("diag", "spherical"):
+    if covariance_type in ("diag", "spherical", *TIED_STRUCTURES):
         s2_diag = np.stack([np.diag(s2_full[k]) for k in range(n_components)])
         s2_diag_abs = s2_diag.copy()
     else:
@@ -462,9 +481,17 @@ def gaussian_parameters(X, resp, reg_covar, covariance_type, sample_weight=None,
       to rounding (|1 - sum| <= 1e-12) are taken as exactly one: scikit-learn's
       one-pass X^T X would amplify that rounding by |x|^2.
 
+    - tied-diagonal: the diagonal covariances summed over the components with
+      weights nk, (sum_k sum_i r (x - m_k)^2 + e sum_k m_k^2) / sum nk, the
+      diagonal of the tied covariance for responsibilities that sum to one per
+      row. Rows an initialisation leaves unassigned add nothing (as for diag),
+      where tied's one-pass formula would add their x^2.
+    - tied-spherical: the mean over features of tied-diagonal.
+
     Returns
     -------
-    nk (K,), means (K, D), covariances ((K, D, D) | (D, D) | (K, D) | (K,)), float64
+    nk (K,), means (K, D), covariances ((K, D, D) | (D, D) | (K, D) | (K,)
+    | (D,) | ()), float64
     """
     if dtype is None:
         dtype = np.float64
@@ -491,11 +518,18 @@ def gaussian_parameters(X, resp, reg_covar, covariance_type, sample_weight=None,
         missing = np.where(np.abs(1.0 - row_mass) <= 1e-12, 0.0, 1.0 - row_mass) * w
         total = scatter.sum(axis=0) + e * means.T @ means + (missing[:, None] * X).T @ X
         cov = total / nk.sum() + reg_covar * np.eye(n_features)
-    else:
+    elif covariance_type in ("diag", "spherical"):
         diag = np.stack([np.diag(scatter[k]) for k in range(n_components)])
         cov = (diag + e * means**2) / nk[:, None] + reg_covar
         if covariance_type == "spherical":
             cov = cov.mean(axis=1)
+    else:
+        total = np.zeros(n_features)
+        for k in range(n_components):
+            total += np.diag(scatter[k]) + e * means[k] ** 2
+        cov = total / nk.sum() + reg_covar
+        if covariance_type == "tied-spherical":
+            cov = np.float64(cov.mean())
     return nk, means, cov
 
 
@@ -586,9 +620,13 @@ def random_covariances(rng, covariance_type, n_components, n_features, scale=1.0
             mats.append((a @ a.T / n_features + 0.5 * np.eye(n_features)) * scale**2)
         mats = np.stack(mats)
         return mats if covariance_type == "full" else mats[0]
-    if covariance_type == "diag":
-        return rng.uniform(0.5, 2.0, size=(n_components, n_features)) * scale**2
-    return rng.uniform(0.5, 2.0, size=n_components) * scale**2
+    size = {
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+        "tied-diagonal": (n_features,),
+        "tied-spherical": (),
+    }[covariance_type]
+    return rng.uniform(0.5, 2.0, size=size) * scale**2
 
 
 def random_problem(

@@ -11,7 +11,9 @@ Conventions shared with scikit-learn (and therefore with fastmix):
   so ``nu_k W_k`` is the precision whose Cholesky factor the kernel uses;
 - the stick-breaking prior is truncated at K sticks *without* forcing the
   last stick to 1;
-- the tied model shares one Wishart with ``nu = nu_0 + N / K``;
+- the tied model shares one Wishart with ``nu = nu_0 + N / K``; so do
+  'tied-diagonal' and 'tied-spherical', the diagonal and isotropic
+  restrictions of 'tied' (as 'diag' and 'spherical' are of 'full');
 - ``lower_bound`` drops the constants; :func:`elbo_full` keeps every term
   (full covariances), so the two differ by a constant (see the tests).
 """
@@ -22,6 +24,8 @@ import numpy as np
 from scipy.special import digamma, logsumexp
 
 LOG_2PI = math.log(2.0 * math.pi)
+# One posterior shared by every component (degrees of freedom a scalar).
+TIED = ("tied", "tied-diagonal", "tied-spherical")
 
 
 # ----------------------------------------------------------------- data
@@ -55,9 +59,13 @@ def weighted_gaussian_parameters(X, resp, sample_weight, reg_covar, covariance_t
     sk = np.empty((n_components, n_features))
     for k in range(n_components):
         sk[k] = wr[:, k] @ (X * X) / nk[k] - 2 * xk[k] * (wr[:, k] @ X) / nk[k] + xk[k] ** 2
+    if covariance_type in ("tied-diagonal", "tied-spherical"):
+        # The per-component diagonals pooled with weights N_k: the diagonal of
+        # the tied covariance when every row's responsibilities sum to one.
+        sk = sum(nk[k] * sk[k] for k in range(n_components)) / nk.sum()
     sk += reg_covar
-    if covariance_type == "spherical":
-        return nk, xk, sk.mean(axis=1)
+    if covariance_type in ("spherical", "tied-spherical"):
+        return nk, xk, sk.mean(axis=-1)
     return nk, xk, sk
 
 
@@ -156,6 +164,16 @@ def wishart_posterior(nk, xk, sk, beta, beta0, m0, nu0, cov0, covariance_type):
             d = xk[k] - m0
             w_inv = w_inv + beta0 / n_components * nk[k] / beta[k] * np.outer(d, d)
         return nu, w_inv / nu
+    if covariance_type in ("tied-diagonal", "tied-spherical"):
+        n_total = sum(nk)
+        nu = nu0 + n_total / n_components
+        w_inv = np.array(cov0, dtype=float) + n_total / n_components * sk
+        for k in range(n_components):
+            d2 = (xk[k] - m0) ** 2
+            if covariance_type == "tied-spherical":
+                d2 = np.mean(d2)
+            w_inv = w_inv + beta0 / n_components * nk[k] / beta[k] * d2
+        return nu, w_inv / nu
     nu = np.array([nu0 + n for n in nk])
     if covariance_type == "diag":
         cov = np.empty((n_components, n_features))
@@ -177,6 +195,13 @@ def precisions(covariances, nu, covariance_type):
     if covariance_type == "tied":
         return np.linalg.inv(covariances * nu)
     return 1.0 / (covariances * (nu[:, None] if covariance_type == "diag" else nu))
+
+
+def per_component_type(covariance_type):
+    """The covariance type of one component's W: 'diag' for 'tied-diagonal' and so on."""
+    return {"tied-diagonal": "diag", "tied-spherical": "spherical"}.get(
+        covariance_type, covariance_type
+    )
 
 
 def log_lambda(nu, n_features):
@@ -230,13 +255,14 @@ def log_rho(X, post, covariance_type, prior_type):
     n_components = means.shape[0]
     out = np.empty((n_samples, n_components))
     for k in range(n_components):
-        nu_k = nu if covariance_type == "tied" else nu[k]
-        W_k = W if covariance_type == "tied" else W[k]
-        e_log_det = log_lambda(nu_k, n_features) + log_det_w(W_k, covariance_type, n_features)
+        nu_k = nu if covariance_type in TIED else nu[k]
+        W_k = W if covariance_type in TIED else W[k]
+        one_type = per_component_type(covariance_type)
+        e_log_det = log_lambda(nu_k, n_features) + log_det_w(W_k, one_type, n_features)
         d = X - means[k]
         if covariance_type in ("full", "tied"):
             maha = np.einsum("ni,ij,nj->n", d, W_k, d)
-        elif covariance_type == "diag":
+        elif one_type == "diag":
             maha = (d * d) @ W_k
         else:
             maha = W_k * np.sum(d * d, axis=1)
@@ -293,9 +319,9 @@ def lower_bound(resp, sample_weight, post, covariance_type, prior_type, n_featur
     n_components = len(beta)
     W = precisions(post["covariances"], nu, covariance_type)
     log_wishart = 0.0
-    if covariance_type == "tied":
+    if covariance_type in TIED:
         log_wishart = n_components * log_wishart_norm(
-            nu, 0.5 * log_det_w(W, covariance_type, n_features), n_features
+            nu, 0.5 * log_det_w(W, per_component_type(covariance_type), n_features), n_features
         )
     else:
         for k in range(n_components):

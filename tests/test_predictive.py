@@ -22,6 +22,8 @@ from scipy.special import roots_legendre
 from fastmix import BayesianGaussianMixture
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+# The tied structures' predictive shares one posterior between the components.
+ALL_TYPES = (*COV_TYPES, "tied-diagonal", "tied-spherical")
 
 
 def small_fit(covariance_type, n_features, prior_type="dirichlet_process", n_per=8, seed=0):
@@ -47,7 +49,7 @@ def test_matches_scipy_student_t(covariance_type, prior_type):
     assert_allclose(got, want, rtol=1e-10)
 
 
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("covariance_type", ALL_TYPES)
 def test_integrates_to_one_in_1d(covariance_type):
     bgm, X = small_fit(covariance_type, 1)
 
@@ -81,7 +83,7 @@ def integral_2d(log_density, centre, scale, n_nodes=400):
     return float(jac[0] @ values @ jac[1])
 
 
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("covariance_type", ALL_TYPES)
 def test_integrates_to_one_in_2d(covariance_type):
     bgm, X = small_fit(covariance_type, 2)
     total = integral_2d(bgm.log_predictive, X.mean(0), X.std(0))

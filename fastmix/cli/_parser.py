@@ -12,7 +12,7 @@ from ._demo import DEMO_PICTURES, DEMO_PLOT, run_demo
 from ._fit import INIT_PARAMS, PRIOR_TYPES, run_fit, run_predict
 from ._report import PROGRESS_MODES
 from ._select import parse_k_range, run_select
-from ._usage import COVARIANCE_TYPES, DTYPES
+from ._usage import COVARIANCE_TYPES, DTYPES, FIT_COVARIANCE_TYPES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -248,7 +248,7 @@ def build_parser():
     )
     demo.add_argument(
         "--covariance-type",
-        choices=COVARIANCE_TYPES,
+        choices=FIT_COVARIANCE_TYPES,
         default="full",
         help="covariance type of the fitted model (default: full)",
     )
@@ -323,7 +323,7 @@ def build_parser():
     )
     fit.add_argument(
         "--covariance-type",
-        choices=COVARIANCE_TYPES,
+        choices=FIT_COVARIANCE_TYPES,
         default="full",
         help="(default: full)",
     )
@@ -579,10 +579,13 @@ def _add_select(commands):
     )
     select.add_argument(
         "--covariance-types",
-        type=_subset_of(COVARIANCE_TYPES, "covariance type"),
+        type=_subset_of(FIT_COVARIANCE_TYPES, "covariance type"),
         default=list(COVARIANCE_TYPES),
         metavar="TYPES",
-        help=f"comma-separated (default: {','.join(COVARIANCE_TYPES)})",
+        help=(
+            f"comma-separated, among {','.join(FIT_COVARIANCE_TYPES)} "
+            f"(default: {','.join(COVARIANCE_TYPES)})"
+        ),
     )
     select.add_argument(
         "--criterion", choices=("bic", "aic", "icl"), default="bic", help="(default: bic)"

@@ -143,7 +143,7 @@ def run_select(args, out=None, err=None):
         f"{args.data} in {seconds:.2f} s",
         file=out,
     )
-    print(f"{'K':>4}  {'covariance':<10} {'bic':>14} {'aic':>14} {'icl':>14}  iter", file=out)
+    print(f"{'K':>4}  {'covariance':<14} {'bic':>14} {'aic':>14} {'icl':>14}  iter", file=out)
     for row in rows:
         mark = (
             "  <- chosen"
@@ -152,7 +152,7 @@ def run_select(args, out=None, err=None):
             else ""
         )
         print(
-            f"{row['n_components']:>4}  {row['covariance_type']:<10} {row['bic']:14.6g} "
+            f"{row['n_components']:>4}  {row['covariance_type']:<14} {row['bic']:14.6g} "
             f"{row['aic']:14.6g} {row['icl']:14.6g}  {row['n_iter']:>4}{mark}",
             file=out,
         )

@@ -8,7 +8,10 @@ optional extras live here because every command needs some of them.
 import importlib
 import os
 
+# scikit-learn's four: what `bench` compares against scikit-learn.
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# Every type fastmix fits (`fit`, `demo`).
+FIT_COVARIANCE_TYPES = (*COVARIANCE_TYPES, "tied-diagonal", "tied-spherical")
 DTYPES = ("float64", "float32")
 PLOT_EXTRA_HINT = 'install matplotlib with: pip install "fastmix[plot]"'
 CLI_EXTRA_HINT = 'install tqdm with: pip install "fastmix[cli]"'
