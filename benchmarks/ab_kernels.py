@@ -9,10 +9,12 @@ Usage (from the repository root)::
 Copies ``fastmix/_kernels`` and ``fastmix/_numba.py`` of each tree into a
 temporary directory under two package names, so that both versions load side
 by side, and times the three stages of one 512-row chunk (``_logdens_chunk``,
-``_normalise_chunk``, ``_chunk_stats``; D = K = 16, one thread, the model of a
-one-iteration fit of ``fastmix bench``'s data) in alternating batches of 100
-calls: A then B, B then A. Reports each side's minimum and median
-microseconds per chunk and the median of the per-batch ratios, and checks
+``_normalise_chunk``, ``_chunk_stats``) and the whole chunk (``_stats_chunk``:
+load, the three stages, the scalar sums; D = K = 16 unless ``-d``/``-k`` say
+otherwise, one thread, the model of a one-iteration fit of ``fastmix bench``'s
+data) in alternating batches of ``--calls`` calls: A then B, B then A.
+Reports each side's minimum and median microseconds per chunk and the median
+of the per-batch ratios, and checks
 that both trees give the same log-densities. Buffers are 64-byte aligned, as
 the kernels' own scratch is: an unaligned buffer moved the same kernel by
 10-30% from one process to the next, and alternating batches in one process
@@ -54,6 +56,9 @@ def main(argv=None):
     parser.add_argument("--covariance-type", default="full")
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--batches", type=int, default=40, help="batches per side")
+    parser.add_argument("--calls", type=int, default=100, help="calls per batch")
+    parser.add_argument("-d", "--n-features", type=int, default=16)
+    parser.add_argument("-k", "--n-components", type=int, default=16)
     args = parser.parse_args(argv)
 
     import numba
@@ -61,8 +66,8 @@ def main(argv=None):
     from fastmix import GaussianMixture
 
     numba.set_num_threads(1)
-    X = pc.make_data(65536, 16, 16, args.dtype)
-    gm = GaussianMixture(**pc.gmm_params(16, args.covariance_type, X, 1))
+    X = pc.make_data(65536, args.n_features, args.n_components, args.dtype)
+    gm = GaussianMixture(**pc.gmm_params(args.n_components, args.covariance_type, X, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X)
@@ -97,6 +102,14 @@ def main(argv=None):
     def stats(E):
         E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, t)
 
+    no_weight, scal = np.empty(0), np.zeros(3)
+
+    def chunk(E):
+        E._stats_chunk(
+            X, no_weight, 0, m, p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias,
+            nk, s1, s2_mat, s2_diag, scal,
+        )  # fmt: skip
+
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
         kernels = {
@@ -109,20 +122,23 @@ def main(argv=None):
             out[side] = logp[:, :m].copy()
             norm(E)
             stats(E)
+            chunk(E)
         diff = np.max(np.abs(out["A"] - out["B"]))
         print(f"log-densities, max |A - B|: {diff:.3g}")
         print(
             f"{args.covariance_type}, {args.dtype}, one thread, microseconds per "
-            f"{m}-row chunk, {args.batches} x 100 calls"
+            f"{m}-row chunk, D = {n_features}, K = {n_components}, "
+            f"{args.batches} x {args.calls} calls"
         )
-        for name, fn in (("densities", dens), ("normalise", norm), ("stats", stats)):
+        stages = (("densities", dens), ("normalise", norm), ("stats", stats), ("chunk", chunk))
+        for name, fn in stages:
             times = {"A": [], "B": []}
             for batch in range(args.batches):
                 for side in ("A", "B") if batch % 2 == 0 else ("B", "A"):
                     t0 = time.perf_counter()
-                    for _ in range(100):
+                    for _ in range(args.calls):
                         fn(kernels[side])
-                    times[side].append((time.perf_counter() - t0) / 100 * 1e6)
+                    times[side].append((time.perf_counter() - t0) / args.calls * 1e6)
             a, b = np.array(times["A"]), np.array(times["B"])
             print(
                 f"{name:<10} A min {a.min():6.1f} med {np.median(a):6.1f} | "
