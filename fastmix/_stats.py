@@ -136,11 +136,16 @@ def _symmetrise_upper(a):
     return upper + np.swapaxes(np.triu(a, 1), -1, -2)
 
 
-def block_rows(n_components, n_features):
+def block_rows(n_components, n_features, code=FULL):
     """Rows handed to one kernel call; depends on the problem's shape only."""
-    per_chunk = 8 * (n_components * (n_features * n_features + n_features + 1) + 3)
+    # Partials per chunk: K (D x D) matrices for full, one for tied, K diagonals
+    # for diag (counting K D^2 for every type gave diag at K = 256, D = 64 one
+    # 8-chunk group per call: one thread). Whole pairs of 8-chunk groups.
+    mat = {FULL: n_components, TIED: 1}.get(code, 0) * n_features * n_features
+    diag = n_components * n_features if code == DIAG else 0
+    per_chunk = 8 * (mat + diag + n_components * (n_features + 1) + 3)
     chunks = int(np.clip(_PARTIAL_BYTES // per_chunk, 1, _MAX_CHUNKS_PER_BLOCK))
-    return chunks * CHUNK_ROWS
+    return (chunks // 16 * 16 if chunks >= 16 else chunks) * CHUNK_ROWS
 
 
 def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=None):
@@ -165,7 +170,7 @@ def estep_pass(X, sample_weight, params, chunk_rows=CHUNK_ROWS, rows_per_block=N
     n_samples, n_features = X.shape
     n_components = params.bias.shape[0]
     if rows_per_block is None:
-        rows_per_block = block_rows(n_components, n_features)
+        rows_per_block = block_rows(n_components, n_features, params.code)
     rows_per_block = max(chunk_rows, rows_per_block // chunk_rows * chunk_rows)
     stats = Stats.zeros(params.code, params.shift)
     scal = np.zeros(3)
