@@ -49,25 +49,12 @@ def load(tree, name, into):
     return importlib.import_module(f"{name}._kernels.estep")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("base", help="tree A (a checkout's root)")
-    parser.add_argument("candidate", nargs="?", default=".", help="tree B (default: .)")
-    parser.add_argument("--covariance-type", default="full")
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--batches", type=int, default=40, help="batches per side")
-    parser.add_argument("--calls", type=int, default=100, help="calls per batch")
-    parser.add_argument("-d", "--n-features", type=int, default=16)
-    parser.add_argument("-k", "--n-components", type=int, default=16)
-    args = parser.parse_args(argv)
-
-    import numba
-
+def chunk_stages(X64, dtype, covariance_type, n_components):
+    """The four timed stages on one chunk of ``X64`` cast to ``dtype``, as functions of a tree."""
     from fastmix import GaussianMixture
 
-    numba.set_num_threads(1)
-    X = pc.make_data(65536, args.n_features, args.n_components, args.dtype)
-    gm = GaussianMixture(**pc.gmm_params(args.n_components, args.covariance_type, X, 1))
+    X = np.ascontiguousarray(X64.astype(dtype))
+    gm = GaussianMixture(**pc.gmm_params(n_components, covariance_type, X, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X)
@@ -94,6 +81,7 @@ def main(argv=None):
         E._logdens_chunk(
             xt, m, p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias, logp, dt, y, acc
         )
+        return logp[:, :m]
 
     def norm(E):
         resp[:] = logp
@@ -110,6 +98,35 @@ def main(argv=None):
             nk, s1, s2_mat, s2_diag, scal,
         )  # fmt: skip
 
+    return {"densities": dens, "normalise": norm, "stats": stats, "chunk": chunk}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("base", help="tree A (a checkout's root)")
+    parser.add_argument("candidate", nargs="?", default=".", help="tree B (default: .)")
+    parser.add_argument("--covariance-type", default="full")
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument(
+        "--dtype-b", default=None, choices=["float64", "float32"],
+        help="tree B's dtype (default: --dtype); e.g. . . --dtype-b float32",
+    )  # fmt: skip
+    parser.add_argument("--batches", type=int, default=40, help="batches per side")
+    parser.add_argument("--calls", type=int, default=100, help="calls per batch")
+    parser.add_argument("-d", "--n-features", type=int, default=16)
+    parser.add_argument("-k", "--n-components", type=int, default=16)
+    args = parser.parse_args(argv)
+
+    import numba
+
+    numba.set_num_threads(1)
+    X64 = pc.make_data(65536, args.n_features, args.n_components, "float64")
+    stages_of = {
+        "A": chunk_stages(X64, args.dtype, args.covariance_type, args.n_components),
+        "B": chunk_stages(X64, args.dtype_b or args.dtype, args.covariance_type,
+                          args.n_components),
+    }  # fmt: skip
+
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
         kernels = {
@@ -118,26 +135,24 @@ def main(argv=None):
         }
         out = {}
         for side, E in kernels.items():
-            dens(E)
-            out[side] = logp[:, :m].copy()
-            norm(E)
-            stats(E)
-            chunk(E)
+            fns = stages_of[side]
+            out[side] = fns["densities"](E).copy()
+            for name in ("normalise", "stats", "chunk"):
+                fns[name](E)
         diff = np.max(np.abs(out["A"] - out["B"]))
         print(f"log-densities, max |A - B|: {diff:.3g}")
         print(
-            f"{args.covariance_type}, {args.dtype}, one thread, microseconds per "
-            f"{m}-row chunk, D = {n_features}, K = {n_components}, "
-            f"{args.batches} x {args.calls} calls"
+            f"{args.covariance_type}, A {args.dtype}, B {args.dtype_b or args.dtype}, one "
+            f"thread, microseconds per {CHUNK}-row chunk, D = {args.n_features}, "
+            f"K = {args.n_components}, {args.batches} x {args.calls} calls"
         )
-        stages = (("densities", dens), ("normalise", norm), ("stats", stats), ("chunk", chunk))
-        for name, fn in stages:
+        for name in ("densities", "normalise", "stats", "chunk"):
             times = {"A": [], "B": []}
             for batch in range(args.batches):
                 for side in ("A", "B") if batch % 2 == 0 else ("B", "A"):
                     t0 = time.perf_counter()
                     for _ in range(args.calls):
-                        fn(kernels[side])
+                        stages_of[side][name](kernels[side])
                     times[side].append((time.perf_counter() - t0) / args.calls * 1e6)
             a, b = np.array(times["A"]), np.array(times["B"])
             print(
