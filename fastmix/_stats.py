@@ -18,6 +18,7 @@ from ._kernels import (
     estep_stats,
     estep_stats_serial,
 )
+from ._kernels.labels import stats_from_labels
 
 # Rows per chunk: the unit of parallel work and of the fixed-order reduction.
 # 512 rows keep a chunk's log-densities (512 x K float64) and its rows in L2.
@@ -235,27 +236,10 @@ def _add_one_hot(stats, xb, wb, labels, code):
     Each component's sums run over its own rows only: the block is read once in
     all, where the general path reads it once per component.
     """
-    n_components = stats.nk.shape[0]
-    # Rows grouped by component, in row order within a group, unassigned (-1)
-    # first. A stable sort of 16-bit keys is a radix sort, 6x cheaper than int64.
-    key_type = np.int16 if n_components < 2**15 else np.intp
-    order = np.argsort(labels.astype(key_type), kind="stable")
-    counts = np.bincount(labels + 1, minlength=n_components + 1)
-    rows = order[counts[0] :]
-    xs, ws = xb[rows], wb[rows]
-    bounds = np.concatenate(([0], np.cumsum(counts[1:])))
-    for k in np.flatnonzero(counts[1:]):
-        lo, hi = bounds[k], bounds[k + 1]
-        d = xs[lo:hi] - stats.shift[k]
-        w = ws[lo:hi]
-        stats.nk[k] += w.sum()
-        # Products with the weights even when they are all one: BLAS
-        # matrix-vector products beat NumPy's axis-0 reductions here.
-        stats.s1[k] += w @ d
-        if code == FULL:
-            stats.s2_mat[k] += (d * w[:, None]).T @ d
-        elif code == DIAG:
-            stats.s2_diag[k] += w @ (d * d)
+    # One parallel task per component over its own rows, in row order.
+    c = np.ascontiguousarray
+    stats_from_labels(c(xb), c(wb, dtype=np.float64), c(labels, dtype=np.int64), code,
+                      c(stats.shift), stats.nk, stats.s1, stats.s2_mat, stats.s2_diag)  # fmt: skip
 
 
 def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=65536):

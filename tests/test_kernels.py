@@ -832,3 +832,58 @@ def test_float32_fit_at_offset_1e4_matches_float64(covariance_type):
     for name in ("weights_", "means_", "covariances_"):
         got, want = getattr(gm32, name), getattr(gm64, name)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=0, err_msg=name)
+
+
+# --------------------------------------------------------------------------
+# stats_from_labels (one-hot initial statistics, issue 12, C)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_stats_from_labels_matches_reference(covariance_type, dtype, weighted):
+    """The parallel kernel equals the plain NumPy sums of one-hot responsibilities
+    (rows left unassigned, label -1, included), at an offset of 1e6, and is
+    bitwise the same on 1 thread or all."""
+    from fastmix._kernels.labels import stats_from_labels
+
+    X, _, means, _, _ = problem(
+        37, covariance_type, dtype, n_samples=3000, n_features=5, n_components=7, offset=1e6
+    )
+    rng = np.random.default_rng(38)
+    labels = rng.integers(-1, 7, size=len(X))
+    labels[labels == 3] = 4  # a component without rows
+    w = weights_with_zeros(len(X), 39) if weighted else None
+    shift = means + rng.normal(size=means.shape)
+    code = COV_CODES[covariance_type]
+    r = np.zeros((len(X), 7))
+    r[labels >= 0, labels[labels >= 0]] = 1.0
+    want = ref.stats_from_resp(X, w, r, covariance_type, shift)
+
+    n_mat = {FULL: 7, TIED: 1}.get(code, 0)
+    n_diag = 7 if code == DIAG else 0
+
+    def run():
+        nk, s1 = np.zeros(7), np.zeros((7, 5))
+        s2_mat, s2_diag = np.zeros((n_mat, 5, 5)), np.zeros((n_diag, 5))
+        stats_from_labels(X, np.empty(0) if w is None else w, labels, code, shift,
+                          nk, s1, s2_mat, s2_diag)  # fmt: skip
+        return nk, s1, s2_mat, s2_diag
+
+    nk, s1, s2_mat, s2_diag = run()
+    scale = want["scale"]
+    ref.assert_close(nk, want["nk"], np.float64, scale["nk"], err_msg="nk")
+    ref.assert_close(s1, want["s1"], np.float64, scale["s1"], err_msg="s1")
+    ref.assert_close(s2_diag, want["s2_diag"], np.float64, scale["s2_diag"], err_msg="s2_diag")
+    if covariance_type == "full":
+        ref.assert_close(s2_mat, want["s2"], np.float64, scale["s2"], err_msg="s2")
+        np.testing.assert_array_equal(s2_mat, np.swapaxes(s2_mat, 1, 2))
+    else:
+        np.testing.assert_array_equal(s2_mat, 0.0)  # tied's S2 is not the kernel's
+    assert np.all(nk[3] == 0.0) and np.all(s1[3] == 0.0)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        for got, e in zip(run(), (nk, s1, s2_mat, s2_diag), strict=True):
+            np.testing.assert_array_equal(got, e)
+    finally:
+        numba.set_num_threads(before)
