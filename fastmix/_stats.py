@@ -18,7 +18,7 @@ from ._kernels import (
     estep_stats,
     estep_stats_serial,
 )
-from ._kernels.labels import stats_from_labels
+from ._kernels.labels import stats_from_labels, stats_from_labels_serial
 
 # Rows per chunk: the unit of parallel work and of the fixed-order reduction.
 # 512 rows keep a chunk's log-densities (512 x K float64) and its rows in L2.
@@ -236,10 +236,12 @@ def _add_one_hot(stats, xb, wb, labels, code):
     Each component's sums run over its own rows only: the block is read once in
     all, where the general path reads it once per component.
     """
-    # One parallel task per component over its own rows, in row order.
+    # One task per component over its own rows, in row order (same bits either way).
+    work = xb.size * (xb.shape[1] if code == FULL else 1)
+    kernel = stats_from_labels if work > _SERIAL_WORK else stats_from_labels_serial
     c = np.ascontiguousarray
-    stats_from_labels(c(xb), c(wb, dtype=np.float64), c(labels, dtype=np.int64), code,
-                      c(stats.shift), stats.nk, stats.s1, stats.s2_mat, stats.s2_diag)  # fmt: skip
+    kernel(c(xb), c(wb, dtype=np.float64), c(labels, dtype=np.int64), code, c(stats.shift),
+           stats.nk, stats.s1, stats.s2_mat, stats.s2_diag)  # fmt: skip
 
 
 def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=65536):

@@ -843,8 +843,8 @@ def test_float32_fit_at_offset_1e4_matches_float64(covariance_type):
 def test_stats_from_labels_matches_reference(covariance_type, dtype, weighted):
     """The parallel kernel equals the plain NumPy sums of one-hot responsibilities
     (rows left unassigned, label -1, included), at an offset of 1e6, and is
-    bitwise the same on 1 thread or all."""
-    from fastmix._kernels.labels import stats_from_labels
+    bitwise the same on 1 thread or all and in its serial twin."""
+    from fastmix._kernels.labels import stats_from_labels, stats_from_labels_serial
 
     X, _, means, _, _ = problem(
         37, covariance_type, dtype, n_samples=3000, n_features=5, n_components=7, offset=1e6
@@ -862,10 +862,10 @@ def test_stats_from_labels_matches_reference(covariance_type, dtype, weighted):
     n_mat = {FULL: 7, TIED: 1}.get(code, 0)
     n_diag = 7 if code == DIAG else 0
 
-    def run():
+    def run(kernel=stats_from_labels):
         nk, s1 = np.zeros(7), np.zeros((7, 5))
         s2_mat, s2_diag = np.zeros((n_mat, 5, 5)), np.zeros((n_diag, 5))
-        stats_from_labels(X, np.empty(0) if w is None else w, labels, code, shift,
+        kernel(X, np.empty(0) if w is None else w, labels, code, shift,
                           nk, s1, s2_mat, s2_diag)  # fmt: skip
         return nk, s1, s2_mat, s2_diag
 
@@ -887,3 +887,6 @@ def test_stats_from_labels_matches_reference(covariance_type, dtype, weighted):
             np.testing.assert_array_equal(got, e)
     finally:
         numba.set_num_threads(before)
+    # The serial twin: the same bits.
+    for got, e in zip(run(stats_from_labels_serial), (nk, s1, s2_mat, s2_diag), strict=True):
+        np.testing.assert_array_equal(got, e)

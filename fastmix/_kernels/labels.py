@@ -39,13 +39,34 @@ def _rows_by_label(labels, n_components):
 def _label_stats(X, sample_weight, rows, k, code, shift, nk, s1, s2_mat, s2_diag):
     """Add component ``k``'s sums over ``rows`` (its rows, in order) to the outputs."""
     prefer_wide_vectors()
+    if code == FULL:
+        _label_stats_full(X, sample_weight, rows, k, shift, nk, s1, s2_mat)
+        return
+    n_features = X.shape[1]
+    has_weight = sample_weight.shape[0] > 0
+    total = 0.0
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        wi = sample_weight[i] if has_weight else 1.0
+        total += wi
+        for j in range(n_features):
+            d = np.float64(X[i, j]) - np.float64(shift[k, j])
+            s1[k, j] += wi * d
+            if code == DIAG:
+                s2_diag[k, j] += wi * (d * d)
+    nk[k] += total
+
+
+@jit
+def _label_stats_full(X, sample_weight, rows, k, shift, nk, s1, s2_mat):
+    """FULL's :func:`_label_stats`: the Gram matrix of ``sqrt(w) (x - shift_k)``
+    in tiles of ``_STATS_TILE`` rows, mirrored into both triangles at the end."""
+    prefer_wide_vectors()
     n_features = X.shape[1]
     has_weight = sample_weight.shape[0] > 0
     n = rows.shape[0]
-    full = code == FULL
-    # The scaled tile and its Gram matrix are FULL's only (empty otherwise).
-    sd = _scratch(_features4(n_features) if full else 0, min(n, _STATS_TILE), np.empty(0), True)
-    gram = np.zeros((n_features, n_features) if full else (0, 0))
+    sd = _scratch(_features4(n_features), min(n, _STATS_TILE), np.empty(0), True)
+    gram = np.zeros((n_features, n_features))
     total = 0.0
     for t0 in range(0, n, _STATS_TILE):
         tile = min(_STATS_TILE, n - t0)
@@ -57,19 +78,14 @@ def _label_stats(X, sample_weight, rows, k, code, shift, nk, s1, s2_mat, s2_diag
             for j in range(n_features):
                 d = np.float64(X[i, j]) - np.float64(shift[k, j])
                 s1[k, j] += wi * d
-                if code == DIAG:
-                    s2_diag[k, j] += wi * (d * d)
-                elif full:
-                    sd[j, t] = sw * d
-        if full:
-            _symmetric_gram(sd, tile, gram)
+                sd[j, t] = sw * d
+        _symmetric_gram(sd, tile, gram)
     nk[k] += total
-    if full:
-        for a in range(n_features):
-            s2_mat[k, a, a] += gram[a, a]
-            for b in range(a + 1, n_features):
-                s2_mat[k, a, b] += gram[a, b]
-                s2_mat[k, b, a] += gram[a, b]
+    for a in range(n_features):
+        s2_mat[k, a, a] += gram[a, a]
+        for b in range(a + 1, n_features):
+            s2_mat[k, a, b] += gram[a, b]
+            s2_mat[k, b, a] += gram[a, b]
 
 
 @jit(parallel=True)
@@ -116,6 +132,25 @@ def stats_from_labels(X, sample_weight, labels, code, shift, nk, s1, s2_mat, s2_
     n_components = shift.shape[0]
     start, order = _rows_by_label(labels, n_components)
     for k in prange(n_components):
+        if start[k + 1] > start[k]:
+            _label_stats(
+                X, sample_weight, order[start[k] : start[k + 1]], k, code, shift,
+                nk, s1, s2_mat, s2_diag,
+            )  # fmt: skip
+
+
+@jit
+def stats_from_labels_serial(X, sample_weight, labels, code, shift, nk, s1, s2_mat, s2_diag):
+    """:func:`stats_from_labels` on the calling thread (same sums, same bits).
+
+    For blocks too small to repay waking the thread pool (a whole scheduler
+    time slice when another process holds a core). Arguments and outputs as
+    for :func:`stats_from_labels`.
+    """
+    prefer_wide_vectors()
+    n_components = shift.shape[0]
+    start, order = _rows_by_label(labels, n_components)
+    for k in range(n_components):
         if start[k + 1] > start[k]:
             _label_stats(
                 X, sample_weight, order[start[k] : start[k + 1]], k, code, shift,
