@@ -61,33 +61,9 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # outputs reach 1.7e-7 of the scale (~3 u, the bound's typical rather than
 # worst case), statistics 3.5e-8; a float32 bias (u |bias| ~ 1e-6 of a
 # per-row scale) or accumulator fails (see test_float32_accumulates_in_float64).
-#
-# float32 first and second moments (``stats_rtol``; s1 and s2_diag of the
-# diag, spherical and tied kernels): by the project's rule, w r is rounded to
-# float32 and the terms are formed and summed in float32 (with FMA) over tiles
-# of at most T = F32_STATS_TILE rows; each tile's sum is added into float64.
-# One term of s2_diag is w r d^2 with d = x - shift_k: rounding w r, d (it
-# enters squared) and u = (w r) d costs 4 u relative (the FMA's product is
-# exact; its rounding is a rounding of the sum); a term of s1 costs 3 u.
-# Summing at most T terms in any order (LLVM's vector lanes and interleaved
-# partial sums form some tree) costs at most (T - 1) u of the sum of absolute
-# terms, to first order. So each tile's sum is within (T + 3) u of its term
-# sum, and adding tiles, chunks and groups in float64 costs n u64, negligible
-# next to u for any n below 1e8. With the densities' (2D + 2) u carried into the
-# responsibilities (the scale's 1 + L weighting, above):
-#     stats_rtol = (2D + 2 + T + 3) u = (18 + 259) u = 1.65e-5  (D <= 8, T = 256),
-# fixed by the tile length, not by n_samples. Typical errors are ~sqrt(T) u
-# (test_float32_statistics_within_tile_bound measures them at n = 40,000 and
-# offset 1e4). float64: the statistics are formed and summed in float64 over
-# the whole chunk; stats_rtol = rtol.
-F32_STATS_TILE = 256
 TOL = {
-    np.dtype(np.float64): dict(rtol=1e-10, stats_rtol=1e-10, atol=0.0),
-    np.dtype(np.float32): dict(
-        rtol=(2 * 8 + 2) * 2.0**-24,
-        stats_rtol=(2 * 8 + 2 + F32_STATS_TILE + 3) * 2.0**-24,
-        atol=0.0,
-    ),
+    np.dtype(np.float64): dict(rtol=1e-10, atol=0.0),
+    np.dtype(np.float32): dict(rtol=(2 * 8 + 2) * 2.0**-24, atol=0.0),
 }
 
 
@@ -96,12 +72,11 @@ def tol(dtype):
     return TOL[np.dtype(dtype)]
 
 
-def assert_close(got, want, dtype, scale=None, err_msg="", key="rtol"):
+def assert_close(got, want, dtype, scale=None, err_msg=""):
     """Assert ``|got - want| <= rtol * scale + atol`` with ``dtype``'s tolerance.
 
     ``scale`` defaults to ``|want|`` (a plain relative comparison); pass the
-    sum of absolute terms for quantities that may cancel. ``key`` names the
-    relative tolerance of :data:`TOL` to use (``"stats_rtol"`` for moments).
+    sum of absolute terms for quantities that may cancel.
     """
     got = np.asarray(got, dtype=np.float64)
     want = np.asarray(want, dtype=np.float64)
@@ -109,7 +84,7 @@ def assert_close(got, want, dtype, scale=None, err_msg="", key="rtol"):
     if scale is None:
         scale = np.abs(want)
     t = tol(dtype)
-    bound = t[key] * np.broadcast_to(np.asarray(scale, dtype=np.float64), want.shape)
+    bound = t["rtol"] * np.broadcast_to(np.asarray(scale, dtype=np.float64), want.shape)
     bound = bound + t["atol"]
     err = np.abs(got - want)
     if not np.all(err <= bound):
@@ -117,7 +92,7 @@ def assert_close(got, want, dtype, scale=None, err_msg="", key="rtol"):
         raise AssertionError(
             f"{err_msg}: max |got - want| / bound = {np.max(err / bound):.3g} at {worst} "
             f"(got {got[worst]!r}, want {want[worst]!r}, bound {bound[worst]:.3g}, "
-            f"{key} {t[key]:g})"
+            f"rtol {t['rtol']:g})"
         )
 
 
@@ -139,16 +114,16 @@ def assert_stats_match(stats, want, dtype, what=""):
     """A fastmix ``Stats`` equals the reference statistics to ``dtype``'s tolerance."""
     scale = want["scale"]
     _assert_shapes(stats, want)
-    for name, got, key in [
-        ("nk", stats.nk, "rtol"),
-        ("s1", stats.s1, "stats_rtol"),
-        ("s2", stats.s2_mat, "rtol"),  # full and tied S2 are formed in float64
-        ("s2_diag", stats.s2_diag, "stats_rtol"),
-        ("sum_w", stats.sum_w, "rtol"),
-        ("sum_wlogp", stats.sum_wlogp, "rtol"),
-        ("sum_wrlogr", stats.sum_wrlogr, "rtol"),
+    for name, got in [
+        ("nk", stats.nk),
+        ("s1", stats.s1),
+        ("s2", stats.s2_mat),
+        ("s2_diag", stats.s2_diag),
+        ("sum_w", stats.sum_w),
+        ("sum_wlogp", stats.sum_wlogp),
+        ("sum_wrlogr", stats.sum_wrlogr),
     ]:
-        assert_close(got, want[name], dtype, scale[name], err_msg=f"{what} {name}", key=key)
+        assert_close(got, want[name], dtype, scale[name], err_msg=f"{what} {name}")
     # The pass mirrors the kernel's upper triangle: S2 must come back symmetric.
     np.testing.assert_array_equal(stats.s2_mat, np.swapaxes(stats.s2_mat, 1, 2))
 

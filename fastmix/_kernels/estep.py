@@ -51,9 +51,6 @@ _STATS_TILE = 256
 # summed on one thread after the parallel loop) shrink 8-fold (4.5 MiB per
 # call at D = K = 16 with one slot per chunk).
 _GROUP = 8
-# float32 moments are summed in float32 over at most this many rows, then
-# added into float64 (the project's bound on float32 partial sums).
-_F32_STATS_TILE = 256
 
 _LOG2E = 1.4426950408889634
 # ln 2 split so that n * _LN2_HI is exact for |n| < 2**20 (Cody and Waite).
@@ -565,24 +562,24 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
     ``s2_diag`` of shape (0, D) and gets ``s1`` only. ``nk`` is summed in
     float64.
 
-    float64 data: ``w r`` and every product and sum in float64 over the whole
-    chunk. float32 data: ``w r`` rounded to float32, the products formed and
-    summed in float32 (with FMA) over tiles of at most ``_F32_STATS_TILE``
-    rows, each tile's sums added into the float64 outputs; so the float32
-    rounding is bounded by the tile length, never by n (the tolerance is
-    derived in tests/reference.py, ``TOL``).
+    The differences are taken in the data's dtype, ``w r``, the products and
+    the sums in float64, for float32 data too: float32 products and partial
+    sums (even over 256-row tiles, the project's allowance) let a collapsing
+    component's variance, ``s2/nk - (s1/nk)**2``, go negative by ~u32 of
+    ``(s1/nk)**2`` (measured: -1.9e-7 with reg_covar 1e-6 at 5000 x 64,
+    K = 256, third iteration), where float64 products keep ``s1**2 <= s2 nk``
+    to float64 rounding.
 
     Components whose every weighted responsibility is zero are skipped (a
     row's zero responsibility adds exactly nothing). The others run in
     register tiles of 4 components x 1 feature: one load of a feature row per
     4 components, 8 running sums in registers, one horizontal sum per
-    (component, feature) per tile of rows. A last partial tile of components
+    (component, feature) per chunk. A last partial tile of components
     repeats its last component and drops the repeats' sums.
     """
     prefer_wide_vectors()
     n_components, n_features = shift.shape
     second = s2_diag.shape[0] == n_components
-    rows = _F32_STATS_TILE if xt.itemsize == 4 else max(m, 1)
     active = np.empty(n_components, dtype=np.int64)
     n_active = 0
     for k in range(n_components):
@@ -596,8 +593,7 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
             nk[k] += total
             active[n_active] = k
             n_active += 1
-    wr = _scratch(4, m, xt, False)
-    zero = shift[0, 0] - shift[0, 0]  # 0 in shift's dtype (shift is finite)
+    wr = _scratch(4, m, w, False)
     for g in range(0, n_active, 4):
         n_tile = min(4, n_active - g)
         k0 = active[g]
@@ -618,59 +614,53 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
             w1[i] = wi * r1[i]
             w2[i] = wi * r2[i]
             w3[i] = wi * r3[i]
-        for i0 in range(0, m, rows):
-            tile = min(rows, m - i0)
-            w0 = wr[0, i0 : i0 + tile]
-            w1 = wr[1, i0 : i0 + tile]
-            w2 = wr[2, i0 : i0 + tile]
-            w3 = wr[3, i0 : i0 + tile]
-            for j in range(n_features):
-                x = xt[j, i0 : i0 + tile]
-                m0 = shift[k0, j]
-                m1 = shift[k1, j]
-                m2 = shift[k2, j]
-                m3 = shift[k3, j]
-                a0 = zero
-                a1 = zero
-                a2 = zero
-                a3 = zero
-                q0 = zero
-                q1 = zero
-                q2 = zero
-                q3 = zero
-                for i in range(tile):
-                    d = x[i]
-                    v = d - m0
-                    u = w0[i] * v
-                    a0 += u
-                    q0 += u * v
-                    v = d - m1
-                    u = w1[i] * v
-                    a1 += u
-                    q1 += u * v
-                    v = d - m2
-                    u = w2[i] * v
-                    a2 += u
-                    q2 += u * v
-                    v = d - m3
-                    u = w3[i] * v
-                    a3 += u
-                    q3 += u * v
-                s1[k0, j] += a0
+        for j in range(n_features):
+            x = xt[j, :m]
+            m0 = shift[k0, j]
+            m1 = shift[k1, j]
+            m2 = shift[k2, j]
+            m3 = shift[k3, j]
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            q0 = 0.0
+            q1 = 0.0
+            q2 = 0.0
+            q3 = 0.0
+            for i in range(m):
+                d = x[i]
+                v = d - m0
+                u = w0[i] * v
+                a0 += u
+                q0 += u * v
+                v = d - m1
+                u = w1[i] * v
+                a1 += u
+                q1 += u * v
+                v = d - m2
+                u = w2[i] * v
+                a2 += u
+                q2 += u * v
+                v = d - m3
+                u = w3[i] * v
+                a3 += u
+                q3 += u * v
+            s1[k0, j] += a0
+            if n_tile > 1:
+                s1[k1, j] += a1
+            if n_tile > 2:
+                s1[k2, j] += a2
+            if n_tile > 3:
+                s1[k3, j] += a3
+            if second:
+                s2_diag[k0, j] += q0
                 if n_tile > 1:
-                    s1[k1, j] += a1
+                    s2_diag[k1, j] += q1
                 if n_tile > 2:
-                    s1[k2, j] += a2
+                    s2_diag[k2, j] += q2
                 if n_tile > 3:
-                    s1[k3, j] += a3
-                if second:
-                    s2_diag[k0, j] += q0
-                    if n_tile > 1:
-                        s2_diag[k1, j] += q1
-                    if n_tile > 2:
-                        s2_diag[k2, j] += q2
-                    if n_tile > 3:
-                        s2_diag[k3, j] += q3
+                    s2_diag[k3, j] += q3
 
 
 @jit
