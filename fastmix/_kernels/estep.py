@@ -406,26 +406,34 @@ def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
     ``logp[k, i] = bias_k - 0.5 * sum_j prec_diag[k, j] * (xt[j, i] - shift[k, j])**2``,
     every difference centred on its own component (no expansion of the square,
     so no cancellation at any offset). Register tiles of 4 components x 4
-    features: each pass over a tile of ``_TILE`` rows loads 4 feature rows once
-    for 16 (component, feature) pairs and updates 4 running sums, which stay
-    in L1. A last partial group of features reads a zero row with a zero
-    mean and precision (it adds exactly 0); a last partial group of components
-    repeats the last component and its sums are dropped. The sums are scratch
-    of ``xt``'s dtype allocated here (so LLVM knows they alias nothing).
+    features: each pass over a tile of rows (``_TILE`` float64, ``2 _TILE``
+    float32) loads 4 feature rows once for 16 (component, feature) pairs and
+    updates 4 running sums, which stay in L1. The densities are formed in the
+    data's dtype, as before; ``xt`` is (D, B), ``shift`` and ``prec_diag``
+    (K, D) in its dtype, ``bias`` (K,) float64; ``logp`` (K, B) float64 is
+    written. Per (row, component, feature): one subtraction, one product and
+    one multiply-add, the least a centred square costs. A last partial group
+    of features reads a zero row with a zero mean and precision (it adds
+    exactly 0); a last partial group of components repeats the last
+    component and its sums are dropped. The sums are scratch of ``xt``'s
+    dtype allocated here (so LLVM knows they alias nothing).
     """
     prefer_wide_vectors()
     n_components, n_features = shift.shape
     last_k = n_components - 1
     last_j = n_features - 1
-    acc = _scratch(4, _TILE, xt, False)
+    # _TILE rows of float64, twice as many of float32: the same bytes, and as
+    # many vector iterations per 4 x 4 block to repay its 32 broadcasts.
+    rows = _TILE * 8 // xt.itemsize
+    acc = _scratch(4, rows, xt, False)
     a0 = acc[0]
     a1 = acc[1]
     a2 = acc[2]
     a3 = acc[3]
     zero = shift[0, 0] - shift[0, 0]  # 0 in shift's dtype (shift is finite)
-    zrow = _scratch(1, _TILE, xt, True)[0]
-    for i0 in range(0, m, _TILE):
-        tile = min(_TILE, m - i0)
+    zrow = _scratch(1, rows, xt, True)[0]
+    for i0 in range(0, m, rows):
+        tile = min(rows, m - i0)
         for kg in range(0, n_components, 4):
             k0 = kg
             k1 = min(kg + 1, last_k)
