@@ -80,6 +80,29 @@ class GaussianMixtureBenchmark(Benchmark, Estimator, VersusReference):
         warm_dispatchers(covariance_type, dtype)
 
 
+class LargeKDiagBenchmark(Benchmark, Estimator, VersusReference):
+    """Fixed-work diag fits with many components (issue 12): 2e5 rows, D x K = 64 x 256
+    and 40 x 1024, n_init=1, max_iter=3, tol=0, explicit init.
+
+    ``init_params='random_from_data'`` for both libraries: the explicit start
+    overrides it, and it keeps scikit-learn's timed fit from running k-means
+    at K = 1024 before the start it then discards.
+    """
+
+    param_names = ["shape", "dtype"]
+    params = (["64x256", "40x1024"], DTYPES)
+    n_samples = 200_000
+
+    def setup(self, shape, dtype):
+        n_features, n_components = (int(v) for v in shape.split("x"))
+        self.X = make_data(self.n_samples, n_features, n_components, dtype)
+        init = explicit_init(self.X, n_components, "diag")
+        params = dict(fixed_work(n_components, "diag", init), init_params="random_from_data")
+        self.estimator = GaussianMixture(**params)
+        self.reference = SkGaussianMixture(**params)
+        warm_dispatchers("diag", dtype, n_features, n_components)
+
+
 class DefaultFitBenchmark(Benchmark):
     """A whole ``fit`` with default parameters: k-means start, tol=1e-3, random_state=0.
 

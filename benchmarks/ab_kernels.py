@@ -9,10 +9,12 @@ Usage (from the repository root)::
 Copies ``fastmix/_kernels`` and ``fastmix/_numba.py`` of each tree into a
 temporary directory under two package names, so that both versions load side
 by side, and times the three stages of one 512-row chunk (``_logdens_chunk``,
-``_normalise_chunk``, ``_chunk_stats``; D = K = 16, one thread, the model of a
-one-iteration fit of ``fastmix bench``'s data) in alternating batches of 100
-calls: A then B, B then A. Reports each side's minimum and median
-microseconds per chunk and the median of the per-batch ratios, and checks
+``_normalise_chunk``, ``_chunk_stats``) and the whole chunk (``_stats_chunk``:
+load, the three stages, the scalar sums; D = K = 16 unless ``-d``/``-k`` say
+otherwise, one thread, the model of a one-iteration fit of ``fastmix bench``'s
+data) in alternating batches of ``--calls`` calls: A then B, B then A.
+Reports each side's minimum and median microseconds per chunk and the median
+of the per-batch ratios, and checks
 that both trees give the same log-densities. Buffers are 64-byte aligned, as
 the kernels' own scratch is: an unaligned buffer moved the same kernel by
 10-30% from one process to the next, and alternating batches in one process
@@ -47,22 +49,12 @@ def load(tree, name, into):
     return importlib.import_module(f"{name}._kernels.estep")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("base", help="tree A (a checkout's root)")
-    parser.add_argument("candidate", nargs="?", default=".", help="tree B (default: .)")
-    parser.add_argument("--covariance-type", default="full")
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--batches", type=int, default=40, help="batches per side")
-    args = parser.parse_args(argv)
-
-    import numba
-
+def chunk_stages(X64, dtype, covariance_type, n_components):
+    """The four timed stages on one chunk of ``X64`` cast to ``dtype``, as functions of a tree."""
     from fastmix import GaussianMixture
 
-    numba.set_num_threads(1)
-    X = pc.make_data(65536, 16, 16, args.dtype)
-    gm = GaussianMixture(**pc.gmm_params(16, args.covariance_type, X, 1))
+    X = np.ascontiguousarray(X64.astype(dtype))
+    gm = GaussianMixture(**pc.gmm_params(n_components, covariance_type, X, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X)
@@ -89,6 +81,7 @@ def main(argv=None):
         E._logdens_chunk(
             xt, m, p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias, logp, dt, y, acc
         )
+        return logp[:, :m]
 
     def norm(E):
         resp[:] = logp
@@ -96,6 +89,43 @@ def main(argv=None):
 
     def stats(E):
         E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, t)
+
+    no_weight, scal = np.empty(0), np.zeros(3)
+
+    def chunk(E):
+        E._stats_chunk(
+            X, no_weight, 0, m, p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias,
+            nk, s1, s2_mat, s2_diag, scal,
+        )  # fmt: skip
+
+    return {"densities": dens, "normalise": norm, "stats": stats, "chunk": chunk}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("base", help="tree A (a checkout's root)")
+    parser.add_argument("candidate", nargs="?", default=".", help="tree B (default: .)")
+    parser.add_argument("--covariance-type", default="full")
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument(
+        "--dtype-b", default=None, choices=["float64", "float32"],
+        help="tree B's dtype (default: --dtype); e.g. . . --dtype-b float32",
+    )  # fmt: skip
+    parser.add_argument("--batches", type=int, default=40, help="batches per side")
+    parser.add_argument("--calls", type=int, default=100, help="calls per batch")
+    parser.add_argument("-d", "--n-features", type=int, default=16)
+    parser.add_argument("-k", "--n-components", type=int, default=16)
+    args = parser.parse_args(argv)
+
+    import numba
+
+    numba.set_num_threads(1)
+    X64 = pc.make_data(65536, args.n_features, args.n_components, "float64")
+    stages_of = {
+        "A": chunk_stages(X64, args.dtype, args.covariance_type, args.n_components),
+        "B": chunk_stages(X64, args.dtype_b or args.dtype, args.covariance_type,
+                          args.n_components),
+    }  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
@@ -105,24 +135,25 @@ def main(argv=None):
         }
         out = {}
         for side, E in kernels.items():
-            dens(E)
-            out[side] = logp[:, :m].copy()
-            norm(E)
-            stats(E)
+            fns = stages_of[side]
+            out[side] = fns["densities"](E).copy()
+            for name in ("normalise", "stats", "chunk"):
+                fns[name](E)
         diff = np.max(np.abs(out["A"] - out["B"]))
         print(f"log-densities, max |A - B|: {diff:.3g}")
         print(
-            f"{args.covariance_type}, {args.dtype}, one thread, microseconds per "
-            f"{m}-row chunk, {args.batches} x 100 calls"
+            f"{args.covariance_type}, A {args.dtype}, B {args.dtype_b or args.dtype}, one "
+            f"thread, microseconds per {CHUNK}-row chunk, D = {args.n_features}, "
+            f"K = {args.n_components}, {args.batches} x {args.calls} calls"
         )
-        for name, fn in (("densities", dens), ("normalise", norm), ("stats", stats)):
+        for name in ("densities", "normalise", "stats", "chunk"):
             times = {"A": [], "B": []}
             for batch in range(args.batches):
                 for side in ("A", "B") if batch % 2 == 0 else ("B", "A"):
                     t0 = time.perf_counter()
-                    for _ in range(100):
-                        fn(kernels[side])
-                    times[side].append((time.perf_counter() - t0) / 100 * 1e6)
+                    for _ in range(args.calls):
+                        stages_of[side][name](kernels[side])
+                    times[side].append((time.perf_counter() - t0) / args.calls * 1e6)
             a, b = np.array(times["A"]), np.array(times["B"])
             print(
                 f"{name:<10} A min {a.min():6.1f} med {np.median(a):6.1f} | "

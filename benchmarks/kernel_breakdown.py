@@ -82,6 +82,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--covariance-types", default="full,tied,diag")
     parser.add_argument("--chunks", type=int, default=2000)
+    parser.add_argument("-d", "--n-features", type=int, default=16)
+    parser.add_argument("-k", "--n-components", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
@@ -91,10 +93,11 @@ def main(argv=None):
     info = pc.machine()
     pc.say(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['loadavg']}")
     numba.set_num_threads(1)
-    X64 = pc.make_data(65536, 16, 16, "float64")
+    d, k = args.n_features, args.n_components
+    X64 = pc.make_data(65536, d, k, "float64")
     rows = []
     pc.say(
-        f"one {CHUNK_ROWS}-row chunk, D=16, K=16, one thread; microseconds per chunk "
+        f"one {CHUNK_ROWS}-row chunk, D={d}, K={k}, one thread; microseconds per chunk "
         f"(median of {args.repeats} x {args.chunks} calls)"
     )
     pc.say(f"{'cov':<6} {'stage':<10} {'float64':>9} {'float32':>9} {'f64/f32':>8}")
@@ -102,7 +105,7 @@ def main(argv=None):
         per_dtype = {}
         for dtype in ("float64", "float32"):
             X = np.ascontiguousarray(X64.astype(dtype))
-            gm = GaussianMixture(**pc.gmm_params(16, cov, X, 1))
+            gm = GaussianMixture(**pc.gmm_params(k, cov, X, 1))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 gm.fit(X)  # parameters in X's dtype, kernels compiled for it

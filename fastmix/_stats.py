@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import DIAG, FULL, TIED
+from ._kernels.labels import stats_from_labels as _labels_kernel
+from ._kernels.labels import stats_from_labels_serial as _labels_kernel_serial
 
 # tied-diagonal and tied-spherical are DIAG with every component's precision row
 # the same (spherical: the same in every feature too).
@@ -258,33 +260,18 @@ def _one_hot_labels(r, row_sums):
     return labels
 
 
-def _add_one_hot(stats, xb, wb, labels, code):
+def _add_one_hot(stats, xb, wb, labels, code, parallel=False):
     """Add one block's ``nk``, ``s1`` and per-component ``s2`` for one-hot labels.
 
-    Each component's sums run over its own rows only: the block is read once in
-    all, where the general path reads it once per component.
+    Each component's sums run over its own rows only, one task per component
+    in row order (:mod:`fastmix._kernels.labels`): the block is read once in
+    all. ``parallel`` picks the parallel kernel (the data sources decide, as
+    for the E-step); both give the same bits.
     """
-    n_components = stats.nk.shape[0]
-    # Rows grouped by component, in row order within a group, unassigned (-1)
-    # first. A stable sort of 16-bit keys is a radix sort, 6x cheaper than int64.
-    key_type = np.int16 if n_components < 2**15 else np.intp
-    order = np.argsort(labels.astype(key_type), kind="stable")
-    counts = np.bincount(labels + 1, minlength=n_components + 1)
-    rows = order[counts[0] :]
-    xs, ws = xb[rows], wb[rows]
-    bounds = np.concatenate(([0], np.cumsum(counts[1:])))
-    for k in np.flatnonzero(counts[1:]):
-        lo, hi = bounds[k], bounds[k + 1]
-        d = xs[lo:hi] - stats.shift[k]
-        w = ws[lo:hi]
-        stats.nk[k] += w.sum()
-        # Products with the weights even when they are all one: BLAS
-        # matrix-vector products beat NumPy's axis-0 reductions here.
-        stats.s1[k] += w @ d
-        if code == FULL:
-            stats.s2_mat[k] += (d * w[:, None]).T @ d
-        elif code == DIAG:
-            stats.s2_diag[k] += w @ (d * d)
+    kernel = _labels_kernel if parallel else _labels_kernel_serial
+    c = np.ascontiguousarray
+    kernel(c(xb), c(wb, dtype=np.float64), c(labels, dtype=np.int64), code, c(stats.shift),
+           stats.nk, stats.s1, stats.s2_mat, stats.s2_diag)  # fmt: skip
 
 
 def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=65536):
@@ -370,7 +357,7 @@ def _resp_stats(X, sample_weight, resp_blocks, code, shift, rows_per_block):
     return stats
 
 
-def stats_from_labels(X, sample_weight, labels, code, shift):
+def stats_from_labels(X, sample_weight, labels, code, shift, parallel=False):
     """Statistics of one-hot responsibilities given as labels, for one block of rows.
 
     Row ``i`` belongs wholly to component ``labels[i]``; a label of -1 leaves
@@ -389,6 +376,8 @@ def stats_from_labels(X, sample_weight, labels, code, shift):
         Covariance code, a value of :data:`COV_CODES`.
     shift : ndarray of shape (K, D)
         Centres the statistics are accumulated around.
+    parallel : bool, default=False
+        Run the parallel kernel (the caller decides whether the work is worth it).
 
     Returns
     -------
@@ -403,7 +392,7 @@ def stats_from_labels(X, sample_weight, labels, code, shift):
     stats.partial = bool(np.any(labels < 0))
     stats.sum_w = float(wb.sum())
     stats.n_rows = np.count_nonzero(wb)
-    _add_one_hot(stats, xb, wb, np.asarray(labels), code)
+    _add_one_hot(stats, xb, wb, np.asarray(labels), code, parallel)
     if code == TIED:
         stats.row_sum = np.zeros(n_features)
         _add_tied(stats, xb, wb)

@@ -769,3 +769,138 @@ def test_log_inplace_matches_numpy():
     ulps = np.abs(got[finite] - want[finite]) / np.spacing(np.abs(want[finite]))
     assert np.max(ulps) <= 4.0
     assert np.isnan(got[-1])
+
+
+# --------------------------------------------------------------------------
+# float32 moments (issue 12, B): products and sums stay float64
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "tied"])
+def test_float32_statistics_many_chunks_at_offset(covariance_type):
+    """40,000 float32 rows offset by 1e4 (79 chunks): the moments keep the
+    float32 tolerance, which does not grow with n."""
+    dtype = np.float32
+    X, log_w, means, pc, params = problem(
+        35, covariance_type, dtype, n_samples=40_000, n_features=8, n_components=3, offset=1e4
+    )
+    stats = estep_pass(X, None, params)
+    want = reference_stats(X, None, log_w, means, pc, covariance_type, params)
+    ref.assert_stats_match(stats, want, dtype)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_float32_collapsing_components_keep_positive_variances():
+    """5000 x 64 float32 rows, K = 256 (about 20 rows a component): components
+    collapse onto single rows far from their previous means, where s2/nk and
+    (s1/nk)^2 agree to ~1e-7. Float32 products or partial sums in the moments
+    made a variance negative past reg_covar (-1.9e-7) in the third iteration;
+    float64 products keep it at reg_covar."""
+    n, d, k = 5000, 64, 256
+    rng = np.random.default_rng(0)  # fastmix bench's mixture (benchmarks/_perf_common.py)
+    weights = rng.dirichlet(np.full(k, 4.0))
+    centres = rng.normal(scale=3.0, size=(k, d))
+    a = rng.standard_normal((k, d, d)) / np.sqrt(d)
+    cov = a @ np.swapaxes(a, 1, 2) + 0.25 * np.eye(d)
+    labels = rng.choice(k, size=n, p=weights)
+    X = rng.standard_normal((n, d))
+    for c in range(k):
+        X[labels == c] = X[labels == c] @ np.linalg.cholesky(cov[c]).T + centres[c]
+    X = X.astype(np.float32)
+    rows = np.sort(np.random.default_rng(0).choice(n, size=k, replace=False))
+    var = X.astype(np.float64).var(axis=0, ddof=1)
+    var += 1e-3 * var.sum() / d
+    gm = GaussianMixture(
+        n_components=k,
+        covariance_type="diag",
+        tol=0.0,
+        max_iter=6,
+        weights_init=np.full(k, 1.0 / k),
+        means_init=X[rows].astype(np.float64),
+        precisions_init=np.broadcast_to(1.0 / var, (k, d)).copy(),
+    ).fit(X)
+    assert np.all(gm.covariances_ >= 1e-6 * (1 - 1e-6))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_fit_at_offset_1e4_matches_float64(covariance_type):
+    """A float32 fit of data offset by 1e4 is within 1e-4 relative of the
+    float64 fit of the same values, and no variance goes negative. The blobs
+    are separated (EM contractive): with overlapping ones ten iterations of
+    either dtype are far from converged and rounding moves mass between
+    components by 1e-3 whatever the kernel (measured on the old one too)."""
+    rng = np.random.default_rng(36)
+    centres = rng.normal(scale=10.0, size=(4, 6))
+    X64 = 1e4 + centres[rng.integers(4, size=20_000)] + rng.normal(size=(20_000, 6))
+    X32 = X64.astype(np.float32)
+    start = dict(
+        n_components=4,
+        covariance_type=covariance_type,
+        tol=0.0,
+        max_iter=10,
+        means_init=centres + 1e4 + 0.5,
+    )
+    gm32 = GaussianMixture(**start).fit(X32)
+    gm64 = GaussianMixture(**start).fit(X32.astype(np.float64))
+    assert gm32.covariances_.dtype == np.float32
+    assert np.all(gm32.covariances_ > 0)
+    for name in ("weights_", "means_", "covariances_"):
+        got, want = getattr(gm32, name), getattr(gm64, name)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=0, err_msg=name)
+
+
+# --------------------------------------------------------------------------
+# stats_from_labels (one-hot initial statistics, issue 12, C)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_stats_from_labels_matches_reference(covariance_type, dtype, weighted):
+    """The parallel kernel equals the plain NumPy sums of one-hot responsibilities
+    (rows left unassigned, label -1, included), at an offset of 1e6, and is
+    bitwise the same on 1 thread or all and in its serial twin."""
+    from fastmix._kernels.labels import stats_from_labels, stats_from_labels_serial
+
+    X, _, means, _, _ = problem(
+        37, covariance_type, dtype, n_samples=3000, n_features=5, n_components=7, offset=1e6
+    )
+    rng = np.random.default_rng(38)
+    labels = rng.integers(-1, 7, size=len(X))
+    labels[labels == 3] = 4  # a component without rows
+    w = weights_with_zeros(len(X), 39) if weighted else None
+    shift = means + rng.normal(size=means.shape)
+    code = COV_CODES[covariance_type]
+    r = np.zeros((len(X), 7))
+    r[labels >= 0, labels[labels >= 0]] = 1.0
+    want = ref.stats_from_resp(X, w, r, covariance_type, shift)
+
+    n_mat = {FULL: 7, TIED: 1}.get(code, 0)
+    n_diag = 7 if code == DIAG else 0
+
+    def run(kernel=stats_from_labels):
+        nk, s1 = np.zeros(7), np.zeros((7, 5))
+        s2_mat, s2_diag = np.zeros((n_mat, 5, 5)), np.zeros((n_diag, 5))
+        kernel(X, np.empty(0) if w is None else w, labels, code, shift,
+                          nk, s1, s2_mat, s2_diag)  # fmt: skip
+        return nk, s1, s2_mat, s2_diag
+
+    nk, s1, s2_mat, s2_diag = run()
+    scale = want["scale"]
+    ref.assert_close(nk, want["nk"], np.float64, scale["nk"], err_msg="nk")
+    ref.assert_close(s1, want["s1"], np.float64, scale["s1"], err_msg="s1")
+    ref.assert_close(s2_diag, want["s2_diag"], np.float64, scale["s2_diag"], err_msg="s2_diag")
+    if covariance_type == "full":
+        ref.assert_close(s2_mat, want["s2"], np.float64, scale["s2"], err_msg="s2")
+        np.testing.assert_array_equal(s2_mat, np.swapaxes(s2_mat, 1, 2))
+    else:
+        np.testing.assert_array_equal(s2_mat, 0.0)  # tied's S2 is not the kernel's
+    assert np.all(nk[3] == 0.0) and np.all(s1[3] == 0.0)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        for got, e in zip(run(), (nk, s1, s2_mat, s2_diag), strict=True):
+            np.testing.assert_array_equal(got, e)
+    finally:
+        numba.set_num_threads(before)
+    # The serial twin: the same bits.
+    for got, e in zip(run(stats_from_labels_serial), (nk, s1, s2_mat, s2_diag), strict=True):
+        np.testing.assert_array_equal(got, e)

@@ -96,12 +96,15 @@ def test_pass_does_not_depend_on_the_block_length(covariance_type):
 
 @pytest.mark.parametrize(("n_components", "n_features"), [(1, 1), (16, 16), (256, 64), (7, 200)])
 def test_block_rows_are_whole_reduction_groups(n_components, n_features):
-    rows = block_rows(n_components, n_features)
-    assert rows % (GROUP_CHUNKS * CHUNK_ROWS) == 0
+    from fastmix._kernels import DIAG, FULL, TIED
+
+    for code in (FULL, TIED, DIAG):
+        assert block_rows(n_components, n_features, code) % (GROUP_CHUNKS * CHUNK_ROWS) == 0
     X = np.zeros((2, n_features))
     small = _params_stub(X, 1)
     large = _params_stub(X, n_components)
-    assert pass_rows([small, large]) == min(block_rows(1, n_features), rows)
+    want = min(block_rows(1, n_features, DIAG), block_rows(n_components, n_features, DIAG))
+    assert pass_rows([small, large]) == want
 
 
 def _params_stub(X, n_components):

@@ -199,16 +199,7 @@ def _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, 
     if code == FULL:
         _full_logdens(xt, m, shift, prec_mat, bias, logp)
         return
-    for k in range(n_components):
-        for i in range(m):
-            acc[i] = 0.0
-        for j in range(n_features):
-            mu = shift[k, j]
-            p = prec_diag[k, j]
-            for i in range(m):
-                t = xt[j, i] - mu
-                acc[i] += p * (t * t)
-        _write_logp(logp, k, bias[k], acc, m)
+    _diag_logdens(xt, m, shift, prec_diag, bias, logp)
 
 
 @jit
@@ -409,6 +400,278 @@ def _write_logp(logp, k, b, acc, m):
 
 
 @jit
+def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
+    """Diagonal log-densities of a chunk's first ``m`` rows into ``logp`` (K, B), float64.
+
+    ``logp[k, i] = bias_k - 0.5 * sum_j prec_diag[k, j] * (xt[j, i] - shift[k, j])**2``,
+    every difference centred on its own component (no expansion of the square,
+    so no cancellation at any offset). Register tiles of 4 components x 4
+    features: each pass over a tile of rows (``_TILE`` float64, ``2 _TILE``
+    float32) loads 4 feature rows once for 16 (component, feature) pairs and
+    updates 4 running sums, which stay in L1. The densities are formed in the
+    data's dtype, as before; ``xt`` is (D, B), ``shift`` and ``prec_diag``
+    (K, D) in its dtype, ``bias`` (K,) float64; ``logp`` (K, B) float64 is
+    written. Per (row, component, feature): one subtraction, one product and
+    one multiply-add, the least a centred square costs. A last partial group
+    of features reads a zero row with a zero mean and precision (it adds
+    exactly 0); a last partial group of components repeats the last
+    component and its sums are dropped. The sums are scratch of ``xt``'s
+    dtype allocated here (so LLVM knows they alias nothing).
+    """
+    prefer_wide_vectors()
+    n_components, n_features = shift.shape
+    last_k = n_components - 1
+    last_j = n_features - 1
+    # _TILE rows of float64, twice as many of float32: the same bytes, and as
+    # many vector iterations per 4 x 4 block to repay its 32 broadcasts.
+    rows = _TILE * 8 // xt.itemsize
+    acc = _scratch(4, rows, xt, False)
+    a0 = acc[0]
+    a1 = acc[1]
+    a2 = acc[2]
+    a3 = acc[3]
+    zero = shift[0, 0] - shift[0, 0]  # 0 in shift's dtype (shift is finite)
+    zrow = _scratch(1, rows, xt, True)[0]
+    for i0 in range(0, m, rows):
+        tile = min(rows, m - i0)
+        for kg in range(0, n_components, 4):
+            k0 = kg
+            k1 = min(kg + 1, last_k)
+            k2 = min(kg + 2, last_k)
+            k3 = min(kg + 3, last_k)
+            for jg in range(0, n_features, 4):
+                j0 = jg
+                j1 = min(jg + 1, last_j)
+                j2 = min(jg + 2, last_j)
+                j3 = min(jg + 3, last_j)
+                v1 = jg + 1 <= last_j
+                v2 = jg + 2 <= last_j
+                v3 = jg + 3 <= last_j
+                x0 = xt[j0, i0 : i0 + tile]
+                x1 = xt[j1, i0 : i0 + tile] if v1 else zrow[:tile]
+                x2 = xt[j2, i0 : i0 + tile] if v2 else zrow[:tile]
+                x3 = xt[j3, i0 : i0 + tile] if v3 else zrow[:tile]
+                m00 = shift[k0, j0]
+                m01 = shift[k0, j1] if v1 else zero
+                m02 = shift[k0, j2] if v2 else zero
+                m03 = shift[k0, j3] if v3 else zero
+                m10 = shift[k1, j0]
+                m11 = shift[k1, j1] if v1 else zero
+                m12 = shift[k1, j2] if v2 else zero
+                m13 = shift[k1, j3] if v3 else zero
+                m20 = shift[k2, j0]
+                m21 = shift[k2, j1] if v1 else zero
+                m22 = shift[k2, j2] if v2 else zero
+                m23 = shift[k2, j3] if v3 else zero
+                m30 = shift[k3, j0]
+                m31 = shift[k3, j1] if v1 else zero
+                m32 = shift[k3, j2] if v2 else zero
+                m33 = shift[k3, j3] if v3 else zero
+                p00 = prec_diag[k0, j0]
+                p10 = prec_diag[k1, j0]
+                p20 = prec_diag[k2, j0]
+                p30 = prec_diag[k3, j0]
+                p01 = prec_diag[k0, j1] if v1 else zero
+                p11 = prec_diag[k1, j1] if v1 else zero
+                p21 = prec_diag[k2, j1] if v1 else zero
+                p31 = prec_diag[k3, j1] if v1 else zero
+                p02 = prec_diag[k0, j2] if v2 else zero
+                p12 = prec_diag[k1, j2] if v2 else zero
+                p22 = prec_diag[k2, j2] if v2 else zero
+                p32 = prec_diag[k3, j2] if v2 else zero
+                p03 = prec_diag[k0, j3] if v3 else zero
+                p13 = prec_diag[k1, j3] if v3 else zero
+                p23 = prec_diag[k2, j3] if v3 else zero
+                p33 = prec_diag[k3, j3] if v3 else zero
+                if jg == 0:
+                    for i in range(tile):
+                        d0 = x0[i]
+                        d1 = x1[i]
+                        d2 = x2[i]
+                        d3 = x3[i]
+                        t0 = d0 - m00
+                        t1 = d1 - m01
+                        t2 = d2 - m02
+                        t3 = d3 - m03
+                        a0[i] = ((p00 * t0) * t0 + (p01 * t1) * t1) + (
+                            (p02 * t2) * t2 + (p03 * t3) * t3
+                        )
+                        t0 = d0 - m10
+                        t1 = d1 - m11
+                        t2 = d2 - m12
+                        t3 = d3 - m13
+                        a1[i] = ((p10 * t0) * t0 + (p11 * t1) * t1) + (
+                            (p12 * t2) * t2 + (p13 * t3) * t3
+                        )
+                        t0 = d0 - m20
+                        t1 = d1 - m21
+                        t2 = d2 - m22
+                        t3 = d3 - m23
+                        a2[i] = ((p20 * t0) * t0 + (p21 * t1) * t1) + (
+                            (p22 * t2) * t2 + (p23 * t3) * t3
+                        )
+                        t0 = d0 - m30
+                        t1 = d1 - m31
+                        t2 = d2 - m32
+                        t3 = d3 - m33
+                        a3[i] = ((p30 * t0) * t0 + (p31 * t1) * t1) + (
+                            (p32 * t2) * t2 + (p33 * t3) * t3
+                        )
+                    continue
+                for i in range(tile):
+                    d0 = x0[i]
+                    d1 = x1[i]
+                    d2 = x2[i]
+                    d3 = x3[i]
+                    t0 = d0 - m00
+                    t1 = d1 - m01
+                    t2 = d2 - m02
+                    t3 = d3 - m03
+                    a0[i] += ((p00 * t0) * t0 + (p01 * t1) * t1) + (
+                        (p02 * t2) * t2 + (p03 * t3) * t3
+                    )
+                    t0 = d0 - m10
+                    t1 = d1 - m11
+                    t2 = d2 - m12
+                    t3 = d3 - m13
+                    a1[i] += ((p10 * t0) * t0 + (p11 * t1) * t1) + (
+                        (p12 * t2) * t2 + (p13 * t3) * t3
+                    )
+                    t0 = d0 - m20
+                    t1 = d1 - m21
+                    t2 = d2 - m22
+                    t3 = d3 - m23
+                    a2[i] += ((p20 * t0) * t0 + (p21 * t1) * t1) + (
+                        (p22 * t2) * t2 + (p23 * t3) * t3
+                    )
+                    t0 = d0 - m30
+                    t1 = d1 - m31
+                    t2 = d2 - m32
+                    t3 = d3 - m33
+                    a3[i] += ((p30 * t0) * t0 + (p31 * t1) * t1) + (
+                        (p32 * t2) * t2 + (p33 * t3) * t3
+                    )
+            for c in range(min(4, n_components - kg)):
+                b = bias[kg + c]
+                src = acc[c]
+                out = logp[kg + c, i0 : i0 + tile]
+                for i in range(tile):
+                    out[i] = b - 0.5 * src[i]
+
+
+@jit
+def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
+    """Add ``nk``, ``s1`` and (when ``s2_diag`` has K rows) ``s2_diag`` of a chunk.
+
+    ``nk[k] += sum_i w_i r_ki``, ``s1[k, j] += sum_i w_i r_ki d_kij`` and
+    ``s2_diag[k, j] += sum_i w_i r_ki d_kij**2`` with ``d_kij = xt[j, i] -
+    shift[k, j]`` centred on its own component, for the first ``m`` rows;
+    ``resp`` is (K, B) float64, ``xt`` (D, B) float32 or float64. TIED passes
+    ``s2_diag`` of shape (0, D) and gets ``s1`` only. ``nk`` is summed in
+    float64.
+
+    The differences are taken in the data's dtype, ``w r``, the products and
+    the sums in float64, for float32 data too: float32 products and partial
+    sums (even over 256-row tiles, the project's allowance) let a collapsing
+    component's variance, ``s2/nk - (s1/nk)**2``, go negative by ~u32 of
+    ``(s1/nk)**2`` (measured: -1.9e-7 with reg_covar 1e-6 at 5000 x 64,
+    K = 256, third iteration), where float64 products keep ``s1**2 <= s2 nk``
+    to float64 rounding.
+
+    Components whose every weighted responsibility is zero are skipped (a
+    row's zero responsibility adds exactly nothing). The others run in
+    register tiles of 4 components x 1 feature: one load of a feature row per
+    4 components, 8 running sums in registers, one horizontal sum per
+    (component, feature) per chunk. A last partial tile of components
+    repeats its last component and drops the repeats' sums.
+    """
+    prefer_wide_vectors()
+    n_components, n_features = shift.shape
+    second = s2_diag.shape[0] == n_components
+    active = np.empty(n_components, dtype=np.int64)
+    n_active = 0
+    for k in range(n_components):
+        r = resp[k]
+        total = 0.0
+        for i in range(m):
+            total += w[i] * r[i]
+        if total != 0.0:
+            # Every responsibility underflowed otherwise: nothing to add (common
+            # for well-separated components, and it skips the moments).
+            nk[k] += total
+            active[n_active] = k
+            n_active += 1
+    wr = _scratch(4, m, w, False)
+    for g in range(0, n_active, 4):
+        n_tile = min(4, n_active - g)
+        k0 = active[g]
+        k1 = active[g + min(1, n_tile - 1)]
+        k2 = active[g + min(2, n_tile - 1)]
+        k3 = active[g + min(3, n_tile - 1)]
+        r0 = resp[k0]
+        r1 = resp[k1]
+        r2 = resp[k2]
+        r3 = resp[k3]
+        w0 = wr[0]
+        w1 = wr[1]
+        w2 = wr[2]
+        w3 = wr[3]
+        for i in range(m):
+            wi = w[i]
+            w0[i] = wi * r0[i]
+            w1[i] = wi * r1[i]
+            w2[i] = wi * r2[i]
+            w3[i] = wi * r3[i]
+        for j in range(n_features):
+            x = xt[j, :m]
+            m0 = shift[k0, j]
+            m1 = shift[k1, j]
+            m2 = shift[k2, j]
+            m3 = shift[k3, j]
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            q0 = 0.0
+            q1 = 0.0
+            q2 = 0.0
+            q3 = 0.0
+            for i in range(m):
+                d = x[i]
+                v = d - m0
+                u = w0[i] * v
+                a0 += u
+                q0 += u * v
+                v = d - m1
+                u = w1[i] * v
+                a1 += u
+                q1 += u * v
+                v = d - m2
+                u = w2[i] * v
+                a2 += u
+                q2 += u * v
+                v = d - m3
+                u = w3[i] * v
+                a3 += u
+                q3 += u * v
+            s1[k0, j] += a0
+            if n_tile > 1:
+                s1[k1, j] += a1
+            if n_tile > 2:
+                s1[k2, j] += a2
+            if n_tile > 3:
+                s1[k3, j] += a3
+            if second:
+                s2_diag[k0, j] += q0
+                if n_tile > 1:
+                    s2_diag[k1, j] += q1
+                if n_tile > 2:
+                    s2_diag[k2, j] += q2
+                if n_tile > 3:
+                    s2_diag[k3, j] += q3
+
+
+@jit
 def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
     """Log-densities (K, B) -> responsibilities in place, one exp per entry.
 
@@ -457,13 +720,12 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
 def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr):
     """Add a chunk's statistics given its responsibilities ``resp`` (K, B).
 
-    ``dt`` (D4, B) in the data's dtype, ``wd`` (D4, B) and ``wr`` (B,) in float64
-    are scratch; rows D: of ``dt`` and ``wd`` must be zero. Only TIED uses ``dt``
-    and ``wd``.
+    ``dt`` (D4, B) in the data's dtype and ``wd`` (D4, B) in float64 are
+    scratch; rows D: of both must be zero. Only TIED uses them. ``wr`` (B,) is
+    not used (the moments allocate their own tile of weights).
     """
     prefer_wide_vectors()
     n_features = xt.shape[0]
-    n_components = resp.shape[0]
     if code == FULL:
         _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat)
         return
@@ -475,29 +737,7 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
                 dt[j, i] = v
                 wd[j, i] = w[i] * v
         _upper_gram(wd, dt, m, s2_mat[0])
-    for k in range(n_components):
-        total = 0.0
-        for i in range(m):
-            v = w[i] * resp[k, i]
-            wr[i] = v
-            total += v
-        if total == 0.0:
-            # Every responsibility underflowed: nothing to add (common for
-            # well-separated components, and it skips the costly second moment).
-            continue
-        nk[k] += total
-        for j in range(n_features):
-            mu = shift[k, j]
-            s = 0.0
-            q = 0.0
-            for i in range(m):
-                v = xt[j, i] - mu
-                u = wr[i] * v
-                s += u
-                q += u * v
-            s1[k, j] += s
-            if code == DIAG:
-                s2_diag[k, j] += q
+    _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag)
 
 
 @jit

@@ -12,7 +12,9 @@ import numpy as np
 
 from .._kernels import (
     DIAG,
+    FULL,
     GROUP_CHUNKS,
+    TIED,
     estep_rows,
     estep_rows_serial,
     estep_stats,
@@ -53,17 +55,29 @@ def _use_parallel(n_rows, params, chunk_rows=CHUNK_ROWS):
     return n_rows > chunk_rows and n_rows * per_row > _SERIAL_WORK
 
 
-def block_rows(n_components, n_features):
+def block_rows(n_components, n_features, code=FULL):
     """Rows handed to one kernel call; depends on the problem's shape only.
 
-    A whole number of the kernel's reduction groups (``GROUP_CHUNKS`` chunks),
-    so block boundaries fall on group boundaries and a pass gives bitwise the
-    same statistics whatever block length reads it (:func:`pass_rows`).
+    Sized so that the float64 partials of one call stay near ``_PARTIAL_BYTES``
+    (each covariance type counts its own: K D x D matrices for full, one for
+    tied, K diagonals for diag), in whole reduction groups (``GROUP_CHUNKS``
+    chunks; pairs of them when there are enough, so that two threads get equal
+    shares). Block boundaries then fall on group boundaries, so a pass gives
+    bitwise the same statistics whatever block length reads it
+    (:func:`pass_rows`).
     """
-    per_chunk = 8 * (n_components * (n_features * n_features + n_features + 1) + 3)
+    mat = {FULL: n_components, TIED: 1}.get(code, 0) * n_features * n_features
+    diag = n_components * n_features if code == DIAG else 0
+    per_chunk = 8 * (mat + diag + n_components * (n_features + 1) + 3)
     chunks = min(max(_PARTIAL_BYTES // per_chunk, 1), _MAX_CHUNKS_PER_BLOCK)
-    chunks = max(GROUP_CHUNKS, chunks // GROUP_CHUNKS * GROUP_CHUNKS)
-    return chunks * CHUNK_ROWS
+    unit = 2 * GROUP_CHUNKS if chunks >= 2 * GROUP_CHUNKS else GROUP_CHUNKS
+    return max(unit, chunks // unit * unit) * CHUNK_ROWS
+
+
+def use_parallel_labels(X, code, allow_parallel=True):
+    """Whether the one-hot statistics of block ``X`` are worth the thread pool."""
+    work = X.size * (X.shape[1] if code == FULL else 1)
+    return allow_parallel and work > _SERIAL_WORK
 
 
 def pass_rows(params_list, chunk_rows=CHUNK_ROWS, rows_per_block=None):
@@ -76,7 +90,7 @@ def pass_rows(params_list, chunk_rows=CHUNK_ROWS, rows_per_block=None):
     """
     if rows_per_block is None:
         n_features = params_list[0].shift.shape[1]
-        rows_per_block = min(block_rows(p.bias.shape[0], n_features) for p in params_list)
+        rows_per_block = min(block_rows(p.bias.shape[0], n_features, p.code) for p in params_list)
     return max(chunk_rows, rows_per_block // chunk_rows * chunk_rows)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from .._kernels import DIAG
 from .._kmeans import kmeans, kmeans_plusplus_indices
 from .._stats import KernelParams, _resp_stats, normalise_rows, stats_from_labels
-from ._driver import block_outputs
+from ._driver import block_outputs, use_parallel_labels
 
 __all__ = [
     "INIT_SAMPLE_ROWS",
@@ -97,7 +97,8 @@ class Labels:
         return Labels(self.labels[start:stop])
 
     def block_stats(self, X, w, code, shift, allow_parallel):
-        return stats_from_labels(X, w, self.labels, code, shift)
+        parallel = use_parallel_labels(X, code, allow_parallel)
+        return stats_from_labels(X, w, self.labels, code, shift, parallel)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class ChosenRows:
     def block_stats(self, X, w, code, shift, allow_parallel):
         labels = np.full(X.shape[0], -1, dtype=np.int64)
         labels[self.rows] = self.components
-        return stats_from_labels(X, w, labels, code, shift)
+        return Labels(labels).block_stats(X, w, code, shift, allow_parallel)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class NearestCentre:
 
     def block_stats(self, X, w, code, shift, allow_parallel):
         _, labels, _ = block_outputs(X, self.params, False, allow_parallel)
-        return stats_from_labels(X, w, labels, code, shift)
+        return Labels(labels).block_stats(X, w, code, shift, allow_parallel)
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,7 @@ class BlockSource(_InProcessSource):
         return max(CHUNK_ROWS, _READ_BYTES // row_bytes)
 
     def _output_rows(self, params):
-        return block_rows(params.bias.shape[0], self.shape[1])
+        return block_rows(params.bias.shape[0], self.shape[1], params.code)
 
     def check_finite(self, name):
         """Raise scikit-learn's error on the first block holding NaN or infinity."""

@@ -1,0 +1,189 @@
+"""Seconds per EM iteration at many components: fastmix against scikit-learn, and FLOP/s.
+
+Usage (from the repository root)::
+
+    python benchmarks/large_k_vs_sklearn.py                    # 2e5 rows, D x K = 64x256, 40x1024
+    python benchmarks/large_k_vs_sklearn.py --shapes 16x16 --repeats 5
+    # before and after: fastmix from each tree in turn (a subprocess per fit)
+    python benchmarks/large_k_vs_sklearn.py --trees /tmp/base,. --no-sklearn
+
+Every repeat times, in turn, the float64 matmul on both cores (the rate of
+``benchmarks/matmul_flops.py``), fastmix and scikit-learn, so a slow phase of
+a shared machine falls on all of them; medians are reported. Both estimators
+start from the same explicit parameters (``weights_init``, ``means_init``,
+``precisions_init`` of ``fastmix bench``), ``tol=0``, ``n_init=1``, and are
+timed as a warm-started continuation of ``--iters`` iterations: one
+iteration from the start, untimed (scikit-learn's GaussianMixture cannot stop
+at ``max_iter=0``), then ``warm_start=True`` (scikit-learn's timed fit also
+runs its final E-step). Threads as the libraries leave them: numba on every core, and
+scikit-learn's BLAS on every core (threadpoolctl limits it to the cores).
+
+GFLOP/s use the dense model of issue 12, ``8 N K D`` per iteration for
+diag and spherical (densities: subtract, square, scale-add; the first and
+second moments: subtract, weight, two sums), next to the matmul rate of the
+same repeat.
+
+With ``--trees A,B``, fastmix runs from each tree's ``fastmix`` package in a
+subprocess (``PYTHONPATH`` set to the tree), alternating A and B within each
+repeat: a before/after figure for the whole fit.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import _perf_common as pc
+from matmul_flops import matmul_rate
+from threadpoolctl import threadpool_limits
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def model_flops(n, d, k):
+    """The dense model of one diag E-step pass: ``8 N K D``."""
+    return 8 * n * k * d
+
+
+def fit_params(k, cov, X, iters):
+    # The explicit start overrides whatever init_params computes; random_from_data
+    # keeps scikit-learn's untimed start from running k-means at K = 1024.
+    return dict(pc.gmm_params(k, cov, X, iters), init_params="random_from_data")
+
+
+def continuation(estimator, X, iters):
+    """One untimed iteration from the start, then ``iters`` warm-started ones, timed."""
+    estimator.set_params(max_iter=1, warm_start=False)
+    pc.timed_fit(estimator, X)
+    estimator.set_params(max_iter=iters, warm_start=True)
+    seconds = pc.timed_fit(estimator, X)
+    return seconds / max(estimator.n_iter_, 1), estimator
+
+
+def time_fastmix(n, d, k, cov, dtype, iters):
+    from fastmix import GaussianMixture
+
+    X = pc.make_data(n, d, k, dtype)
+    pc.warm_fastmix([cov], dtype, d, k)
+    s, est = continuation(GaussianMixture(**fit_params(k, cov, X, iters)), X, iters)
+    return s, pc.scalar(est.lower_bound_)
+
+
+def child(args):
+    n, (d, k) = args.n_samples, parse_shape(args.shapes)
+    s, lb = time_fastmix(n, d, k, args.covariance_type, args.dtype, args.iters)
+    print(json.dumps({"seconds_per_iter": s, "lower_bound": lb}), flush=True)
+    return 0
+
+
+def parse_shape(text):
+    d, k = text.lower().split("x")
+    return int(d), int(k)
+
+
+def fastmix_in(tree, args, shape):
+    cmd = [sys.executable, os.path.join(HERE, "large_k_vs_sklearn.py"), "--child"]
+    cmd += ["--shapes", shape, "-n", str(args.n_samples), "--iters", str(args.iters)]
+    cmd += ["--covariance-type", args.covariance_type, "--dtype", args.dtype]
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    return doc["seconds_per_iter"], doc["lower_bound"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--n-samples", type=lambda s: int(float(s)), default=200_000)
+    parser.add_argument("--shapes", default="64x256,40x1024", help="DxK[,DxK...]")
+    parser.add_argument("--covariance-type", default="diag")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trees", default=None, metavar="A,B")
+    parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument("--matmul-size", type=int, default=3072)
+    parser.add_argument("--json", default=None, metavar="PATH")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    info = pc.machine()
+    pc.say(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['loadavg']}")
+    pc.say(f"versions: {info['versions']}")
+    trees = args.trees.split(",") if args.trees else []
+    sides = trees or ["fastmix"]
+    results = []
+    for shape in args.shapes.split(","):
+        d, k = parse_shape(shape)
+        n, cov = args.n_samples, args.covariance_type
+        X = pc.make_data(n, d, k, args.dtype)
+        if not trees:
+            pc.warm_fastmix([cov], args.dtype, d, k)
+        flop = model_flops(n, d, k)
+        pc.say(
+            f"{cov}, {n:,} x {d}, K = {k}, {args.dtype}, {args.iters} iterations, "
+            f"{flop / 1e9:.2f} GFLOP per iteration (8NKD)"
+        )
+        times = {side: [] for side in [*sides, "sklearn", "matmul"]}
+        bounds = {side: [] for side in [*sides, "sklearn"]}
+        for rep in range(args.repeats):
+            rate, _ = matmul_rate(args.matmul_size, "float64", 2, 3)
+            times["matmul"].append(rate)
+            line = f"  repeat {rep}: matmul {rate / 1e9:6.1f} GFLOP/s"
+            for side in sides:
+                if trees:
+                    s, lb = fastmix_in(side, args, shape)
+                else:
+                    from fastmix import GaussianMixture
+
+                    est = GaussianMixture(**fit_params(k, cov, X, args.iters))
+                    s, est = continuation(est, X, args.iters)
+                    lb = pc.scalar(est.lower_bound_)
+                times[side].append(s)
+                bounds[side].append(lb)
+                line += f"; {side} {s:.4f} s/iter ({flop / s / 1e9:.1f} GFLOP/s)"
+            if not args.no_sklearn:
+                with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
+                    est = SkGaussianMixture(**fit_params(k, cov, X, args.iters))
+                    s, est = continuation(est, X, args.iters)
+                times["sklearn"].append(s)
+                bounds["sklearn"].append(pc.scalar(est.lower_bound_))
+                line += f"; sklearn {s:.4f} s/iter"
+            pc.say(line + f"  load {pc.loadavg()}")
+        peak = pc.median(times["matmul"])
+        row = {"shape": shape, "n_samples": n, "n_features": d, "n_components": k,
+               "covariance_type": cov, "dtype": args.dtype, "iters": args.iters,
+               "gflop_per_iter": flop / 1e9, "matmul_gflops_median": peak / 1e9,
+               "times": times, "lower_bounds": bounds}  # fmt: skip
+        for side in sides:
+            s = pc.median(times[side])
+            row[side] = {"seconds_per_iter": s, "gflops": flop / s / 1e9,
+                         "fraction_of_matmul": flop / s / peak}  # fmt: skip
+            msg = (
+                f"  {side}: median {s:.4f} s/iter, {flop / s / 1e9:.1f} GFLOP/s = "
+                f"{flop / s / peak:.1%} of the median matmul {peak / 1e9:.1f} GFLOP/s"
+            )
+            if times["sklearn"]:
+                ratio = pc.median(times["sklearn"]) / s
+                row[side]["sklearn_ratio"] = ratio
+                msg += f"; scikit-learn {pc.median(times['sklearn']):.4f} s/iter = {ratio:.2f}x"
+            pc.say(msg)
+        if len(sides) == 2:
+            a, b = (pc.median(times[side]) for side in sides)
+            per_rep = [tb / ta for ta, tb in zip(times[sides[0]], times[sides[1]], strict=True)]
+            row["b_over_a"] = pc.median(per_rep)
+            pc.say(f"  {sides[1]} / {sides[0]}: medians {b / a:.3f}, per repeat {per_rep}")
+        spread = {side: max(v) - min(v) for side, v in bounds.items() if v}
+        pc.say(f"  lower bounds, spread over repeats: {spread}")
+        results.append(row)
+    pc.say(f"load average at the end: {pc.loadavg()}")
+    pc.dump_json({"machine": info, "args": vars(args), "results": results}, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
