@@ -1124,6 +1124,8 @@ def estep_stats(
     _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
 
 
+# Deliberate twin of estep_stats: prange compiles to a thread pool only in a
+# parallel=True dispatcher, and Dask workers and one-chunk inputs need a serial one.
 @jit
 def estep_stats_serial(
     X,
@@ -1247,6 +1249,7 @@ def estep_rows(
         )  # fmt: skip
 
 
+# Deliberate twin of estep_rows, for the reason given at estep_stats_serial.
 @jit
 def estep_rows_serial(
     X,

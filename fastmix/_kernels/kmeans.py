@@ -38,6 +38,13 @@ _GROUP = 8
 
 
 @jit
+def _chunk_groups(n_samples):
+    """``(chunks, groups of _GROUP chunks)`` covering ``n_samples`` rows."""
+    n_chunks = (n_samples + CHUNK - 1) // CHUNK
+    return n_chunks, (n_chunks + _GROUP - 1) // _GROUP
+
+
+@jit
 def _centred_tile(rows, mean, xt):
     """``xt[j, i] = rows[i, j] - mean[j]``: the chunk transposed, centred in its dtype."""
     for i in range(rows.shape[0]):
@@ -108,8 +115,7 @@ def seed_trial(X, mean, sample_weight, closest, centres, dist):
     n_samples, n_features = X.shape
     n_trials = centres.shape[0]
     has_weight = sample_weight.shape[0] > 0
-    n_chunks = (n_samples + CHUNK - 1) // CHUNK
-    n_groups = (n_chunks + _GROUP - 1) // _GROUP
+    n_chunks, n_groups = _chunk_groups(n_samples)
     partial = np.zeros((n_groups, n_trials))
     for g in prange(n_groups):
         xt = np.empty((n_features, CHUNK), dtype=X.dtype)
@@ -220,8 +226,7 @@ def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
     n_samples, n_features = X.shape
     n_clusters = centres.shape[0]
     has_weight = sample_weight.shape[0] > 0
-    n_chunks = (n_samples + CHUNK - 1) // CHUNK
-    n_groups = (n_chunks + _GROUP - 1) // _GROUP
+    n_chunks, n_groups = _chunk_groups(n_samples)
     p_sums = np.zeros((n_groups, n_clusters, n_features))
     p_weights = np.zeros((n_groups, n_clusters))
     p_counts = np.zeros((n_groups, 2), dtype=np.int64)
@@ -301,8 +306,7 @@ def column_moments(X):
     """
     prefer_wide_vectors()
     n_samples, n_features = X.shape
-    n_chunks = (n_samples + CHUNK - 1) // CHUNK
-    n_groups = (n_chunks + _GROUP - 1) // _GROUP
+    n_chunks, n_groups = _chunk_groups(n_samples)
     partial = np.zeros((n_groups, n_features))
     for g in prange(n_groups):
         s = partial[g]

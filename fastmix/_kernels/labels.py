@@ -139,6 +139,8 @@ def stats_from_labels(X, sample_weight, labels, code, shift, nk, s1, s2_mat, s2_
             )  # fmt: skip
 
 
+# Deliberate twin of stats_from_labels: prange needs a parallel=True dispatcher,
+# and Dask workers and small blocks need a serial one.
 @jit
 def stats_from_labels_serial(X, sample_weight, labels, code, shift, nk, s1, s2_mat, s2_diag):
     """:func:`stats_from_labels` on the calling thread (same sums, same bits).
