@@ -206,3 +206,21 @@ def test_plot_selection_draws_a_line_per_structure():
     for line, name in zip(ax.lines[:4], COV_TYPES, strict=True):
         rows = sel.results_["covariance_type"] == name
         assert_allclose(line.get_ydata(), sel.results_["aic"][rows])
+
+
+def test_kmeans_runs_once_per_k_for_candidates_seeded_alike(monkeypatch):
+    """The k-means start depends on the data, K and the seed, not on the
+    covariance type: a sweep runs it once per K, and every candidate still
+    equals its fit alone (test_every_candidate_equals_its_fit_alone)."""
+    import fastmix._sources._init as init
+
+    calls = []
+    kmeans = init.kmeans
+    monkeypatch.setattr(init, "kmeans", lambda *a, **k: calls.append(a[1]) or kmeans(*a, **k))
+    X = _draw("diag", n=1500, seed=8)
+    fit_quiet(MixtureSelector(n_components=range(1, 5), random_state=0), X)
+    assert sorted(calls) == [1, 2, 3, 4]
+    calls.clear()
+    # Without a common seed (None: each candidate its estimator's own None), no reuse.
+    fit_quiet(MixtureSelector(n_components=(2, 3), covariance_types=("diag", "full")), X)
+    assert sorted(calls) == [2, 2, 3, 3]

@@ -251,6 +251,30 @@ def _plan(source, request, take):
     return ChosenRows(np.asarray(chosen, dtype=np.int64), np.arange(n_components))
 
 
+def _seeded_plan(source, request, take, seeded):
+    """:func:`_plan`, reusing a k-means or k-means++ plan made for the same K from
+    the same random state.
+
+    Such a plan depends on the data, K and the random stream only, not on the
+    covariance type: the candidates of a model selection that share a seed (one
+    per covariance type) would each run the same k-means. The first runs it; the
+    others take its plan and have their random state set to where that run left
+    it, so each model ends exactly as it would alone.
+    """
+    if request.init_params not in ("kmeans", "k-means++"):
+        return _plan(source, request, take)
+    random_state = request.random_state
+    _, mt_key, pos, has_gauss, cached = random_state.get_state(legacy=True)
+    key = (request.init_params, request.n_components, mt_key.tobytes(), pos, has_gauss, cached)
+    if key in seeded:
+        plan, after = seeded[key]
+        random_state.set_state(after)
+        return plan
+    plan = _plan(source, request, take)
+    seeded[key] = (plan, random_state.get_state(legacy=True))
+    return plan
+
+
 def _group_block_stats(X, w, group, allow_parallel):
     return group.block_stats(X, w, allow_parallel)
 
@@ -274,8 +298,9 @@ def initial_stats(source, requests):
         return taken[key]
 
     items = []
+    seeded = {}
     for request in requests:
         shift = np.broadcast_to(centre, (request.n_components, source.shape[1]))
-        items.append((_plan(source, request, take), request.code, shift))
+        items.append((_seeded_plan(source, request, take, seeded), request.code, shift))
     sums = source.reduce_blocks(_group_block_stats, _PlanGroup(tuple(items)))
     return [stats.settle() for stats in sums]
