@@ -745,3 +745,23 @@ def test_memory_layout_does_not_change_the_fit(covariance_type):
         # BLAS products in the initial statistics may round differently for
         # another layout: equal to a few ulps, not necessarily bitwise.
         _assert_same_model(gm, ref, 1e-12, X)
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("predict_dtype", [np.float64, np.float32])
+def test_output_dtypes_and_score_as_sklearn(fit_dtype, predict_dtype):
+    """Outputs in NumPy's promotion of X's and the model's dtypes (a float64
+    model given float32 rows answers in float64), and ``score`` the mean of
+    ``score_samples`` as scikit-learn takes it (in their dtype)."""
+    X = sklearn_blobs(600, d=3, k=3, seed=0)
+    params = dict(n_components=3, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = GaussianMixture(**params).fit(X.astype(fit_dtype))
+        theirs = skm.GaussianMixture(**params).fit(X.astype(fit_dtype))
+    Xp = X.astype(predict_dtype)
+    for method in ("score_samples", "predict_proba"):
+        got, want = getattr(ours, method)(Xp), getattr(theirs, method)(Xp)
+        assert got.dtype == want.dtype, method
+    samples = ours.score_samples(Xp)
+    assert ours.score(Xp) == float(samples.mean())
