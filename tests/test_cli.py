@@ -795,3 +795,18 @@ def test_report_progress_callback_error_leaves_the_model_alone():
     with pytest.raises(Stop), report_progress(stop):
         model.set_params(random_state=1).fit(X)
     _assert_same_state(_fitted_state(model), before)
+
+
+def test_bayesian_progress_says_vi_and_o_is_out(data, tmp_path):
+    """A Bayesian fit is variational: its progress reads "VI", not "EM"; -o is --out."""
+    model = tmp_path / "m.npz"
+    proc = run_fastmix(
+        "fit", data["npy"], "-k", "3", "--bayesian", "--progress", "text", "-o", str(model)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^fastmix fit: VI, iteration 1/", proc.stderr, re.M), proc.stderr
+    assert "EM," not in proc.stderr
+    labels = tmp_path / "labels.npy"
+    proc = run_fastmix("predict", str(model), data["npy"], "-o", str(labels))
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(labels).shape == (np.load(data["npy"]).shape[0],)

@@ -107,7 +107,8 @@ def run_fit(args, out=None, err=None):
         f"{prog}: {' '.join(repr(model).split())} on {n_samples:,} x {n_features} "
         f"{X.dtype.name} from {args.data}"
     )
-    reporter = ProgressReporter(mode, args.n_init, args.tol, err, prog, intro=intro)
+    method = "VI" if args.bayesian else "EM"
+    reporter = ProgressReporter(mode, args.n_init, args.tol, err, prog, intro=intro, method=method)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -349,6 +349,7 @@ def build_parser():
         help="one non-negative weight per row of DATA: a .npy, .npz, .csv or .tsv file",
     )
     fit.add_argument(
+        "-o",
         "--out",
         metavar="MODEL",
         default=None,
@@ -399,6 +400,7 @@ def build_parser():
     predict.add_argument("model", metavar="MODEL", help="a saved fastmix model (.npz)")
     predict.add_argument("data", metavar="DATA", help="the data file, one row per sample")
     predict.add_argument(
+        "-o",
         "--out",
         required=True,
         metavar="PATH",
