@@ -657,7 +657,6 @@ _FILE_ERRORS = [
     (["predict", "{npy}", "{npy}", "--out", "{tmp}/l.npy"], "not a fastmix model file"),
     (["predict", "{model}", "{npy}", "--out", "{tmp}/l.txt"], "--out"),
     (["predict", "{model}", "{ragged}", "--out", "{tmp}/l.npy"], "malformed CSV"),
-    (["predict", "{model}", "{npy}"], "--out"),
     (["demo", "--no-plot", "--plot", "x.png"], "--no-plot contradicts"),
 ]
 
@@ -810,3 +809,13 @@ def test_bayesian_progress_says_vi_and_o_is_out(data, tmp_path):
     proc = run_fastmix("predict", str(model), data["npy"], "-o", str(labels))
     assert proc.returncode == 0, proc.stderr
     assert np.load(labels).shape == (np.load(data["npy"]).shape[0],)
+
+
+def test_predict_without_out_prints_the_labels(data, tmp_path):
+    """No --out: one label per line on stdout (main required --out)."""
+    model = tmp_path / "m.npz"
+    assert run_fastmix("fit", data["npy"], "-k", "3", "-o", str(model)).returncode == 0
+    proc = run_fastmix("predict", str(model), data["npy"])
+    assert proc.returncode == 0, proc.stderr
+    expected = fastmix.load(model).predict(np.load(data["npy"]))
+    assert proc.stdout.split() == [str(v) for v in expected]

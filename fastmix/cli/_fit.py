@@ -227,7 +227,8 @@ def run_predict(args, out=None, err=None):
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     prog = "fastmix predict"
-    check_output(args.out, "--out", extensions=(".npy", *TEXT_DELIMITERS))
+    if args.out is not None:
+        check_output(args.out, "--out", extensions=(".npy", *TEXT_DELIMITERS))
     check_input_file(args.model, "MODEL")
     model = load(args.model)
     X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
@@ -245,6 +246,12 @@ def run_predict(args, out=None, err=None):
             result = model.predict(X)
             header = ["label"]
     warn_lines(caught, prog, err)
+    if args.out is None:
+        # Without --out the rows are the output (for a pipe): no header, no summary.
+        fmt = "%d" if result.dtype.kind in "iu" else "%.9g"
+        np.savetxt(out, result, fmt=fmt, delimiter=",")
+        out.flush()
+        return 0
     _write_array(args.out, result, header)
     what = "probabilities" if args.proba else "labels"
     print(

@@ -402,9 +402,12 @@ def build_parser():
     predict.add_argument(
         "-o",
         "--out",
-        required=True,
+        default=None,
         metavar="PATH",
-        help="where the labels (or probabilities) go: .npy, .csv or .tsv",
+        help=(
+            "where the labels (or probabilities) go: .npy, .csv or .tsv "
+            "(default: printed on stdout, one row per line)"
+        ),
     )
     predict.add_argument(
         "--proba",
