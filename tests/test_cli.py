@@ -613,6 +613,7 @@ def bad_files(tmp_path, data):
     return {
         "missing": tmp_path / "missing.npy",
         "ragged": _write(tmp_path / "ragged.csv", "a,b\n1,2\n3,4,5\n"),
+        "nan_csv": _write(tmp_path / "nan.csv", "x,y\n1,2\n# comment\n3,nan\n"),
         "names": _write(tmp_path / "names.csv", "x,name\n1,a\n2,b\n"),
         "hole": _write(tmp_path / "hole.tsv", "1\t2\n3\t\n"),
         "header_only": _write(tmp_path / "header.csv", "x,y\n"),
@@ -637,6 +638,7 @@ _FILE_ERRORS = [
     (["fit", "{unknown}"], "unknown extension '.xyz'"),
     (["fit", "{fake_npy}"], "not a readable .npy file"),
     (["fit", "{objects}"], "holds Python objects"),
+    (["fit", "{nan_csv}"], "nan.csv: line 4, column 2 ('y') is nan"),
     (["fit", "{raw}", "--shape", "601,2", "--dtype", "float32"], "wrong --shape"),
     (["fit", "{raw}", "--shape", "600,2"], "of float64 needs 9,600"),
     (["fit", "{raw}", "--shape", "600"], "--shape"),
@@ -819,3 +821,16 @@ def test_predict_without_out_prints_the_labels(data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     expected = fastmix.load(model).predict(np.load(data["npy"]))
     assert proc.stdout.split() == [str(v) for v in expected]
+
+
+def test_pandas_index_column_is_dropped_with_a_note(data, tmp_path, capsys):
+    """A CSV written by DataFrame.to_csv (header ',x,y', the index first) is read
+    as its named columns only (main fitted the index as a feature)."""
+    X = np.load(data["npy"])
+    path = tmp_path / "indexed.csv"
+    lines = [",x,y"] + [f"{i},{float(a)!r},{float(b)!r}" for i, (a, b) in enumerate(X)]
+    path.write_text("\n".join(lines) + "\n")
+    from fastmix.cli._readers import read_data
+
+    np.testing.assert_array_equal(read_data(path), X)
+    assert "pandas index" in capsys.readouterr().err
