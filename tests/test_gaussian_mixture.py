@@ -716,15 +716,15 @@ def test_float64_stays_float64_and_int_becomes_float64(covariance_type):
 
 
 def test_float64_model_on_float32_data():
-    # Documented: outputs come in X's floating dtype and are computed in it,
-    # so a float64 model scoring float32 data is accurate to float32 precision
-    # (scikit-learn returns float64 here).
+    # Outputs come in scikit-learn's dtype (float64 here, as scikit-learn's)
+    # but are computed in X's dtype, so a float64 model scoring float32 data
+    # is accurate to float32 precision.
     X = sklearn_blobs(n=500, d=3, k=3, seed=25)
     X32 = X.astype(np.float32)
     gm = GaussianMixture(3, random_state=0).fit(X)
     sk = skm.GaussianMixture(3, random_state=0).fit(X)
-    assert gm.score_samples(X32).dtype == np.float32
-    assert gm.predict_proba(X32).dtype == np.float32
+    assert gm.score_samples(X32).dtype == sk.score_samples(X32).dtype == np.float64
+    assert gm.predict_proba(X32).dtype == sk.predict_proba(X32).dtype == np.float64
     ss = sk.score_samples(X32)
     np.testing.assert_allclose(
         gm.score_samples(X32), ss, rtol=F32_RTOL, atol=F32_RTOL * np.max(np.abs(ss))
