@@ -35,6 +35,7 @@ from numba.extending import intrinsic
 
 __all__ = [
     "FASTMATH",
+    "is_cached",
     "jit",
     "launch",
     "parallel_launch",
@@ -91,6 +92,21 @@ def jit(func=None, *, parallel=False, reassoc=True):
             # No writable cache locator: compile per process instead of failing.
             pass
     return numba.njit(cache=False, **options)(func)
+
+
+def is_cached(dispatcher):
+    """Whether ``dispatcher`` has current entries in numba's on-disk cache.
+
+    True when its cache index exists and matches the kernel's source file
+    (numba drops an index whose source changed, or written by another numba
+    version). Used to tell a user that a first run will compile; numba's
+    private cache objects are read defensively, so any surprise reads as
+    "not cached".
+    """
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except Exception:
+        return False
 
 
 def serial_twin(dispatcher, name):

@@ -1,6 +1,7 @@
 """The ``fastmix`` command line, run as a user runs it: in a subprocess."""
 
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -834,3 +835,19 @@ def test_pandas_index_column_is_dropped_with_a_note(data, tmp_path, capsys):
 
     np.testing.assert_array_equal(read_data(path), X)
     assert "pandas index" in capsys.readouterr().err
+
+
+def test_first_run_says_it_compiles(data, tmp_path):
+    """An empty numba cache: the first fit announces the compilation before it
+    starts; the next run, with every kernel cached, says nothing of it."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env.pop("FASTMIX_NUMBA_CACHE", None)
+    args = [sys.executable, "-m", "fastmix", "fit", str(data["npy"]), "-k", "3"]
+    args += ["--max-iter", "2", "--progress", "none"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stderr
+    note = "fastmix fit: compiling fastmix kernels (first run only, ~"
+    assert first.stderr.startswith(note), first.stderr
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "compiling" not in again.stderr

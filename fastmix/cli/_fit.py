@@ -13,6 +13,7 @@ from ._pictures import check_picture_path, write_pictures
 from ._readers import TEXT_DELIMITERS, read_data, read_weights
 from ._report import ProgressReporter, progress_mode, warn_lines
 from ._usage import UsageError, check_input_file, check_output, extension, require_matplotlib
+from ._warmup import first_run_note
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -107,6 +108,7 @@ def run_fit(args, out=None, err=None):
         f"{prog}: {' '.join(repr(model).split())} on {n_samples:,} x {n_features} "
         f"{X.dtype.name} from {args.data}"
     )
+    first_run_note(prog, err)
     method = "VI" if args.bayesian else "EM"
     reporter = ProgressReporter(mode, args.n_init, args.tol, err, prog, intro=intro, method=method)
     with warnings.catch_warnings(record=True) as caught:
