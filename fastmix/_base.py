@@ -513,10 +513,17 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------ prediction
     def _outputs(self, X, want_resp):
+        """``(log p(x), labels, responsibilities or None)``, floats in scikit-learn's dtype.
+
+        scikit-learn computes in NumPy's promotion of X's and the parameters'
+        dtypes (a float64 model given float32 rows answers in float64); the
+        source forms each block's outputs in that dtype, so no whole-data
+        float64 temporary is held beside the result.
+        """
         source = self._validate_predict_data(X)
         params = self._kernel_params(source.dtype)
-        log_prob_norm, labels, log_resp = source.estep_outputs(params, want_resp)
-        return source.dtype, log_prob_norm, labels, log_resp
+        dtype = np.result_type(source.dtype, self.means_.dtype)
+        return source.estep_outputs(params, want_resp, dtype=dtype)
 
     def score_samples(self, X):
         """Compute the log-likelihood of each sample.
@@ -530,10 +537,10 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         log_prob : ndarray of shape (n_samples,)
             Log-likelihood of each sample in `X` under the current model, in
-            X's floating dtype.
+            NumPy's promotion of X's and the model's dtypes (as scikit-learn).
         """
-        dtype, log_prob_norm, _, _ = self._outputs(X, want_resp=False)
-        return log_prob_norm.astype(dtype, copy=False)
+        log_prob_norm, _, _ = self._outputs(X, want_resp=False)
+        return log_prob_norm
 
     def score(self, X, y=None):
         """Compute the per-sample average log-likelihood of the given data X.
@@ -550,8 +557,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         log_likelihood : float
             Log-likelihood of `X` under the Gaussian mixture model.
         """
-        _, log_prob_norm, _, _ = self._outputs(X, want_resp=False)
-        return float(np.mean(log_prob_norm))
+        # As scikit-learn: the mean of score_samples, in their dtype.
+        log_prob_norm, _, _ = self._outputs(X, want_resp=False)
+        return float(log_prob_norm.mean())
 
     def predict(self, X):
         """Predict the labels for the data samples in X using trained model.
@@ -566,7 +574,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         labels : ndarray of shape (n_samples,)
             Component labels.
         """
-        _, _, labels, _ = self._outputs(X, want_resp=False)
+        _, labels, _ = self._outputs(X, want_resp=False)
         return labels
 
     def predict_proba(self, X):
@@ -582,8 +590,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         resp : ndarray of shape (n_samples, n_components)
             Posterior probability of each component for each sample in X.
         """
-        dtype, _, _, log_resp = self._outputs(X, want_resp=True)
-        return np.exp(log_resp).astype(dtype, copy=False)
+        _, _, resp = self._outputs(X, want_resp=True)
+        return resp
 
     def sample(self, n_samples=1):
         """Generate random samples from the fitted Gaussian distribution.

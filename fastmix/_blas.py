@@ -17,6 +17,7 @@ included) and one limit shared by every fit in flight: the first to enter sets
 it, the last to leave restores what the first found.
 """
 
+import os
 import threading
 from contextlib import contextmanager
 
@@ -26,6 +27,16 @@ __all__ = ["single_threaded_blas"]
 
 _lock = threading.Lock()
 _state = {"depth": 0, "limiter": None, "controller": None}
+
+
+def _after_fork_in_child():
+    global _lock
+    # A fit in another thread may have held the lock at fork time; that thread
+    # does not exist in the child, so the lock would never be released.
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager

@@ -62,10 +62,15 @@ validation) and the shape and dtype of every fitted array against the
 parameters and ``n_features_in_`` before the model is returned, so a damaged
 or forged file gives a :class:`ValueError` naming the problem rather than a
 model that fails (or reads out of bounds) in a kernel later. Members the
-layout does not name are ignored.
+layout does not name are ignored; fitted attributes it does not name are
+refused. Every member is first judged by its ``.npy`` header alone (dtype,
+shape against the model's when known, declared bytes against what the member
+holds, expansion of a compressed member), so a zip bomb is refused before any
+of it is read.
 """
 
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -97,8 +102,18 @@ from ._validation import covariance_shape
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
-# Reading a damaged archive can fail in any of these (never a pickle: allow_pickle=False).
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
+# Reading a damaged archive can fail in any of these (never a pickle: allow_pickle=False);
+# zipfile raises NotImplementedError for a compression method it does not know.
+_READ_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError, NotImplementedError,
+)  # fmt: skip
+
+# Bounds on what one member may declare before any of it is read. save()
+# writes members uncompressed; a compressed member expanding past this ratio
+# is a zip bomb, not a model (float arrays barely compress).
+_MAX_RATIO = 64
+_RATIO_SLACK = 2**20
+_MAX_HEADER = 10_000
 
 
 # Constructor parameters that came after the first version-1 files.
@@ -123,18 +138,75 @@ class _Archive:
     def fail(self, message):
         raise ValueError(f"{self.where}: {message}")
 
-    def array(self, key):
-        if key not in self.names:
-            self.fail(f"not a complete fastmix model file: the entry {key!r} is missing.")
+    def member(self, key):
+        """The zip member holding ``key`` (``np.savez`` adds ``.npy``)."""
+        for name in (key + ".npy", key):
+            try:
+                return self.npz.zip.getinfo(name)
+            except KeyError:
+                continue
+        self.fail(f"not a complete fastmix model file: the entry {key!r} is missing.")
+
+    def check_header(self, key, shape=None):
+        """Refuse an entry from its .npy header alone, before any of its data is read.
+
+        The header's dtype must hold numbers or strings, its shape ``shape``
+        when given, and the bytes it declares must be those the member holds
+        (an uncompressed member lies on disk; a compressed one may not expand
+        past :data:`_MAX_RATIO`). Memory used: the header only.
+        """
+        info = self.member(key)
+        try:
+            with self.npz.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    header = np.lib.format.read_array_header_1_0(f, max_header_size=_MAX_HEADER)
+                elif version == (2, 0):
+                    header = np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_HEADER)
+                else:
+                    self.fail(f"the entry {key!r} has an unsupported .npy version {version}.")
+                header_bytes = f.tell()
+        except _READ_ERRORS as exc:
+            self.fail(f"the entry {key!r} is damaged or truncated ({type(exc).__name__}: {exc}).")
+        declared_shape, _, dtype = header
+        if dtype.hasobject:
+            self.fail(
+                f"refused: the entry {key!r} holds pickled Python objects, which a fastmix "
+                "model file never contains and which are never loaded."
+            )
+        if dtype.kind not in "biufcU":
+            self.fail(f"the entry {key!r} has an unsupported dtype {dtype}.")
+        if shape is not None and tuple(declared_shape) != tuple(shape):
+            # Worded as _check_state words it after reading.
+            name = key[len(ATTR) :] if key.startswith(ATTR) else key
+            self.fail(
+                f"fitted attribute {name!r} should be of shape {shape}, got {dtype} of shape "
+                f"{tuple(declared_shape)}."
+            )
+        declared = math.prod(declared_shape) * dtype.itemsize  # Python ints: no overflow
+        if header_bytes + declared != info.file_size:
+            self.fail(
+                f"the entry {key!r} is damaged: its header declares {declared} bytes of "
+                f"data ({dtype} of shape {declared_shape}) but the member holds "
+                f"{info.file_size - header_bytes}."
+            )
+        if (
+            info.compress_type != zipfile.ZIP_STORED
+            and info.file_size > _MAX_RATIO * info.compress_size + _RATIO_SLACK
+        ):
+            self.fail(
+                f"refused: the entry {key!r} expands from {info.compress_size} to "
+                f"{info.file_size} bytes, which no fastmix model file does."
+            )
+
+    def array(self, key, shape=None):
+        self.check_header(key, shape)
         try:
             return self.npz[key]
         except ValueError as exc:
-            if "pickle" in str(exc):
-                self.fail(
-                    f"refused: the entry {key!r} holds pickled Python objects, which a fastmix "
-                    "model file never contains and which are never loaded."
-                )
             self.fail(f"the entry {key!r} is damaged ({exc}).")
+        except MemoryError:
+            self.fail(f"the entry {key!r} is damaged: it does not fit in memory.")
         except _READ_ERRORS as exc:
             self.fail(f"the entry {key!r} is damaged or truncated ({type(exc).__name__}: {exc}).")
 
@@ -142,7 +214,12 @@ class _Archive:
         value = self.array(key)
         if value.dtype.kind != "U" or value.ndim != 0:
             self.fail(f"the entry {key!r} should be a string, got {value.dtype} {value.shape}.")
-        return str(value[()])
+        text = str(value[()])
+        # NumPy drops trailing NULs from a unicode array's items: a name padded
+        # with them would otherwise read as the name itself.
+        if value.dtype.itemsize // 4 != max(len(text), 1):
+            self.fail(f"the entry {key!r} holds NUL characters.")
+        return text
 
     def json_object(self, key):
         try:
@@ -233,7 +310,7 @@ def _read_params(archive, cls):
     return model
 
 
-def _read_attribute(archive, name, kind):
+def _read_attribute(archive, name, kind, shape=None):
     key = ATTR + name
     if kind == "none":
         return None
@@ -243,7 +320,7 @@ def _read_attribute(archive, name, kind):
             archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
         return tuple(archive.array(f"{key}.{i}") for i in range(int(count)))
     if kind == "array":
-        return archive.array(key)
+        return archive.array(key, shape)
     if kind == "scalar":
         return _scalar_array(archive, key, "biufc")
     if kind == "bool":
@@ -299,6 +376,13 @@ def _expected_state(model, n_features):
             }
         )
     return shapes
+
+
+def _known_attributes(model):
+    """Every fitted attribute a model of this class and these parameters may hold."""
+    names = {"n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_"}
+    names |= {"feature_names_in_", "weight_concentration_", *type(model)._online_attributes}
+    return names | set(_expected_state(model, 0))
 
 
 def _summary(value):
@@ -440,13 +524,29 @@ def load(path):
         model = _read_params(archive, cls)
         kinds = archive.json_object(ATTRS_KEY)
         param_names = model.get_params(deep=False)
-        attrs = {}
+        known = _known_attributes(model)
         for name, kind in kinds.items():
             if not ATTR_NAME.match(name) or name in param_names or hasattr(cls, name):
                 archive.fail(f"{name!r} is not a fitted-attribute name.")
+            if name not in known:
+                archive.fail(f"unknown fitted attribute {name!r} for {cls.__name__}.")
             if not isinstance(kind, str):
                 archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
-            attrs[name] = _read_attribute(archive, name, kind)
+        attrs = {}
+        # n_features_in_ first: with it, every fitted array's shape is known
+        # and checked against its header before the array is read.
+        if "n_features_in_" in kinds:
+            attrs["n_features_in_"] = _read_attribute(
+                archive, "n_features_in_", kinds["n_features_in_"]
+            )
+        n_features = attrs.get("n_features_in_")
+        shapes = {}
+        valid = isinstance(n_features, Integral) and not isinstance(n_features, bool)
+        if valid and n_features > 0:
+            shapes = _expected_state(model, int(n_features))
+        for name, kind in kinds.items():
+            if name not in attrs:
+                attrs[name] = _read_attribute(archive, name, kind, shapes.get(name))
         _check_state(archive, model, attrs)
     for name, value in attrs.items():
         setattr(model, name, value)

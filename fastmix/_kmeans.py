@@ -34,7 +34,24 @@ a near tie is rare (the bounds are ~1e-15 of a squared distance per row and
 
 import numpy as np
 
-from ._kernels.kmeans import column_moments, lloyd_pass, seed_draw, seed_trial
+from ._kernels import kmeans as _kk
+from ._kernels.kmeans import seed_draw
+from ._numba import launch
+
+
+# The parallel k-means kernels, each with its serial twin for when a parallel
+# launch is refused (see fastmix._numba.parallel_launch).
+def column_moments(X):
+    return launch(_kk.column_moments, _kk.column_moments_serial, X)
+
+
+def seed_trial(*args):
+    return launch(_kk.seed_trial, _kk.seed_trial_serial, *args)
+
+
+def lloyd_pass(*args):
+    return launch(_kk.lloyd_pass, _kk.lloyd_pass_serial, *args)
+
 
 # scikit-learn's KMeans defaults, which GaussianMixture keeps.
 MAX_ITER = 300

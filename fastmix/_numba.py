@@ -12,15 +12,37 @@ numba raises at *decoration* time when it finds no writable cache location
 break ``import fastmix``; :func:`jit` then falls back to an uncached
 dispatcher. ``FASTMIX_NUMBA_CACHE=0`` switches caching off explicitly.
 Decoration never compiles: kernels compile lazily on their first call.
+
+Launching parallel kernels
+--------------------------
+numba's ``workqueue`` threading layer aborts the process when two threads are
+inside parallel kernels at once, and GNU OpenMP hangs or aborts in a child
+forked after the parent used it. :func:`parallel_launch` is asked before every
+parallel launch: it grants one launch at a time in the process, and none in a
+child forked after the parent had started numba's threading layer. A caller
+refused a launch runs the kernel's serial twin, which gives bitwise the same
+result. The threading layer itself is left as the user chose it.
 """
 
 import os
+import threading
+import types as _pytypes
+from contextlib import contextmanager
 
 import numba
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["jit", "prange", "prefer_wide_vectors", "FASTMATH"]
+__all__ = [
+    "FASTMATH",
+    "is_cached",
+    "jit",
+    "launch",
+    "parallel_launch",
+    "prange",
+    "prefer_wide_vectors",
+    "serial_twin",
+]
 
 prange = numba.prange
 
@@ -70,6 +92,96 @@ def jit(func=None, *, parallel=False, reassoc=True):
             # No writable cache locator: compile per process instead of failing.
             pass
     return numba.njit(cache=False, **options)(func)
+
+
+def is_cached(dispatcher):
+    """Whether ``dispatcher`` has current entries in numba's on-disk cache.
+
+    True when its cache index exists and matches the kernel's source file
+    (numba drops an index whose source changed, or written by another numba
+    version). Used to tell a user that a first run will compile; numba's
+    private cache objects are read defensively, so any surprise reads as
+    "not cached".
+    """
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except Exception:
+        return False
+
+
+def serial_twin(dispatcher, name):
+    """The serial compilation of a ``parallel=True`` kernel, under its own name.
+
+    The same source compiled with ``parallel=False`` (``prange`` is then
+    ``range``): the loop over reduction groups runs in order on the calling
+    thread and every group's partial slot is filled as in the parallel
+    kernel, so the result is bitwise the same. A copy of the Python function
+    named ``name`` keeps the twin's on-disk cache entries apart from the
+    parallel kernel's (numba's cache index does not key on ``parallel``).
+    """
+    f = dispatcher.py_func
+    twin = _pytypes.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
+    twin.__qualname__ = name
+    twin.__doc__ = f"Serial twin of :func:`{f.__name__}` (same arguments and result)."
+    options = dispatcher.targetoptions
+    return jit(twin, parallel=False, reassoc="reassoc" in options.get("fastmath", FASTMATH))
+
+
+_launch_lock = threading.Lock()
+# Set in a forked child whose parent had started numba's threading layer.
+_serial_only = {"forked": False}
+
+
+def _threading_layer_started():
+    try:
+        from numba.np.ufunc import parallel
+    except ImportError:  # pragma: no cover - numba internals moved
+        return True
+    return bool(getattr(parallel, "_is_initialized", True))
+
+
+def _after_fork_in_child():
+    global _launch_lock
+    # A lock held by another thread at fork time would stay held for ever.
+    _launch_lock = threading.Lock()
+    if _threading_layer_started():
+        _serial_only["forked"] = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@contextmanager
+def parallel_launch(wanted=True):
+    """Whether the caller may launch a parallel kernel now; one at a time.
+
+    Parameters
+    ----------
+    wanted : bool, default=True
+        False skips the question (small calls, Dask workers).
+
+    Yields
+    ------
+    granted : bool
+        True while the caller holds the process's one parallel launch;
+        False when another thread is inside a parallel kernel, or in a
+        child forked after numba's threading layer started: run the serial
+        twin then.
+    """
+    lock = _launch_lock
+    if not wanted or _serial_only["forked"] or not lock.acquire(blocking=False):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def launch(kernel, twin, *args, wanted=True):
+    """Call the parallel ``kernel`` when :func:`parallel_launch` grants it, else ``twin``."""
+    with parallel_launch(wanted) as granted:
+        return (kernel if granted else twin)(*args)
 
 
 # LLVM's x86 tuning prefers 256-bit vectors even where 512-bit ones exist

@@ -14,6 +14,7 @@ import numpy as np
 from ._kernels import DIAG, FULL, TIED
 from ._kernels.labels import stats_from_labels as _labels_kernel
 from ._kernels.labels import stats_from_labels_serial as _labels_kernel_serial
+from ._numba import launch
 
 # tied-diagonal and tied-spherical are DIAG with every component's precision row
 # the same (spherical: the same in every feature too).
@@ -265,13 +266,16 @@ def _add_one_hot(stats, xb, wb, labels, code, parallel=False):
 
     Each component's sums run over its own rows only, one task per component
     in row order (:mod:`fastmix._kernels.labels`): the block is read once in
-    all. ``parallel`` picks the parallel kernel (the data sources decide, as
-    for the E-step); both give the same bits.
+    all. ``parallel`` asks for the parallel kernel (the data sources decide,
+    as for the E-step; :func:`fastmix._numba.launch` may still run the serial
+    twin); both give the same bits.
     """
-    kernel = _labels_kernel if parallel else _labels_kernel_serial
     c = np.ascontiguousarray
-    kernel(c(xb), c(wb, dtype=np.float64), c(labels, dtype=np.int64), code, c(stats.shift),
-           stats.nk, stats.s1, stats.s2_mat, stats.s2_diag)  # fmt: skip
+    launch(
+        _labels_kernel, _labels_kernel_serial,
+        c(xb), c(wb, dtype=np.float64), c(labels, dtype=np.int64), code, c(stats.shift),
+        stats.nk, stats.s1, stats.s2_mat, stats.s2_diag, wanted=parallel,
+    )  # fmt: skip
 
 
 def stats_from_resp(X, sample_weight, resp_blocks, code, shift, rows_per_block=65536):

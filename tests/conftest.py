@@ -7,6 +7,11 @@ its seed as an argument and draws from its own random state, so a dataset is a
 function of its arguments only.
 """
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -254,3 +259,42 @@ def assert_stats_close(
                 f"+ atol; first at {first}: actual {got[first]!r}, expected {want[first]!r}, "
                 f"bound {bound[first]:.3g}"
             )
+
+
+# --------------------------------------------------------------------------
+# subprocesses
+# --------------------------------------------------------------------------
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(script, *args, env=None, timeout=300):
+    """Run ``script`` in a fresh interpreter on this checkout; its last stdout line as JSON.
+
+    ``env`` entries are added to the environment (threading layers, cache
+    directories: settings numba reads once per process). Fails with the
+    child's stderr when it exits non-zero, dies on a signal or times out.
+    """
+    full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, **(env or {}))
+    # A file, not ``-c``: spawn and forkserver workers import the parent's __main__.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "script.py")
+        with open(path, "w") as f:
+            f.write(script)
+        return _run_file(path, args, full_env, timeout)
+
+
+def _run_file(path, args, full_env, timeout):
+    try:
+        proc = subprocess.run(
+            [sys.executable, path, *args],
+            env=full_env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"subprocess timed out after {timeout} s: {exc.stderr}")
+    assert proc.returncode == 0, f"exit status {proc.returncode}:\n{proc.stderr[-4000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,6 +1,7 @@
 """The ``fastmix`` command line, run as a user runs it: in a subprocess."""
 
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -613,6 +614,7 @@ def bad_files(tmp_path, data):
     return {
         "missing": tmp_path / "missing.npy",
         "ragged": _write(tmp_path / "ragged.csv", "a,b\n1,2\n3,4,5\n"),
+        "nan_csv": _write(tmp_path / "nan.csv", "x,y\n1,2\n# comment\n3,nan\n"),
         "names": _write(tmp_path / "names.csv", "x,name\n1,a\n2,b\n"),
         "hole": _write(tmp_path / "hole.tsv", "1\t2\n3\t\n"),
         "header_only": _write(tmp_path / "header.csv", "x,y\n"),
@@ -637,6 +639,7 @@ _FILE_ERRORS = [
     (["fit", "{unknown}"], "unknown extension '.xyz'"),
     (["fit", "{fake_npy}"], "not a readable .npy file"),
     (["fit", "{objects}"], "holds Python objects"),
+    (["fit", "{nan_csv}"], "nan.csv: line 4, column 2 ('y') is nan"),
     (["fit", "{raw}", "--shape", "601,2", "--dtype", "float32"], "wrong --shape"),
     (["fit", "{raw}", "--shape", "600,2"], "of float64 needs 9,600"),
     (["fit", "{raw}", "--shape", "600"], "--shape"),
@@ -657,7 +660,6 @@ _FILE_ERRORS = [
     (["predict", "{npy}", "{npy}", "--out", "{tmp}/l.npy"], "not a fastmix model file"),
     (["predict", "{model}", "{npy}", "--out", "{tmp}/l.txt"], "--out"),
     (["predict", "{model}", "{ragged}", "--out", "{tmp}/l.npy"], "malformed CSV"),
-    (["predict", "{model}", "{npy}"], "--out"),
     (["demo", "--no-plot", "--plot", "x.png"], "--no-plot contradicts"),
 ]
 
@@ -795,3 +797,57 @@ def test_report_progress_callback_error_leaves_the_model_alone():
     with pytest.raises(Stop), report_progress(stop):
         model.set_params(random_state=1).fit(X)
     _assert_same_state(_fitted_state(model), before)
+
+
+def test_bayesian_progress_says_vi_and_o_is_out(data, tmp_path):
+    """A Bayesian fit is variational: its progress reads "VI", not "EM"; -o is --out."""
+    model = tmp_path / "m.npz"
+    proc = run_fastmix(
+        "fit", data["npy"], "-k", "3", "--bayesian", "--progress", "text", "-o", str(model)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^fastmix fit: VI, iteration 1/", proc.stderr, re.M), proc.stderr
+    assert "EM," not in proc.stderr
+    labels = tmp_path / "labels.npy"
+    proc = run_fastmix("predict", str(model), data["npy"], "-o", str(labels))
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(labels).shape == (np.load(data["npy"]).shape[0],)
+
+
+def test_predict_without_out_prints_the_labels(data, tmp_path):
+    """No --out: one label per line on stdout (main required --out)."""
+    model = tmp_path / "m.npz"
+    assert run_fastmix("fit", data["npy"], "-k", "3", "-o", str(model)).returncode == 0
+    proc = run_fastmix("predict", str(model), data["npy"])
+    assert proc.returncode == 0, proc.stderr
+    expected = fastmix.load(model).predict(np.load(data["npy"]))
+    assert proc.stdout.split() == [str(v) for v in expected]
+
+
+def test_pandas_index_column_is_dropped_with_a_note(data, tmp_path, capsys):
+    """A CSV written by DataFrame.to_csv (header ',x,y', the index first) is read
+    as its named columns only (main fitted the index as a feature)."""
+    X = np.load(data["npy"])
+    path = tmp_path / "indexed.csv"
+    lines = [",x,y"] + [f"{i},{float(a)!r},{float(b)!r}" for i, (a, b) in enumerate(X)]
+    path.write_text("\n".join(lines) + "\n")
+    from fastmix.cli._readers import read_data
+
+    np.testing.assert_array_equal(read_data(path), X)
+    assert "pandas index" in capsys.readouterr().err
+
+
+def test_first_run_says_it_compiles(data, tmp_path):
+    """An empty numba cache: the first fit announces the compilation before it
+    starts; the next run, with every kernel cached, says nothing of it."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env.pop("FASTMIX_NUMBA_CACHE", None)
+    args = [sys.executable, "-m", "fastmix", "fit", str(data["npy"]), "-k", "3"]
+    args += ["--max-iter", "2", "--progress", "none"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stderr
+    note = "fastmix fit: compiling fastmix kernels (first run only, ~"
+    assert first.stderr.startswith(note), first.stderr
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "compiling" not in again.stderr

@@ -716,15 +716,15 @@ def test_float64_stays_float64_and_int_becomes_float64(covariance_type):
 
 
 def test_float64_model_on_float32_data():
-    # Documented: outputs come in X's floating dtype and are computed in it,
-    # so a float64 model scoring float32 data is accurate to float32 precision
-    # (scikit-learn returns float64 here).
+    # Outputs come in scikit-learn's dtype (float64 here, as scikit-learn's)
+    # but are computed in X's dtype, so a float64 model scoring float32 data
+    # is accurate to float32 precision.
     X = sklearn_blobs(n=500, d=3, k=3, seed=25)
     X32 = X.astype(np.float32)
     gm = GaussianMixture(3, random_state=0).fit(X)
     sk = skm.GaussianMixture(3, random_state=0).fit(X)
-    assert gm.score_samples(X32).dtype == np.float32
-    assert gm.predict_proba(X32).dtype == np.float32
+    assert gm.score_samples(X32).dtype == sk.score_samples(X32).dtype == np.float64
+    assert gm.predict_proba(X32).dtype == sk.predict_proba(X32).dtype == np.float64
     ss = sk.score_samples(X32)
     np.testing.assert_allclose(
         gm.score_samples(X32), ss, rtol=F32_RTOL, atol=F32_RTOL * np.max(np.abs(ss))
@@ -745,3 +745,23 @@ def test_memory_layout_does_not_change_the_fit(covariance_type):
         # BLAS products in the initial statistics may round differently for
         # another layout: equal to a few ulps, not necessarily bitwise.
         _assert_same_model(gm, ref, 1e-12, X)
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("predict_dtype", [np.float64, np.float32])
+def test_output_dtypes_and_score_as_sklearn(fit_dtype, predict_dtype):
+    """Outputs in NumPy's promotion of X's and the model's dtypes (a float64
+    model given float32 rows answers in float64), and ``score`` the mean of
+    ``score_samples`` as scikit-learn takes it (in their dtype)."""
+    X = sklearn_blobs(600, d=3, k=3, seed=0)
+    params = dict(n_components=3, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = GaussianMixture(**params).fit(X.astype(fit_dtype))
+        theirs = skm.GaussianMixture(**params).fit(X.astype(fit_dtype))
+    Xp = X.astype(predict_dtype)
+    for method in ("score_samples", "predict_proba"):
+        got, want = getattr(ours, method)(Xp), getattr(theirs, method)(Xp)
+        assert got.dtype == want.dtype, method
+    samples = ours.score_samples(Xp)
+    assert ours.score(Xp) == float(samples.mean())

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import COV_TYPES, fit_quiet, three_blobs
+from conftest import COV_TYPES, fit_quiet, run_python, three_blobs
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -501,3 +501,108 @@ def test_pickle_and_clone(tmp_path, kind):
 def test_load_is_exported():
     assert fastmix.load is fastmix._io.load
     assert "load" in fastmix.__all__
+
+
+# ------------------------------------------------ entries refused by their header
+def write_with_member(path, entries, key, shape, zero_bytes=None, deflate=False):
+    """A model file whose ``key`` member is a float64 .npy header declaring
+    ``shape`` followed by ``zero_bytes`` zero bytes (by default as many as
+    declared), written in 1 MiB pieces (deflated: a zip bomb)."""
+    with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
+        for name, value in entries.items():
+            if name != key:
+                buf = io.BytesIO()
+                np.save(buf, value, allow_pickle=False)
+                zf.writestr(name + ".npy", buf.getvalue())
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+        )
+        if zero_bytes is None:
+            zero_bytes = 8 * int(np.prod(shape))
+        method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+        info = zipfile.ZipInfo(key + ".npy")
+        info.compress_type = method
+        with zf.open(info, "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            piece = bytes(2**20)
+            for start in range(0, zero_bytes, len(piece)):
+                member.write(piece[: min(len(piece), zero_bytes - start)])
+    return path
+
+
+_BOMB = r"""
+import json, resource, sys, tracemalloc
+from fastmix import load
+
+load(sys.argv[2])  # a valid file first: every import is done before the measurement
+
+
+def high_water():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+with open("/proc/self/statm") as f:
+    resident = int(f.read().split()[1]) * resource.getpagesize()
+# Imports can leave the high-water mark above what is resident now: only a
+# load reaching past both shows in getrusage, so tracemalloc (which sees
+# every NumPy buffer and every byte string zipfile reads) bounds it too.
+baseline = max(resident, high_water())
+tracemalloc.start()
+try:
+    load(sys.argv[1])
+    error = None
+except Exception as exc:
+    error = type(exc).__name__ + ": " + str(exc)
+traced = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"rss_growth": high_water() - baseline, "traced": traced, "error": error}))
+"""
+
+
+@pytest.mark.parametrize("key", ["attr.means_", "attr.lower_bounds_"])
+def test_zip_bomb_is_refused_before_it_is_read(saved, tmp_path, key):
+    """A 300 MB array deflated to a few hundred KB: refused from its header
+    (a shape other than the model's, or an expansion no model file has),
+    reading none of it (main read all 300 MB first)."""
+    shape = (300 * 2**20 // 8,) if key.endswith("lower_bounds_") else (300 * 2**20 // 24, 3)
+    path = write_with_member(tmp_path / "bomb.npz", saved[1], key, shape, deflate=True)
+    assert path.stat().st_size < 2 * 2**20
+    valid = tmp_path / "valid.npz"
+    valid.write_bytes(saved[0])
+    out = run_python(_BOMB, str(path), str(valid), timeout=120)
+    assert out["error"] is not None and out["error"].startswith("ValueError"), out
+    assert key[len("attr.") :] in out["error"]
+    assert out["traced"] < 50 * 2**20, out
+    assert out["rss_growth"] < 50 * 2**20, out
+
+
+def test_entry_declaring_more_than_it_holds_is_refused(saved, tmp_path):
+    """1e12 float64 declared, 64 bytes held: a ValueError, not a MemoryError."""
+    path = write_with_member(tmp_path / "big.npz", saved[1], "attr.lower_bounds_", (10**12,), 64)
+    load_error(path, "'attr.lower_bounds_' is damaged")
+
+
+def test_class_name_with_trailing_nul_is_refused(saved, tmp_path):
+    entries = dict(saved[1], class_name=np.array("BayesianGaussianMixture\x00"))
+    assert str(entries["class_name"][()]) == "BayesianGaussianMixture"  # NumPy drops the NUL
+    load_error(write_entries(tmp_path / "nul.npz", entries), "NUL")
+
+
+def test_unknown_fitted_attribute_is_refused(saved, tmp_path):
+    entries = edit_json(saved[1], "attributes_json", lambda a: a.update(extra_="float"))
+    entries["attr.extra_"] = np.array(1.0)
+    load_error(write_entries(tmp_path / "extra.npz", entries), "unknown fitted attribute 'extra_'")
+
+
+@pytest.mark.parametrize("kind", ["gmm", "bgmm"])
+def test_online_state_round_trips(tmp_path, kind):
+    """partial_fit's state (n_batches_, n_samples_seen_, online_stats_) is known."""
+    X = three_blobs()
+    model = make(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.partial_fit(X[:100]).partial_fit(X[100:])
+    model.save(tmp_path / "online.npz")
+    again = fastmix.load(tmp_path / "online.npz")
+    assert again.n_batches_ == model.n_batches_ == 2
+    assert again.n_samples_seen_ == model.n_samples_seen_

@@ -10,7 +10,14 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import COV_TYPES, INIT_PARAMS, explicit_init, fit_quiet, labelled_blobs
+from conftest import (
+    COV_TYPES,
+    INIT_PARAMS,
+    explicit_init,
+    fit_quiet,
+    labelled_blobs,
+    run_python,
+)
 
 from fastmix import BayesianGaussianMixture, GaussianMixture
 
@@ -91,3 +98,48 @@ def test_partial_fit_allocates_no_responsibility_matrix(X, estimator):
     assert peak < ONE_RESP_ARRAY / 8, peak
     state = sum(a.nbytes for a in model.online_stats_)
     assert state <= 8 * (N_COMPONENTS * (N_FEATURES**2 + 2 * N_FEATURES + 1) + 4), state
+
+
+# predict_proba of a float32 memmap: peak resident memory beyond what the
+# process held before, against the (n, K) float32 result itself.
+_PROBA_PEAK = r"""
+import gc, json, resource, sys, warnings
+import numpy as np
+from fastmix import GaussianMixture
+
+path, n, d, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rs = np.random.RandomState(0)
+X = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+for start in range(0, n, 100_000):
+    stop = min(start + 100_000, n)
+    X[start:stop] = rs.normal(0.0, 3.0, (stop - start, d))
+X.flush()
+del X
+X = np.load(path, mmap_mode="r")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    gm = GaussianMixture(k, max_iter=2, random_state=0).fit(np.array(X[:5000]))
+# Compile (or load) the kernels first, the parallel ones included: compiling
+# inside the measurement would count LLVM's memory.
+gm.predict_proba(X[:40_000])
+
+
+def resident():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+gc.collect()
+before = resident()
+proba = gm.predict_proba(X)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"extra": peak - before, "output": proba.nbytes, "dtype": proba.dtype.str}))
+"""
+
+
+def test_predict_proba_on_a_memmap_peaks_near_its_output(tmp_path):
+    """No whole-data float64 temporaries beside the float32 result (main held
+    five times the result: float64 log-responsibilities, their exp, the cast)."""
+    out = run_python(_PROBA_PEAK, str(tmp_path / "X.npy"), "2000000", "4", "16", timeout=300)
+    assert out["dtype"] == "<f4"
+    assert out["extra"] <= 1.5 * out["output"], out

@@ -11,7 +11,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from conftest import run_python
 
 # 5000 rows are ten kernel chunks of 512 rows: enough for the chunks to be
 # spread over both threads and summed, which is what must not depend on the
@@ -98,3 +100,96 @@ def test_fit_is_bitwise_identical_on_1_and_2_threads():
     assert not mismatches
     # The hashes compare something: the fits differ between settings.
     assert len({fit["means_"] for fit in one["fits"].values()}) == 16
+
+
+# Fits of a GaussianMixture in Python threads and in worker processes, hashed.
+# Small calls normally run on the calling thread; the script switches that off
+# so that every E-step and k-means launch asks for the thread pool.
+_FITS = r"""
+import hashlib, json, multiprocessing, sys, warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+import fastmix._sources._driver
+from fastmix import GaussianMixture
+
+fastmix._sources._driver._SERIAL_WORK = 0
+rs = np.random.RandomState(0)
+X = np.concatenate([rs.normal(c, 1.0, (3000, 4)) for c in (0.0, 4.0, 8.0)])
+
+
+def fit(seed):
+    gm = GaussianMixture(3, max_iter=3, tol=0.0, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+    arrays = (gm.means_, gm.covariances_, gm.weights_, gm.predict_proba(X), gm.score_samples(X))
+    return hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest()
+
+
+def limits():
+    return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info())
+
+
+if __name__ == "__main__":
+    sequential = [fit(seed) for seed in range(4)]
+    out = {}
+    if sys.argv[1] == "threads":
+        # After the sequential fits: numba's OpenMP runtime is loaded by then.
+        found = limits()
+        with ThreadPoolExecutor(4) as pool:
+            out["threads"] = list(pool.map(fit, range(4))) == sequential
+        out["limits_kept"] = limits() == found
+    else:
+        for method in sys.argv[1:]:
+            with multiprocessing.get_context(method).Pool(2) as pool:
+                out[method] = pool.map(fit, range(4)) == sequential
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "omp"])
+def test_concurrent_fits_in_threads(layer):
+    """Fits in several Python threads neither crash the process (workqueue
+    aborts on concurrent parallel launches) nor change a bit of any result,
+    and leave the BLAS / OpenMP thread limits as they found them."""
+    out = run_python(_FITS, "threads", env={"NUMBA_THREADING_LAYER": layer}, timeout=300)
+    assert out == {"threads": True, "limits_kept": True}
+
+
+def test_fits_in_worker_processes():
+    """A child forked after the parent fitted runs the serial kernels (GNU
+    OpenMP aborts in a forked child); spawn and forkserver keep working."""
+    out = run_python(_FITS, "fork", "spawn", "forkserver", timeout=300)
+    assert out == {"fork": True, "spawn": True, "forkserver": True}
+
+
+def test_kmeans_serial_twins_are_bitwise_the_parallel_kernels():
+    from fastmix._kernels import kmeans as kk
+
+    rs = np.random.RandomState(0)
+    X = rs.normal(size=(9000, 5))
+    mean = X.mean(axis=0)
+    w = rs.uniform(0.5, 2.0, X.shape[0])
+    centres = X[:4] - mean
+    for name in ("column_moments",):
+        par, ser = getattr(kk, name)(X), getattr(kk, name + "_serial")(X)
+        for a, b in zip(par, ser, strict=True):
+            assert np.array_equal(a, b)
+    closest = np.full(X.shape[0], np.inf)
+    d1, d2 = np.empty((4, X.shape[0])), np.empty((4, X.shape[0]))
+    assert np.array_equal(
+        kk.seed_trial(X, mean, w, closest, centres, d1),
+        kk.seed_trial_serial(X, mean, w, closest, centres, d2),
+    )
+    assert np.array_equal(d1, d2)
+    results = []
+    for kernel in (kk.lloyd_pass, kk.lloyd_pass_serial):
+        labels = np.zeros(X.shape[0], dtype=np.int32)
+        sums, weights = np.empty((4, 5)), np.empty(4)
+        counts = kernel(X, mean, w, centres, labels, sums, weights, np.zeros(3))
+        results.append((labels, sums, weights, np.array(counts)))
+    for a, b in zip(*results, strict=True):
+        assert np.array_equal(a, b)

@@ -28,7 +28,7 @@ not depend on the thread count.
 
 import numpy as np
 
-from .._numba import jit, prange, prefer_wide_vectors
+from .._numba import jit, prange, prefer_wide_vectors, serial_twin
 
 # Rows per chunk: a (16, 256) float64 tile is 32 KiB and stays in L1.
 CHUNK = 256
@@ -339,3 +339,10 @@ def column_moments(X):
         var += partial[g]
     var /= n_samples
     return mean, var, largest.max()
+
+
+# Run on the calling thread when a parallel launch is refused (another thread
+# is inside a parallel kernel, or a forked child): bitwise the same results.
+seed_trial_serial = serial_twin(seed_trial, "seed_trial_serial")
+lloyd_pass_serial = serial_twin(lloyd_pass, "lloyd_pass_serial")
+column_moments_serial = serial_twin(column_moments, "column_moments_serial")

@@ -218,8 +218,12 @@ class DaskSource(DataSource):
         (stats,) = _compute(self._client, _tree_sum(parts, add_parts))
         return stats
 
-    def estep_outputs(self, params, want_resp):
-        """Lazy per-row outputs: (log p(x), labels, log-responsibilities or None)."""
+    def estep_outputs(self, params, want_resp, *, dtype=None):
+        """Lazy per-row outputs: (log p(x), labels, log-responsibilities or None).
+
+        With ``dtype``, ``log p(x)`` in ``dtype`` and the responsibilities
+        themselves (not their log) in ``dtype``, formed block by block.
+        """
         import dask
 
         X = self._X
@@ -239,6 +243,10 @@ class DaskSource(DataSource):
                 _output_block, args, which=2, chunks=(X.chunks[0], (params.bias.shape[0],)),
                 dtype=np.float64, meta=np.empty((0, 0)), **kw,
             )  # fmt: skip
+        if dtype is not None:
+            log_prob_norm = log_prob_norm.astype(dtype)
+            if want_resp:
+                log_resp = np.exp(log_resp).astype(dtype)
         return log_prob_norm, labels, log_resp
 
     def map_rows(self, func):

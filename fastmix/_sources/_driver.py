@@ -5,7 +5,9 @@ Every data source hands rows to these two functions, one block at a time:
 parameter sets (one read of the block serves them all) and
 :func:`block_outputs` writes a block's per-row outputs. Whether a call runs
 the parallel kernel or its serial twin is decided here and nowhere else; both
-give bitwise the same result.
+give bitwise the same result. A parallel launch also needs
+:func:`fastmix._numba.parallel_launch`'s grant: another thread inside a
+parallel kernel, or a forked child, gets the serial twin.
 """
 
 import numpy as np
@@ -20,6 +22,7 @@ from .._kernels import (
     estep_stats,
     estep_stats_serial,
 )
+from .._numba import launch
 from .._stats import Stats, _symmetrise_upper
 
 __all__ = [
@@ -127,10 +130,11 @@ def block_stats(
         n_rows = np.count_nonzero(w)
     for params, (stats, scal) in zip(params_list, accumulators, strict=True):
         parallel = allow_parallel and _use_parallel(X.shape[0], params, chunk_rows)
-        kernel = estep_stats if parallel else estep_stats_serial
-        kernel(
+        launch(
+            estep_stats, estep_stats_serial,
             X, w, *params.args(), chunk_rows,
             stats.nk, stats.s1, stats.s2_mat, stats.s2_diag, scal,
+            wanted=parallel,
         )  # fmt: skip
         stats.n_rows += n_rows
 
@@ -176,6 +180,5 @@ def block_outputs(X, params, want_resp, allow_parallel=True, out=None, chunk_row
             np.empty((n_rows if want_resp else 0, n_components)),
         )
     parallel = allow_parallel and _use_parallel(n_rows, params, chunk_rows)
-    kernel = estep_rows if parallel else estep_rows_serial
-    kernel(X, *params.args(), chunk_rows, *out)
+    launch(estep_rows, estep_rows_serial, X, *params.args(), chunk_rows, *out, wanted=parallel)
     return out[0], out[1], (out[2] if want_resp else None)

@@ -77,8 +77,36 @@ class _InProcessSource(DataSource):
             block_stats(block, w, params_list, accumulators, chunk_rows=chunk_rows)
         return finish_stats(accumulators)
 
-    def estep_outputs(self, params, want_resp, *, chunk_rows=CHUNK_ROWS):
-        """Per-row outputs, each block's written into the whole result."""
+    def estep_outputs(self, params, want_resp, *, chunk_rows=CHUNK_ROWS, dtype=None):
+        """Per-row outputs, each block's written into the whole result.
+
+        With ``dtype`` (the estimators' public outputs), ``log p(x)`` comes in
+        ``dtype`` and the third output holds the responsibilities themselves
+        in ``dtype``: each block is formed in float64 scratch the size of one
+        block, so memory beyond the result stays bounded by the block.
+        """
+        if dtype is None:
+            return self._log_outputs(params, want_resp, chunk_rows)
+        n_samples = self.n_samples
+        n_components = params.bias.shape[0]
+        log_prob_norm = np.empty(n_samples, dtype=dtype)
+        labels = np.empty(n_samples, dtype=np.int64)
+        resp = np.empty((n_samples if want_resp else 0, n_components), dtype=dtype)
+        rows = min(self._output_rows(params), block_rows(n_components, self.shape[1]))
+        lpn_buf = np.empty(min(rows, n_samples))
+        resp_buf = np.empty((min(rows, n_samples) if want_resp else 0, n_components))
+        for start, stop, block, _ in self.iter_blocks(rows):
+            if self._check_name is not None:
+                assert_all_finite(block, input_name="X", estimator_name=self._check_name)
+            m = stop - start
+            out = (lpn_buf[:m], labels[start:stop], resp_buf[:m])
+            block_outputs(block, params, want_resp, out=out, chunk_rows=chunk_rows)
+            log_prob_norm[start:stop] = lpn_buf[:m]
+            if want_resp:
+                resp[start:stop] = np.exp(resp_buf[:m], out=resp_buf[:m])
+        return log_prob_norm, labels, (resp if want_resp else None)
+
+    def _log_outputs(self, params, want_resp, chunk_rows):
         n_samples, n_features = self.shape
         n_components = params.bias.shape[0]
         log_prob_norm = np.empty(n_samples)

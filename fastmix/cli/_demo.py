@@ -10,7 +10,7 @@ import numpy as np
 from .._synthetic import DEMO_SEED, demo_mixture, sample_mixture
 from ._pictures import check_picture_path, write_pictures
 from ._usage import PLOT_EXTRA_HINT, UsageError, have, require_matplotlib
-from ._warmup import warm_kernels
+from ._warmup import first_run_note, warm_kernels
 
 # Where `fastmix demo` draws its picture unless told otherwise (when matplotlib
 # is installed), and the names of the two pictures `--plot-dir` writes.
@@ -59,6 +59,7 @@ def run_demo(args, out=None):
         f"fastmix demo: {args.n_samples:,} points in 2-D from {len(weights)} Gaussian "
         f"components with full covariances ({args.dtype}, drawn in {t_data:.2f} s)"
     )
+    first_run_note("fastmix demo", out)
     t0 = time.perf_counter()
     # Only what this fit runs: the k-means start and the statistics pass on
     # blocks of many rows.

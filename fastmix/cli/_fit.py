@@ -13,6 +13,7 @@ from ._pictures import check_out_and_plot, write_pictures
 from ._readers import TEXT_DELIMITERS, read_data, read_weights
 from ._report import ProgressReporter, progress_mode, warn_lines
 from ._usage import UsageError, check_input_file, check_output, extension
+from ._warmup import first_run_note
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -105,7 +106,9 @@ def run_fit(args, out=None, err=None):
         f"{prog}: {' '.join(repr(model).split())} on {n_samples:,} x {n_features} "
         f"{X.dtype.name} from {args.data}"
     )
-    reporter = ProgressReporter(mode, args.n_init, args.tol, err, prog, intro=intro)
+    first_run_note(prog, err)
+    method = "VI" if args.bayesian else "EM"
+    reporter = ProgressReporter(mode, args.n_init, args.tol, err, prog, intro=intro, method=method)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -236,7 +239,8 @@ def run_predict(args, out=None, err=None):
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     prog = "fastmix predict"
-    check_output(args.out, "--out", extensions=(".npy", *TEXT_DELIMITERS))
+    if args.out is not None:
+        check_output(args.out, "--out", extensions=(".npy", *TEXT_DELIMITERS))
     check_input_file(args.model, "MODEL")
     model = load(args.model)
     X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
@@ -254,6 +258,12 @@ def run_predict(args, out=None, err=None):
             result = model.predict(X)
             header = ["label"]
     warn_lines(caught, prog, err)
+    if args.out is None:
+        # Without --out the rows are the output (for a pipe): no header, no summary.
+        fmt = "%d" if result.dtype.kind in "iu" else "%.9g"
+        np.savetxt(out, result, fmt=fmt, delimiter=",")
+        out.flush()
+        return 0
     _write_array(args.out, result, header)
     what = "probabilities" if args.proba else "labels"
     print(

@@ -355,6 +355,7 @@ def build_parser():
         )
     _add_em_options(fit, seed_help="seed of the initialisation")
     fit.add_argument(
+        "-o",
         "--out",
         metavar="MODEL",
         default=None,
@@ -428,10 +429,14 @@ def build_parser():
     predict.add_argument("model", metavar="MODEL", help="a saved fastmix model (.npz)")
     predict.add_argument("data", metavar="DATA", help="the data file, one row per sample")
     predict.add_argument(
+        "-o",
         "--out",
-        required=True,
+        default=None,
         metavar="PATH",
-        help="where the labels (or probabilities) go: .npy, .csv or .tsv",
+        help=(
+            "where the labels (or probabilities) go: .npy, .csv or .tsv "
+            "(default: printed on stdout, one row per line)"
+        ),
     )
     predict.add_argument(
         "--proba",

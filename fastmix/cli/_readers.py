@@ -9,6 +9,7 @@ and where, in one line.
 
 import csv
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -111,6 +112,17 @@ def _read_text(path, delimiter):
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a text file (it is not UTF-8)") from None
 
+    usecols = None
+    if header is not None and len(header) > 1 and header[0] == "":
+        # pandas' to_csv writes the index as a first column with an empty name.
+        usecols = range(1, len(header))
+        header = header[1:]
+        print(
+            f"fastmix: {path}: the first column has an empty header name (a pandas index, "
+            "as DataFrame.to_csv writes it): it is not used as a feature",
+            file=sys.stderr,
+            flush=True,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "input contained no data": checked below
         try:
@@ -122,17 +134,39 @@ def _read_text(path, delimiter):
                 dtype=np.float64,
                 encoding="utf-8-sig",
                 quotechar='"',
+                usecols=usecols,
             )
         except ValueError as exc:
             raise UsageError(_text_error(path, kind, delimiter, header, skip, exc)) from None
     if X.shape[0] == 0:
         raise UsageError(f"{path}: malformed {kind}: no rows of numbers")
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, j = (int(v) for v in np.argwhere(~finite)[0])
+        column = j + 1 + (usecols is not None)  # in the file, index column included
+        named = f" ({header[j]!r})" if header else ""
+        raise UsageError(
+            f"{path}: line {_data_line(path, skip, row)}, column {column}{named} is "
+            f"{float(X[row, j])!r}: the data must be finite"
+        )
     if header is not None and len(header) != X.shape[1]:
         raise UsageError(
             f"{path}: malformed {kind}: the header has {len(header)} fields but the rows "
             f"have {X.shape[1]}"
         )
     return X
+
+
+def _data_line(path, skip, row):
+    """The file line number of data row ``row`` (comments and blank lines skipped)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for number, line in enumerate(fh, start=1):
+            if number <= skip or not line.split("#", 1)[0].strip():
+                continue
+            if row == 0:
+                return number
+            row -= 1
+    return "?"
 
 
 def _text_error(path, kind, delimiter, header, skip, exc):

@@ -22,8 +22,9 @@ class ProgressReporter:
     per ``interval`` seconds in between.
     """
 
-    def __init__(self, mode, n_init, tol, stream, prog, intro=None, interval=1.0):
+    def __init__(self, mode, n_init, tol, stream, prog, intro=None, interval=1.0, method="EM"):
         self.mode = mode
+        self.method = method  # "EM", or "VI" for a Bayesian (variational) fit
         self.intro = intro
         self.n_init = n_init
         self.tol = tol
@@ -34,7 +35,7 @@ class ProgressReporter:
         self.last_line = -math.inf
 
     def _label(self, init):
-        return f"init {init + 1}/{self.n_init}" if self.n_init > 1 else "EM"
+        return f"init {init + 1}/{self.n_init}" if self.n_init > 1 else self.method
 
     def __call__(self, init, n_iter, max_iter, lower_bound, change):
         if self.intro is not None:
