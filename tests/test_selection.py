@@ -67,6 +67,7 @@ def test_every_candidate_equals_its_fit_alone():
         assert_allclose(r["lower_bound"][i], alone.lower_bound_, rtol=1e-10)
         assert_allclose(r["bic"][i], alone.bic(X), rtol=1e-10)
         assert_allclose(r["aic"][i], alone.aic(X), rtol=1e-10)
+        assert_allclose(r["icl"][i], alone.icl(X), rtol=1e-10)
         assert r["fit_time"][i] > 0
     best = int(np.argmin(r["aic"]))
     assert sel.best_params_["n_components"] == r["n_components"][best]
