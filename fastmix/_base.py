@@ -432,7 +432,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         y : Ignored
             Not used, present for API consistency by convention.
         sample_weight : array-like of shape (n_batch,), default=None
-            Non-negative finite weights, as in :meth:`fit`.
+            The batch rows' weights; an integer weight counts a row that many
+            times in the running statistics too.
 
         Returns
         -------
@@ -531,7 +532,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            List of n_features-dimensional data points.
+            The rows to score: an array, a memmap (read block by block) or a
+            dask array (the result is then a dask array).
 
         Returns
         -------
@@ -548,7 +550,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            List of n_features-dimensional data points.
+            The rows whose mean log-likelihood is wanted (any X that
+            :meth:`score_samples` takes).
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -567,7 +570,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            List of n_features-dimensional data points.
+            The rows to label, one component each (the most responsible).
 
         Returns
         -------
@@ -583,7 +586,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            List of n_features-dimensional data points.
+            The rows whose responsibilities are wanted: the only call that forms
+            an (n_samples, n_components) array, because it is the answer.
 
         Returns
         -------

@@ -291,7 +291,7 @@ class GaussianMixture(BaseMixture):
         Parameters
         ----------
         X : array of shape (n_samples, n_features)
-            The input samples.
+            The rows the log-likelihood is taken on (one pass over them).
 
         Returns
         -------

@@ -34,6 +34,12 @@ def _pyplot():
     return plt
 
 
+def _fitted_axes(model, ax):
+    """``ax``, or a new figure's axes, once ``model`` is checked fitted."""
+    check_is_fitted(model)
+    return _axes(ax)
+
+
 def _axes(ax):
     plt = _pyplot()
     if ax is None:
@@ -196,8 +202,7 @@ def mixture(
     ImportError
         When matplotlib is not installed.
     """
-    check_is_fitted(model)
-    ax = _axes(ax)
+    ax = _fitted_axes(model, ax)
     from matplotlib.patches import Ellipse
 
     n_features = model.means_.shape[1]
@@ -304,8 +309,7 @@ def convergence(model, ax=None):
     ImportError
         When matplotlib is not installed.
     """
-    check_is_fitted(model)
-    ax = _axes(ax)
+    ax = _fitted_axes(model, ax)
     bounds = np.asarray(model.lower_bounds_, dtype=np.float64)
     ax.plot(np.arange(1, bounds.size + 1), bounds, marker="o", markersize=3)
     from matplotlib.ticker import MaxNLocator, ScalarFormatter
@@ -362,8 +366,7 @@ def selection(selector, ax=None, criterion=None):
     >>> len(ax.lines)  # four structures and the chosen candidate
     5
     """
-    check_is_fitted(selector)
-    ax = _axes(ax)
+    ax = _fitted_axes(selector, ax)
     criterion = selector.criterion if criterion is None else criterion
     results = selector.results_
     ks, types = results["n_components"], results["covariance_type"]

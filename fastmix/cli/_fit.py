@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import sys
 import time
 import warnings
 
@@ -12,7 +11,7 @@ import numpy as np
 from ._pictures import check_out_and_plot, write_pictures
 from ._readers import TEXT_DELIMITERS, read_data, read_weights
 from ._report import ProgressReporter, progress_mode, warn_lines
-from ._usage import UsageError, check_input_file, check_output, extension
+from ._usage import UsageError, check_input_file, check_output, extension, streams
 from ._warmup import first_run_note
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -71,20 +70,18 @@ def run_fit(args, out=None, err=None):
     ----------
     args : argparse.Namespace
         As parsed by ``fastmix fit``.
-    out : file-like, optional
-        Where the summary goes; ``sys.stdout`` when omitted.
-    err : file-like, optional
-        Where progress and warnings go; ``sys.stderr`` when omitted.
+    out, err : file-like, optional
+        Where the summary goes, and where progress and warnings go (stdout and stderr
+        when omitted).
 
     Returns
     -------
     status : int
-        0 on success.
+        0 once the model is fitted, and saved and drawn when asked.
     """
     from .._progress import report_progress
 
-    out = sys.stdout if out is None else out
-    err = sys.stderr if err is None else err
+    out, err = streams(out, err)
     prog = "fastmix fit"
     # Every check that can fail does so before the data are read and fitted.
     model = _build_model(args)
@@ -224,20 +221,18 @@ def run_predict(args, out=None, err=None):
     ----------
     args : argparse.Namespace
         As parsed by ``fastmix predict``.
-    out : file-like, optional
-        Where the one-line report goes; ``sys.stdout`` when omitted.
-    err : file-like, optional
-        Where warnings go; ``sys.stderr`` when omitted.
+    out, err : file-like, optional
+        Where the one-line report goes, and where warnings go (stdout and stderr
+        when omitted).
 
     Returns
     -------
     status : int
-        0 on success.
+        0 once every row is labelled.
     """
     from .. import load
 
-    out = sys.stdout if out is None else out
-    err = sys.stderr if err is None else err
+    out, err = streams(out, err)
     prog = "fastmix predict"
     if args.out is not None:
         check_output(args.out, "--out", extensions=(".npy", *TEXT_DELIMITERS))

@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 import time
 import warnings
 
@@ -11,7 +10,7 @@ import numpy as np
 from ._pictures import check_out_and_plot
 from ._readers import read_data, read_weights
 from ._report import warn_lines
-from ._usage import UsageError
+from ._usage import UsageError, streams
 
 
 def parse_k_range(text):
@@ -62,20 +61,18 @@ def run_select(args, out=None, err=None):
     ----------
     args : argparse.Namespace
         As parsed by ``fastmix select``.
-    out : file-like, optional
-        Where the table goes; ``sys.stdout`` when omitted.
-    err : file-like, optional
-        Where warnings go; ``sys.stderr`` when omitted.
+    out, err : file-like, optional
+        Where the table goes, and where warnings go (stdout and stderr
+        when omitted).
 
     Returns
     -------
     status : int
-        0 on success.
+        0 once every candidate is fitted and the table printed.
     """
     from .. import GaussianMixture, MixtureSelector
 
-    out = sys.stdout if out is None else out
-    err = sys.stderr if err is None else err
+    out, err = streams(out, err)
     prog = "fastmix select"
     estimator = GaussianMixture(
         max_iter=args.max_iter,

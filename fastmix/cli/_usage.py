@@ -7,6 +7,7 @@ optional extras live here because every command needs some of them.
 
 import importlib
 import os
+import sys
 
 # scikit-learn's four: what `bench` compares against scikit-learn.
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -59,3 +60,8 @@ def check_output(path, option, extensions=None):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+
+
+def streams(out, err):
+    """The report and error streams of a command: those given, else stdout and stderr."""
+    return (sys.stdout if out is None else out), (sys.stderr if err is None else err)
