@@ -103,7 +103,7 @@ def test_partial_fit_allocates_no_responsibility_matrix(X, estimator):
 # predict_proba of a float32 memmap: peak resident memory beyond what the
 # process held before, against the (n, K) float32 result itself.
 _PROBA_PEAK = r"""
-import gc, json, resource, sys, warnings
+import gc, json, sys, warnings
 import numpy as np
 from fastmix import GaussianMixture
 
@@ -124,15 +124,21 @@ with warnings.catch_warnings():
 gm.predict_proba(X[:40_000])
 
 
-def resident():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def status_bytes(field):
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
 
 
 gc.collect()
-before = resident()
+# Reset the high-water mark (Linux >= 4.0), so that a peak of the set-up (LLVM
+# compiling the kernels on a cold cache) is not counted; getrusage's ru_maxrss
+# would keep it.
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status_bytes("VmRSS")
 proba = gm.predict_proba(X)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status_bytes("VmHWM")
 print(json.dumps({"extra": peak - before, "output": proba.nbytes, "dtype": proba.dtype.str}))
 """
 
