@@ -13,6 +13,14 @@ break ``import fastmix``; :func:`jit` then falls back to an uncached
 dispatcher. ``FASTMIX_NUMBA_CACHE=0`` switches caching off explicitly.
 Decoration never compiles: kernels compile lazily on their first call.
 
+A damaged cache entry is a miss, never a failure: numba unpickles its index
+unguarded (a truncated ``.nbi`` raises ``EOFError`` at the first call) and
+hands a data file's object code to LLVM unchecked (flipped bytes abort the
+process). Every fastmix kernel's cache file is a :class:`_CheckedCacheFile`,
+which treats an unreadable index as empty and stores each data file behind a
+SHA-256 digest checked before anything is unpickled; a miss recompiles and
+overwrites the damaged entry.
+
 Launching parallel kernels
 --------------------------
 numba's ``workqueue`` threading layer aborts the process when two threads are
@@ -24,13 +32,16 @@ refused a launch runs the kernel's serial twin, which gives bitwise the same
 result. The threading layer itself is left as the user chose it.
 """
 
+import hashlib
 import os
+import pickle
 import threading
 import types as _pytypes
 from contextlib import contextmanager
 
 import numba
 from numba.core import types
+from numba.core.caching import IndexDataCacheFile
 from numba.extending import intrinsic
 
 __all__ = [
@@ -87,11 +98,51 @@ def jit(func=None, *, parallel=False, reassoc=True):
     options = dict(nogil=True, fastmath=flags, parallel=parallel, error_model="numpy")
     if _cache_wanted():
         try:
-            return numba.njit(cache=True, **options)(func)
+            dispatcher = numba.njit(cache=True, **options)(func)
         except (RuntimeError, OSError):
             # No writable cache locator: compile per process instead of failing.
             pass
+        else:
+            cache_file = getattr(dispatcher._cache, "_cache_file", None)
+            if type(cache_file) is IndexDataCacheFile:
+                cache_file.__class__ = _CheckedCacheFile
+            return dispatcher
     return numba.njit(cache=False, **options)(func)
+
+
+class _CheckedCacheFile(IndexDataCacheFile):
+    """numba's index/data cache files, where damage reads as a cache miss.
+
+    The data files carry a magic and the SHA-256 digest of their pickle; a
+    file that fails the check (truncated, flipped bytes, written by an
+    earlier fastmix without the digest) raises ``OSError``, which numba's
+    ``load`` already turns into a miss. An index that cannot be unpickled is
+    an empty index; the next save rewrites it.
+    """
+
+    _MAGIC = b"fastmix-nbc-sha256\n"
+
+    def _load_index(self):
+        try:
+            return super()._load_index()
+        except Exception:
+            # EOFError, UnpicklingError, or garbage that unpickles to a wrong
+            # shape: nothing in it can be trusted.
+            return {}
+
+    def _save_data(self, name, data):
+        payload = self._dump(data)
+        with self._open_for_write(self._data_path(name)) as f:
+            f.write(self._MAGIC + hashlib.sha256(payload).digest() + payload)
+
+    def _load_data(self, name):
+        with open(self._data_path(name), "rb") as f:
+            blob = f.read()
+        head = len(self._MAGIC)
+        digest, payload = blob[head : head + 32], blob[head + 32 :]
+        if blob[:head] != self._MAGIC or hashlib.sha256(payload).digest() != digest:
+            raise OSError(f"damaged numba cache file {self._data_path(name)}")
+        return pickle.loads(payload)
 
 
 def is_cached(dispatcher):

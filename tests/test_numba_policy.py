@@ -136,3 +136,58 @@ def test_read_only_install_imports_and_fits(tmp_path):
         subprocess.run(["umount", str(ro)])
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip()) < 0
+
+
+_CACHED_KERNEL = """
+from fastmix._numba import jit
+
+
+@jit
+def plus_one(x):
+    return x + 1.0
+"""
+
+_CALL_CACHED_KERNEL = """
+import kernel_mod
+value = kernel_mod.plus_one(1.0)
+print(value, kernel_mod.plus_one.stats.cache_hits.get(kernel_mod.plus_one.signatures[0], 0))
+"""
+
+
+def _damage(path, how):
+    blob = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(blob[: len(blob) // 2])
+    else:  # flip a run of bytes in the middle: pickled object code
+        mid = len(blob) // 2
+        flipped = bytes(b ^ 0xFF for b in blob[mid : mid + 64])
+        path.write_bytes(blob[:mid] + flipped + blob[mid + 64 :])
+
+
+@pytest.mark.parametrize(
+    "target, how",
+    [("nbi", "truncate"), ("nbi", "flip"), ("nbc", "truncate"), ("nbc", "flip")],
+)
+def test_damaged_cache_entry_is_recompiled(tmp_path, target, how):
+    """A truncated or corrupted cache index or data file is a miss: recompiled, then cached."""
+    (tmp_path / "kernel_mod.py").write_text(_CACHED_KERNEL)
+    cache_dir = tmp_path / "numba_cache"
+    env = {
+        "NUMBA_CACHE_DIR": str(cache_dir),
+        "FASTMIX_NUMBA_CACHE": "1",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+
+    def call():
+        out = _run(_CALL_CACHED_KERNEL, env=env, cwd=str(tmp_path))
+        assert out.returncode == 0, out.stderr[-2000:]
+        value, hits = out.stdout.split()
+        assert float(value) == 2.0
+        return int(hits)
+
+    assert call() == 0  # compiled and saved
+    assert call() == 1  # loaded from the cache
+    (entry,) = cache_dir.rglob(f"*plus_one*.{target}")
+    _damage(entry, how)
+    assert call() == 0  # the damaged entry is recompiled, not fatal
+    assert call() == 1  # and the rewritten entry loads again
