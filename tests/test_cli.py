@@ -641,7 +641,16 @@ _FILE_ERRORS = [
     (["fit", "{objects}"], "holds Python objects"),
     (["fit", "{nan_csv}"], "nan.csv: line 4, column 2 ('y') is nan"),
     (["fit", "{raw}", "--shape", "601,2", "--dtype", "float32"], "wrong --shape"),
-    (["fit", "{raw}", "--shape", "600,2"], "of float64 needs 9,600"),
+    # Forgetting --dtype: refused (a float64 file of N rows is a float32 file of
+    # 2N rows), with both readings of the file's size named.
+    (["fit", "{raw}", "--shape", "600,2"], "needs --dtype float32 or --dtype float64"),
+    (["fit", "{raw}", "--shape", "300,2"], "as --shape 600,2 --dtype float32"),
+    (["fit", "{raw}", "--shape", "600,2", "--dtype", "float64"], "of float64 needs 9,600"),
+    (
+        ["fit", "{raw}", "--shape", "600,2", "--dtype", "float64"],
+        "reads as --shape 300,2 --dtype float64 or as --shape 600,2 --dtype float32",
+    ),
+    (["fit", "{raw}", "--shape", "600,7", "--dtype", "float32"], "not a whole number"),
     (["fit", "{raw}", "--shape", "600"], "--shape"),
     (["fit", "{npy}", "--shape", "600,2"], "--shape is for raw binary files"),
     (["fit", "{npz}", "--key", "nope"], "no array named 'nope' (its arrays: labels, X)"),
@@ -851,3 +860,35 @@ def test_first_run_says_it_compiles(data, tmp_path):
     again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr
     assert "compiling" not in again.stderr
+
+
+def test_csv_header_names_become_feature_names(data, tmp_path, capsys):
+    """A CSV header is kept as feature_names_in_ (as a DataFrame's columns are);
+    predict on a file with the same header neither warns nor refuses, and a
+    different header is refused with both lists of names."""
+    model = tmp_path / "m.npz"
+    status, _, err = _main(
+        ["fit", data["csv"], "-k", "3", "-o", model, "--progress", "none"], capsys
+    )
+    assert status == 0, err
+    fitted = fastmix.load(model)
+    assert list(fitted.feature_names_in_) == ["x", "y"]
+
+    labels = tmp_path / "labels.npy"
+    status, _, err = _main(["predict", model, data["csv"], "-o", labels], capsys)
+    assert status == 0, err
+    assert "feature names" not in err
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        expected = fitted.predict(data["X"])  # an array: scikit-learn warns, the CLI not
+    np.testing.assert_array_equal(np.load(labels), expected)
+
+    # A header-less array is taken column by column, as scikit-learn takes one.
+    status, _, err = _main(["predict", model, data["npy"], "-o", labels], capsys)
+    assert (status, err) == (0, "")
+
+    swapped = tmp_path / "swapped.csv"
+    np.savetxt(swapped, data["X"], delimiter=",", header="y,x", comments="", fmt="%.17g")
+    status, _, err = _main(["predict", model, swapped, "-o", labels], capsys)
+    assert status == 2
+    assert "the header names ('y', 'x') are not the feature names the model" in err
+    assert "('x', 'y')" in err

@@ -9,7 +9,13 @@ import warnings
 import numpy as np
 
 from ._pictures import check_out_and_plot, write_pictures
-from ._readers import TEXT_DELIMITERS, read_data, read_weights
+from ._readers import (
+    TEXT_DELIMITERS,
+    check_feature_names,
+    keep_feature_names,
+    read_table,
+    read_weights,
+)
 from ._report import ProgressReporter, progress_mode, warn_lines
 from ._usage import UsageError, check_input_file, check_output, extension, streams
 from ._warmup import first_run_note
@@ -88,7 +94,7 @@ def run_fit(args, out=None, err=None):
     model._validate_params()
     mode = progress_mode(args.progress)
     check_out_and_plot(args)
-    X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
+    X, names = read_table(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
     n_samples, n_features = X.shape
     if args.plot is not None and n_features >= 2 and max(args.plot_dims) >= n_features:
         raise UsageError(
@@ -122,11 +128,12 @@ def run_fit(args, out=None, err=None):
         bic = None if bayesian else float(model.bic(X))
     warn_lines(caught, prog, err)
 
-    if args.out is not None:
-        model.save(args.out)
     pictures = []
     if args.plot is not None:
         pictures = write_pictures(model, X, path=args.plot, dims=args.plot_dims)
+    keep_feature_names(model, names)
+    if args.out is not None:
+        model.save(args.out)
 
     summary = {
         "model": type(model).__name__,
@@ -238,14 +245,17 @@ def run_predict(args, out=None, err=None):
         check_output(args.out, "--out", extensions=(".npy", *TEXT_DELIMITERS))
     check_input_file(args.model, "MODEL")
     model = load(args.model)
-    X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
+    X, names = read_table(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
     if X.shape[1] != model.n_features_in_:
         raise UsageError(
             f"{args.data} has {X.shape[1]} feature{'s' if X.shape[1] != 1 else ''} per row, "
             f"but the model {args.model} was fitted on {model.n_features_in_}"
         )
+    check_feature_names(model, names, args.data, args.model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # The names were checked above; the array itself carries none.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
         if args.proba:
             result = model.predict_proba(X)
             header = [f"component_{k}" for k in range(model.n_components)]

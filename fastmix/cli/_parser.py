@@ -201,8 +201,8 @@ def _add_data_options(parser):
         choices=DTYPES,
         default=None,
         help=(
-            "element type of a raw binary file (default: float64); for other formats, "
-            "convert the data to it (in memory)"
+            "element type of a raw binary file (required with --shape: the bytes do not "
+            "say it); for other formats, convert the data to it (in memory)"
         ),
     )
 

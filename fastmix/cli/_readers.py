@@ -154,7 +154,7 @@ def _read_text(path, delimiter):
             f"{path}: malformed {kind}: the header has {len(header)} fields but the rows "
             f"have {X.shape[1]}"
         )
-    return X
+    return X, header
 
 
 def _data_line(path, skip, row):
@@ -217,25 +217,43 @@ def _delimiter_extension(delimiter):
     return next(ext for ext, d in TEXT_DELIMITERS.items() if d == delimiter)
 
 
+def _raw_readings(size, n_columns):
+    """The ``--shape N,D --dtype T`` readings a raw file of ``size`` bytes allows."""
+    readings = []
+    for name in ("float64", "float32"):
+        row_bytes = n_columns * np.dtype(name).itemsize
+        if size and size % row_bytes == 0:
+            readings.append(f"--shape {size // row_bytes},{n_columns} --dtype {name}")
+    if not readings:
+        return f"; its size is not a whole number of {n_columns}-column rows of either dtype"
+    return "; with " + f"{n_columns} columns it reads as " + " or as ".join(readings)
+
+
 def _read_raw(path, shape, dtype):
-    dtype = np.dtype(dtype)
     n_rows, n_columns = shape
-    expected = n_rows * n_columns * dtype.itemsize
     size = os.path.getsize(path)
+    if dtype is None:
+        # A float64 file of N rows is byte for byte a float32 file of 2N rows:
+        # guessing the dtype from the size would fit nonsense without a word.
+        raise UsageError(
+            f"{path}: a raw binary file needs --dtype float32 or --dtype float64 with "
+            f"--shape (its bytes do not say which){_raw_readings(size, n_columns)}"
+        )
+    dtype = np.dtype(dtype)
+    expected = n_rows * n_columns * dtype.itemsize
     if size != expected:
-        fits = ""
-        row_bytes = n_columns * dtype.itemsize
-        if size % row_bytes == 0 and size:
-            fits = f"; with {n_columns} columns it holds {size // row_bytes} rows"
         raise UsageError(
             f"{path}: wrong --shape: the file has {size:,} bytes but --shape "
-            f"{n_rows},{n_columns} of {dtype.name} needs {expected:,}{fits}"
+            f"{n_rows},{n_columns} of {dtype.name} needs {expected:,}"
+            f"{_raw_readings(size, n_columns)}"
         )
     return np.memmap(path, dtype=dtype, mode="r", shape=(n_rows, n_columns))
 
 
 def read_data(path, key=None, shape=None, dtype=None):
     """Read a data file the way ``fastmix fit`` and ``fastmix predict`` do.
+
+    :func:`read_table` without the column names.
 
     Parameters
     ----------
@@ -251,8 +269,9 @@ def read_data(path, key=None, shape=None, dtype=None):
         ``(n_rows, n_columns)`` of a raw binary file; the file's size must be
         exactly ``n_rows * n_columns * itemsize``.
     dtype : {'float64', 'float32'}, optional
-        The element type of a raw binary file (default float64); for the
-        other formats the data are converted to it (in memory).
+        The element type of a raw binary file (required with ``shape``: the
+        bytes do not say it); for the other formats the data are converted
+        to it (in memory).
 
     Returns
     -------
@@ -264,17 +283,39 @@ def read_data(path, key=None, shape=None, dtype=None):
     ------
     UsageError
         When the file is missing, its extension unknown (without ``shape``),
-        its content malformed or not numeric, or ``shape`` does not match it.
+        its content malformed or not numeric, or ``shape`` does not match it
+        or comes without ``dtype``.
+    """
+    return read_table(path, key=key, shape=shape, dtype=dtype)[0]
+
+
+def read_table(path, key=None, shape=None, dtype=None):
+    """Read a data file and the names of its columns, as :func:`read_data`.
+
+    Parameters
+    ----------
+    path, key, shape, dtype
+        As for :func:`read_data`.
+
+    Returns
+    -------
+    X : ndarray or numpy.memmap of shape (n_rows, n_columns)
+        As :func:`read_data` returns it.
+    names : list of str or None
+        The header of a ``.csv``/``.tsv`` file when its fields are distinct
+        non-empty names (what scikit-learn keeps as ``feature_names_in_``);
+        None for the other formats and for a file without such a header.
     """
     path = os.fspath(path)
     check_input_file(path, "DATA")
+    names = None
     ext = extension(path)
     if shape is not None:
         if ext in DATA_EXTENSIONS:
             raise UsageError(
                 f"--shape is for raw binary files; a {ext} file carries its own shape"
             )
-        return _read_raw(path, shape, dtype or "float64")
+        return _read_raw(path, shape, dtype), None
     if key is not None and ext != ".npz":
         raise UsageError(f"--key is for .npz archives, not {ext or 'extension-less'} files")
     if ext == ".npy":
@@ -282,7 +323,9 @@ def read_data(path, key=None, shape=None, dtype=None):
     elif ext == ".npz":
         X = _read_npz(path, key)
     elif ext in TEXT_DELIMITERS:
-        X = _read_text(path, TEXT_DELIMITERS[ext])
+        X, names = _read_text(path, TEXT_DELIMITERS[ext])
+        if names is not None and (not all(names) or len(set(names)) != len(names)):
+            names = None
     else:
         shown = f"extension {ext!r}" if ext else "a file without an extension"
         raise UsageError(
@@ -296,7 +339,7 @@ def read_data(path, key=None, shape=None, dtype=None):
     X = _as_numeric(X, path)
     if dtype is not None and X.dtype != np.dtype(dtype):
         X = np.asarray(X, dtype=dtype)
-    return X
+    return X, names
 
 
 def read_weights(path, n_samples):
@@ -318,3 +361,29 @@ def read_weights(path, n_samples):
             "of DATA; give one weight per row"
         )
     return weights
+
+
+def keep_feature_names(model, names):
+    """Give a model fitted from a file with a header its names, as a DataFrame would.
+
+    Set after everything the CLI computes with the model on the (nameless)
+    array, so scikit-learn does not warn about feature names meanwhile.
+    """
+    if names is not None:
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+
+
+def check_feature_names(model, names, data_path, model_path):
+    """Refuse DATA whose header names differ from the model's feature names.
+
+    A file without a header is taken column by column, as an array is.
+    """
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is None or names is None or list(fitted) == list(names):
+        return
+    shown = ", ".join(map(repr, names[:6])) + (", ..." if len(names) > 6 else "")
+    expected = ", ".join(map(repr, fitted[:6])) + (", ..." if len(fitted) > 6 else "")
+    raise UsageError(
+        f"{data_path}: the header names ({shown}) are not the feature names the model "
+        f"{model_path} was fitted with ({expected}); reorder or rename the columns"
+    )

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from ._pictures import check_out_and_plot
-from ._readers import read_data, read_weights
+from ._readers import keep_feature_names, read_table, read_weights
 from ._report import warn_lines
 from ._usage import UsageError, streams
 
@@ -89,7 +89,7 @@ def run_select(args, out=None, err=None):
         random_state=args.random_state,
     )
     check_out_and_plot(args)
-    X = read_data(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
+    X, names = read_table(args.data, key=args.key, shape=args.shape, dtype=args.dtype)
     if max(args.n_components) > X.shape[0]:
         raise UsageError(
             f"-k asks for up to {max(args.n_components)} components but DATA has {X.shape[0]} rows"
@@ -103,10 +103,11 @@ def run_select(args, out=None, err=None):
         selector.fit(X, sample_weight=sample_weight)
         seconds = time.perf_counter() - t0
     warn_lines(caught, prog, err)
-    if args.out is not None:
-        selector.best_estimator_.save(args.out)
     if args.plot is not None:
         _write_picture(selector, args.plot)
+    keep_feature_names(selector.best_estimator_, names)
+    if args.out is not None:
+        selector.best_estimator_.save(args.out)
 
     r = selector.results_
     rows = [
