@@ -91,6 +91,7 @@ from ._format import (
     PARAM,
     PARAMS_KEY,
     VERSION_KEY,
+    WRITER_KEY,
     save,
 )
 
@@ -134,12 +135,14 @@ class _Archive:
         self.npz = npz
         self.where = where
         self.names = set(npz.files)
+        self.used = set()
 
     def fail(self, message):
         raise ValueError(f"{self.where}: {message}")
 
     def member(self, key):
         """The zip member holding ``key`` (``np.savez`` adds ``.npy``)."""
+        self.used.add(key)
         for name in (key + ".npy", key):
             try:
                 return self.npz.zip.getinfo(name)
@@ -548,6 +551,16 @@ def load(path):
             if name not in attrs:
                 attrs[name] = _read_attribute(archive, name, kind, shapes.get(name))
         _check_state(archive, model, attrs)
+        # The writer's version is for people reading the file; never read.
+        stray = sorted(archive.names - archive.used - {WRITER_KEY})
+        if stray:
+            # fastmix.save writes nothing it does not read back: an extra entry
+            # is an edited or foreign file, whatever it holds.
+            archive.fail(
+                f"unexpected entr{'y' if len(stray) == 1 else 'ies'} "
+                f"{', '.join(map(repr, stray[:5]))}{', ...' if len(stray) > 5 else ''}: "
+                "not written by fastmix.save."
+            )
     for name, value in attrs.items():
         setattr(model, name, value)
     return model

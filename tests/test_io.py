@@ -384,6 +384,13 @@ def test_missing_entries_are_refused(saved, tmp_path, entry, match):
     load_error(write_entries(tmp_path / "m.npz", entries), match)
 
 
+def test_entries_save_never_writes_are_refused(saved, tmp_path):
+    """An extra entry (a stray fitted attribute the manifest does not list) is refused,
+    not ignored: the file was edited or written by something else."""
+    entries = dict(saved[1], **{"attr.bogus_": np.arange(3.0)})
+    load_error(write_entries(tmp_path / "m.npz", entries), "unexpected entry 'attr.bogus_'")
+
+
 def edit_json(entries, key, edit):
     import json
 
