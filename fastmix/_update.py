@@ -32,6 +32,16 @@ def precision_error_message(dtype):
     return msg
 
 
+def overflow_error_message(dtype):
+    """The text for covariances that overflowed: finite data whose squares do not fit."""
+    return (
+        "Fitting the mixture model failed because the covariances overflowed "
+        f"{np.dtype(dtype).name} (they are infinite or NaN): the data's squared "
+        "deviations exceed the largest representable number. Scale the input data "
+        "(e.g. with sklearn.preprocessing.StandardScaler)."
+    )
+
+
 def gaussian_parameters(stats, reg_covar, covariance_type):
     """Weighted counts, means and covariances from streamed statistics.
 
@@ -146,7 +156,7 @@ def precision_cholesky(covariances, covariance_type, dtype):
     if covariance_type in ("full", "tied"):
         mats = covariances if covariance_type == "full" else covariances[None]
         if not np.all(np.isfinite(mats)):
-            raise ValueError(msg)
+            raise ValueError(overflow_error_message(dtype))
         n_features = mats.shape[-1]
         out = np.empty_like(mats)
         eye = np.eye(n_features)
@@ -157,7 +167,9 @@ def precision_cholesky(covariances, covariance_type, dtype):
                 raise ValueError(msg) from None
             out[k] = linalg.solve_triangular(cov_chol, eye, lower=True).T
         return out if covariance_type == "full" else out[0]
-    if not np.all(np.isfinite(covariances)) or np.any(covariances <= 0.0):
+    if not np.all(np.isfinite(covariances)):
+        raise ValueError(overflow_error_message(dtype))
+    if np.any(covariances <= 0.0):
         raise ValueError(msg)
     return 1.0 / np.sqrt(covariances)
 

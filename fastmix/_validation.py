@@ -82,15 +82,20 @@ def check_weight_array(w, n_samples):
 
 
 def check_weight_summary(summary, n_components):
-    """The sample-weight errors, from counts of (non-finite, negative, positive) weights.
+    """The sample-weight errors, from (non-finite, negative, positive) counts and the sum.
 
     Shared by in-memory validation and the block-by-block validation of data
     sources, so both raise the same messages.
     """
-    n_nonfinite, n_negative, n_positive = (int(v) for v in summary)
+    n_nonfinite, n_negative, n_positive = (int(v) for v in summary[:3])
     if n_nonfinite:
         raise ValueError(
             "sample_weight contains NaN or infinity; pass finite non-negative weights."
+        )
+    if not np.isfinite(summary[3]):
+        raise ValueError(
+            "sample_weight sums to infinity: the weights overflow float64 when added. "
+            "Divide them by a common factor; only their ratios matter."
         )
     if n_negative:
         raise ValueError(
@@ -110,12 +115,15 @@ def check_weight_summary(summary, n_components):
 
 
 def weight_summary(w):
-    """(non-finite, negative, positive) counts of a float64 weight array."""
+    """(non-finite, negative, positive) counts and the sum of a float64 weight array."""
     finite = np.isfinite(w)
+    with np.errstate(over="ignore"):  # an overflowing sum is reported, not warned
+        total = float(np.sum(w[finite]))
     return (
         int(np.count_nonzero(~finite)),
         int(np.count_nonzero(w[finite] < 0)),
         int(np.count_nonzero(w > 0)),
+        total,
     )
 
 

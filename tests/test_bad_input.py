@@ -302,6 +302,8 @@ BAD_WEIGHTS = {
     "all_zero": (np.zeros(N), "zero"),
     "fewer_positive_than_components": (np.r_[1.0, 1.0, np.zeros(N - 2)], "n_components"),
     "strings": (np.array(["a"] * N), "numeric"),
+    # Each finite, the sum not: named as an overflow, not k-means' "probabilities".
+    "sum_overflows": (np.full(N, 1e308), "sums to infinity"),
 }
 
 
@@ -363,6 +365,21 @@ def test_collapsed_covariance_raises_and_names_reg_covar(covariance_type, warm_s
 
 
 # ------------------------------------------------------------- extreme scales
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_overflowing_data_is_named_as_overflow(covariance_type):
+    """Finite data whose squares overflow: the error says so and how to fix it
+    (main gave the collapsed-covariance text), and the fitted model is untouched."""
+    gm = fitted(covariance_type)
+    before = snapshot(gm)
+    gm.set_params(init_params="random_from_data")
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="overflowed") as info:
+        gm.fit(X_GOOD * 1e200)
+    assert "StandardScaler" in str(info.value)
+    assert_unchanged(gm, before, ignore=("init_params",))
+
+
 ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 
 

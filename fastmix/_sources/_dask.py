@@ -194,7 +194,9 @@ class DaskSource(DataSource):
         blocks = zip(source._x_blocks, source._w_blocks, strict=True)
         (summary,) = _compute(client, [check(xb, wb, name) for xb, wb in blocks])
         if weights is not None:
-            check_weight_summary(np.array(summary)[:, 1:].sum(axis=0), n_components)
+            with np.errstate(over="ignore"):
+                totals = np.array(summary, dtype=np.float64)[:, 1:].sum(axis=0)
+            check_weight_summary(totals, n_components)
         return source
 
     @classmethod
