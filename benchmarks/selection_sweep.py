@@ -4,11 +4,14 @@ Usage (from the repository root)::
 
     python benchmarks/selection_sweep.py --n-samples 1000000 --max-iter 5
     python benchmarks/selection_sweep.py --n-samples 200000 --memmap /tmp/sweep.npy
+    python benchmarks/selection_sweep.py --n-samples 1000000 --max-iter 100 --tol 1e-3
 
 One process, the same data (``fastmix._synthetic.bench_problem``: N x 16, a
 16-component full-covariance mixture, float64) and the same candidates: K in
 ``--ks`` x the four covariance types, ``n_init=1``, ``max_iter=--max-iter``,
-``tol=0`` (every candidate runs exactly ``max_iter`` iterations), the default
+``tol=--tol`` (default 0: every candidate runs exactly ``max_iter``
+iterations; scikit-learn's default 1e-3 lets each stop where it converges, at
+the same iteration in both libraries, since both compute the same numbers), the default
 k-means initialisation with ``random_state=0``. scikit-learn runs the usual
 loop: fit each candidate, then ``bic(X)``. fastmix runs one
 ``MixtureSelector`` whose candidates share every read of X. Both use every
@@ -35,6 +38,7 @@ def main(argv=None):
     parser.add_argument("--n-features", type=int, default=16)
     parser.add_argument("--ks", default="1-16", help="K range lo-hi (default: 1-16)")
     parser.add_argument("--max-iter", type=int, default=5)
+    parser.add_argument("--tol", type=float, default=0.0)
     parser.add_argument("--memmap", default=None, help="also fit a memmap written here")
     parser.add_argument("--skip-sklearn", action="store_true")
     args = parser.parse_args(argv)
@@ -58,9 +62,10 @@ def main(argv=None):
     blas = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
     print(
         f"data {X.shape} {X.dtype}; {len(ks) * 4} candidates; max_iter={args.max_iter}; "
+        f"tol={args.tol}; "
         f"BLAS {blas}"
     )
-    kw = dict(n_init=1, max_iter=args.max_iter, tol=0.0, random_state=0)
+    kw = dict(n_init=1, max_iter=args.max_iter, tol=args.tol, random_state=0)
     warnings.simplefilter("ignore")
 
     # Warm the kernels (serial and parallel twins) on a slice: compilation is not timed.

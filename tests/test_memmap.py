@@ -143,14 +143,21 @@ def test_memmap_predictions_equal_in_memory(big):
 
 
 def test_memmap_views_copy_on_write_and_array_likes(tmp_path):
-    """Every reading path gives the same numbers: a strided memmap view
-    (copy + madvise), a copy-on-write memmap (plain copy) and a duck-typed
-    row-sliceable array-like (h5py / zarr style)."""
+    """Every reading path gives the same numbers: a strided memmap view (read
+    through the file, columns picked), a reversed one (copy + madvise), a
+    copy-on-write memmap (plain copy) and a duck-typed row-sliceable
+    array-like (h5py / zarr style)."""
     X, _ = blobs(2000, n_features=4)
     M = to_memmap(tmp_path, X)
     view = M[:, :3]  # not C-contiguous
     Xv = np.ascontiguousarray(X[:, :3])
-    assert BlockSource(view, view.dtype)._map is not None
+    assert BlockSource(view, view.dtype)._file is not None
+    backwards = M[::-1, :3]  # negative row stride: not read through the file
+    assert BlockSource(backwards, backwards.dtype)._map is not None
+    init = explicit_init("diag", Xv)
+    Xb = np.ascontiguousarray(Xv[::-1])
+    model = fit_quiet(GaussianMixture(3, covariance_type="diag", **init), backwards)
+    assert_same_model(fit_quiet(GaussianMixture(3, covariance_type="diag", **init), Xb), model)
 
     class Rows:
         def __init__(self, a):
@@ -159,13 +166,50 @@ def test_memmap_views_copy_on_write_and_array_likes(tmp_path):
         def __getitem__(self, key):
             return self._a[key].copy()
 
-    init = explicit_init("diag", Xv)
     reference = fit_quiet(GaussianMixture(3, covariance_type="diag", **init), Xv)
     cow = to_memmap(tmp_path, Xv, name="cow.npy", mode="c")
     for data in (view, cow, Rows(Xv)):
         model = fit_quiet(GaussianMixture(3, covariance_type="diag", **init), data)
         assert_same_model(reference, model)
         assert_array_equal(model.predict(data), reference.predict(Xv))
+
+
+@pytest.mark.parametrize("view", ["contiguous", "columns", "every_other_row"])
+def test_file_truncated_during_a_fit_is_a_clear_error(tmp_path, view):
+    """A memmap's file cut short mid-fit: an OSError naming the file, for the
+    strided views too (main: SIGBUS for them), and the fitted model untouched.
+    In a subprocess: a SIGBUS would take the test runner down with it."""
+    path = tmp_path / "x.npy"
+    code = f"""
+        import os
+        import numpy as np
+        from fastmix import GaussianMixture
+        from fastmix._progress import report_progress
+
+        path = {str(path)!r}
+        np.save(path, np.random.default_rng(0).normal(size=(200_000, 8)))
+        M = np.load(path, mmap_mode="r")
+        M = dict(contiguous=M, columns=M[:, ::2], every_other_row=M[::2])[{view!r}]
+        gm = GaussianMixture(2, covariance_type="diag", max_iter=2, random_state=0).fit(M[:500])
+        before = gm.means_.copy()
+        gm.set_params(max_iter=5, tol=0)
+
+        def shrink(*_):
+            os.truncate(path, 4096)
+
+        try:
+            with report_progress(shrink):
+                gm.fit(M)
+        except OSError as exc:
+            print("OSError:", exc)
+        print("untouched:", np.array_equal(gm.means_, before))
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert f"OSError: {path} ended before row" in out.stdout
+    assert "untouched: True" in out.stdout
 
 
 def test_memmap_sample_weight_matches_in_memory(big):

@@ -1116,7 +1116,11 @@ def estep_stats(
     p_nk, p_s1, p_s2m, p_s2d, p_scal = _partials(
         n_groups, bias.shape[0], n_features, s2_mat.shape[0], s2_diag.shape[0]
     )
-    for g in prange(n_groups):
+    for i in prange(n_groups):
+        # prange's index is int64 while numba first types this function and
+        # uint64 in the loop it then outlines: a helper called with it would
+        # be compiled for both (~2 s of a first fit). One type, one compile.
+        g = np.int64(i)
         _stats_group(
             X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
             p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
@@ -1240,8 +1244,8 @@ def estep_rows(
     n_samples = X.shape[0]
     n_chunks = (n_samples + chunk_size - 1) // chunk_size
     want_resp = log_resp.shape[0] == n_samples and n_samples > 0
-    for c in prange(n_chunks):
-        lo = c * chunk_size
+    for i in prange(n_chunks):
+        lo = np.int64(i) * chunk_size  # one index type: see estep_stats
         hi = min(lo + chunk_size, n_samples)
         _rows_chunk(
             X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, want_resp,

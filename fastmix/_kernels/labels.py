@@ -131,7 +131,8 @@ def stats_from_labels(X, sample_weight, labels, code, shift, nk, s1, s2_mat, s2_
     prefer_wide_vectors()
     n_components = shift.shape[0]
     start, order = _rows_by_label(labels, n_components)
-    for k in prange(n_components):
+    for i in prange(n_components):
+        k = np.int64(i)  # one index type for _label_stats (see estep.estep_stats)
         if start[k + 1] > start[k]:
             _label_stats(
                 X, sample_weight, order[start[k] : start[k + 1]], k, code, shift,

@@ -7,9 +7,13 @@ count toward its resident set until the map is dropped, so simply slicing the
 memmap block by block grows RSS to the size of the file. A
 :class:`BlockSource` therefore reads each block into a fresh buffer:
 
-- C-contiguous, file-backed memmaps on Linux (whose page cache is coherent with
-  the map): ``readinto`` at the block's byte offset in the file (the kernel's
-  sequential read-ahead keeps the disk busy);
+- file-backed memmaps on Linux (whose page cache is coherent with the map),
+  C-contiguous or row-major views with positive strides whose rows lie at most
+  :data:`_MAX_SPAN` times their own width apart (a column subset, say):
+  ``readinto`` of the block's byte span at its offset in the file (the
+  kernel's sequential read-ahead keeps the disk busy), then the view's
+  elements picked out of that buffer. A file that shrank under the fit is
+  then an ``OSError`` naming it, not a SIGBUS from a page past its end;
 - other memmap views: the block is copied out of the map, then its pages are
   dropped from the map with ``madvise(MADV_DONTNEED)`` (the data stay in the
   page cache; dirty pages are written back);
@@ -37,6 +41,11 @@ from ._driver import (
     pass_rows,
 )
 from ._init import UniformDraw, choice, init_sample_rows
+
+# A strided view is read through the file when a block's byte span is at most
+# this many times the bytes it keeps (X[:, ::2] spans 2x): reading more would
+# cost more than the map's copy does.
+_MAX_SPAN = 4
 
 __all__ = ["ArraySource", "BlockSource"]
 
@@ -230,7 +239,7 @@ class BlockSource(_InProcessSource):
         self.sample_weight = sample_weight
         self._check_name = check_name
         self._raw_dtype = np.dtype(X.dtype)
-        self._file = None  # (path, byte offset of row 0, bytes per row): read with readinto
+        self._file = None  # (path, byte offset of X[0, 0], row and column strides): readinto
         self._map = None  # (mmap, address of its first byte): copy, then MADV_DONTNEED
         if isinstance(X, np.memmap):
             self._setup_memmap(X)
@@ -241,16 +250,20 @@ class BlockSource(_InProcessSource):
         if mode in ("c", "copyonwrite") or X.size == 0:
             return
         base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+        itemsize = self._raw_dtype.itemsize
+        row_stride, col_stride = X.strides
+        width = self.shape[1] * itemsize
         if (
             sys.platform.startswith("linux")
-            and X.flags.c_contiguous
             and X.filename is not None
             and X.offset is not None
+            and 0 < col_stride
+            and (self.shape[1] - 1) * col_stride < row_stride <= _MAX_SPAN * width
         ):
             # numpy maps the file from offset rounded down to the granularity.
             map_start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
             position = X.ctypes.data - base + map_start
-            self._file = (X.filename, position, self.shape[1] * self._raw_dtype.itemsize)
+            self._file = (X.filename, position, row_stride, col_stride)
             try:
                 ok = np.array_equal(self._read_file(0, 1), np.asarray(X[:1]), equal_nan=True)
             except OSError:
@@ -277,18 +290,33 @@ class BlockSource(_InProcessSource):
         return np.ascontiguousarray(block, dtype=self.dtype)
 
     def _read_file(self, start, stop):
-        path, position, row_bytes = self._file
-        out = np.empty((stop - start, self.shape[1]), dtype=self._raw_dtype)
-        view = memoryview(out).cast("B")
+        path, position, row_stride, col_stride = self._file
+        n_rows, n_columns = stop - start, self.shape[1]
+        itemsize = self._raw_dtype.itemsize
+        contiguous = row_stride == n_columns * itemsize and col_stride == itemsize
+        if n_rows == 0:
+            return np.empty((0, n_columns), dtype=self._raw_dtype)
+        # From the block's first element to the end of its last one.
+        span = (n_rows - 1) * row_stride + (n_columns - 1) * col_stride + itemsize
+        buffer = np.empty(span, dtype=np.uint8)
+        view = memoryview(buffer)
         with open(path, "rb", buffering=0) as f:
-            f.seek(position + start * row_bytes)
+            f.seek(position + start * row_stride)
             done = 0
-            while done < len(view):
+            while done < span:
                 n_read = f.readinto(view[done:])
                 if not n_read:
-                    raise OSError(f"{path} ended before row {stop} of the memmap")
+                    raise OSError(
+                        f"{path} ended before row {stop} of the memmap (the file is shorter "
+                        "than when it was mapped: was it truncated or rewritten?)"
+                    )
                 done += n_read
-        return out
+        if contiguous:
+            return buffer.view(self._raw_dtype).reshape(n_rows, n_columns)
+        picked = np.ndarray(
+            (n_rows, n_columns), self._raw_dtype, buffer, strides=(row_stride, col_stride)
+        )
+        return np.ascontiguousarray(picked)
 
     def _read_map(self, start, stop):
         mm, base = self._map
