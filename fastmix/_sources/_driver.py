@@ -56,12 +56,17 @@ _SERIAL_WORK = 4_000_000
 _PER_COMPONENT_WORK = 16
 
 
+def parallel_rows(n_components, n_features, code, chunk_rows=CHUNK_ROWS):
+    """The fewest rows of an E-step kernel call that runs on the thread pool."""
+    density = n_features * (n_features if code != DIAG else 1)
+    per_row = n_components * (density + _PER_COMPONENT_WORK)
+    return max(chunk_rows + 1, _SERIAL_WORK // per_row + 1)
+
+
 def _use_parallel(n_rows, params, chunk_rows=CHUNK_ROWS):
     """Whether a kernel call over ``n_rows`` rows is worth the thread pool."""
     n_components, n_features = params.shift.shape
-    density = n_features * (n_features if params.code != DIAG else 1)
-    per_row = n_components * (density + _PER_COMPONENT_WORK)
-    return n_rows > chunk_rows and n_rows * per_row > _SERIAL_WORK
+    return n_rows >= parallel_rows(n_components, n_features, params.code, chunk_rows)
 
 
 def block_rows(n_components, n_features, code=FULL):
@@ -109,8 +114,9 @@ def new_stats(params_list):
 
 
 def block_stats(
-    X, sample_weight, params_list, accumulators, allow_parallel=True, chunk_rows=CHUNK_ROWS
-):
+    X, sample_weight, params_list, accumulators, allow_parallel=True, chunk_rows=CHUNK_ROWS,
+    pass_rows_total=0,
+):  # fmt: skip
     """Add one block's E-step statistics for every parameter set, in place.
 
     Parameters
@@ -126,8 +132,14 @@ def block_stats(
         kernel (numba's threading layers are not safe there).
     chunk_rows : int, default=CHUNK_ROWS
         Rows per chunk, the kernel's unit of reduction (tests vary it).
+    pass_rows_total : int, default=0
+        Rows of the whole pass this block belongs to. Parallel or serial is
+        decided on the pass, so a large pass's short last block runs on the
+        same (parallel) kernel as its other blocks: results are bitwise the
+        same either way, and a first run then compiles one of the two.
     """
     X = np.ascontiguousarray(X)
+    n_decide = max(X.shape[0], pass_rows_total)
     if sample_weight is None:
         w = np.empty(0)
         n_rows = X.shape[0]
@@ -135,7 +147,7 @@ def block_stats(
         w = np.ascontiguousarray(sample_weight, dtype=np.float64)
         n_rows = np.count_nonzero(w)
     for params, (stats, scal) in zip(params_list, accumulators, strict=True):
-        parallel = allow_parallel and _use_parallel(X.shape[0], params, chunk_rows)
+        parallel = allow_parallel and _use_parallel(n_decide, params, chunk_rows)
         launch(
             estep_stats, estep_stats_serial,
             X, w, *params.args(), chunk_rows,
@@ -155,7 +167,9 @@ def finish_stats(accumulators):
     return out
 
 
-def block_outputs(X, params, want_resp, allow_parallel=True, out=None, chunk_rows=CHUNK_ROWS):
+def block_outputs(
+    X, params, want_resp, allow_parallel=True, out=None, chunk_rows=CHUNK_ROWS, pass_rows_total=0
+):
     """Per-row log p(x), labels and (only when asked) log-responsibilities of a block.
 
     Parameters
@@ -171,6 +185,8 @@ def block_outputs(X, params, want_resp, allow_parallel=True, out=None, chunk_row
         write into, e.g. slices of a whole-data result.
     chunk_rows : int, default=CHUNK_ROWS
         Rows per chunk (tests vary it).
+    pass_rows_total : int, default=0
+        As for :func:`block_stats`.
 
     Returns
     -------
@@ -185,6 +201,6 @@ def block_outputs(X, params, want_resp, allow_parallel=True, out=None, chunk_row
             np.empty(n_rows, dtype=np.int64),
             np.empty((n_rows if want_resp else 0, n_components)),
         )
-    parallel = allow_parallel and _use_parallel(n_rows, params, chunk_rows)
+    parallel = allow_parallel and _use_parallel(max(n_rows, pass_rows_total), params, chunk_rows)
     launch(estep_rows, estep_rows_serial, X, *params.args(), chunk_rows, *out, wanted=parallel)
     return out[0], out[1], (out[2] if want_resp else None)

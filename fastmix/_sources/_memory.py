@@ -83,7 +83,10 @@ class _InProcessSource(DataSource):
         accumulators = new_stats(params_list)
         rows = pass_rows(params_list, chunk_rows, rows_per_block)
         for _, _, block, w in self.iter_blocks(rows):
-            block_stats(block, w, params_list, accumulators, chunk_rows=chunk_rows)
+            block_stats(
+                block, w, params_list, accumulators, chunk_rows=chunk_rows,
+                pass_rows_total=self.n_samples,
+            )  # fmt: skip
         return finish_stats(accumulators)
 
     def estep_outputs(self, params, want_resp, *, chunk_rows=CHUNK_ROWS, dtype=None):
@@ -109,7 +112,10 @@ class _InProcessSource(DataSource):
                 assert_all_finite(block, input_name="X", estimator_name=self._check_name)
             m = stop - start
             out = (lpn_buf[:m], labels[start:stop], resp_buf[:m])
-            block_outputs(block, params, want_resp, out=out, chunk_rows=chunk_rows)
+            block_outputs(
+                block, params, want_resp, out=out, chunk_rows=chunk_rows,
+                pass_rows_total=n_samples,
+            )  # fmt: skip
             log_prob_norm[start:stop] = lpn_buf[:m]
             if want_resp:
                 resp[start:stop] = np.exp(resp_buf[:m], out=resp_buf[:m])
@@ -125,7 +131,10 @@ class _InProcessSource(DataSource):
             if self._check_name is not None:
                 assert_all_finite(block, input_name="X", estimator_name=self._check_name)
             out = (log_prob_norm[start:stop], labels[start:stop], log_resp[start:stop])
-            block_outputs(block, params, want_resp, out=out, chunk_rows=chunk_rows)
+            block_outputs(
+                block, params, want_resp, out=out, chunk_rows=chunk_rows,
+                pass_rows_total=n_samples,
+            )  # fmt: skip
         return log_prob_norm, labels, (log_resp if want_resp else None)
 
     def map_rows(self, func):

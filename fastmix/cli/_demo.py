@@ -61,11 +61,15 @@ def run_demo(args, out=None):
     )
     first_run_note("fastmix demo", out)
     t0 = time.perf_counter()
-    # Only what this fit runs: the k-means start and the statistics pass on
-    # blocks of many rows.
+    # Only what this fit runs: the k-means start and the statistics pass, on
+    # as many rows as make the driver pick the kernel this fit's pass gets.
+    from .._sources._driver import parallel_rows
+    from .._stats import COV_CODES
+
+    parallel = parallel_rows(args.n_components, 2, COV_CODES[args.covariance_type])
     warm_kernels(
-        [args.covariance_type], dtype, 2, args.n_components, sizes=(4096,), predict=False,
-        kmeans=True,
+        [args.covariance_type], dtype, 2, args.n_components,
+        sizes=(min(args.n_samples, max(4096, parallel)),), predict=False, kmeans=True,
     )  # fmt: skip
     say(f"kernels ready in {time.perf_counter() - t0:.2f} s (compiled, or loaded from cache)")
 

@@ -46,10 +46,11 @@ def warm_kernels(
 ):  # fmt: skip
     """Compile (or load from numba's cache) the kernels a fit will use, on tiny inputs.
 
-    By default two sizes, because a fit hands a block of a few hundred rows or
-    fewer to a serial kernel and larger blocks to its parallel twin: both must be
-    ready before anything is timed. ``fit`` (and ``predict`` unless told not
-    to) runs on each.
+    By default two sizes, because a fit hands small blocks (a pass's last one,
+    say) to a serial kernel and larger blocks to its parallel twin: both must
+    be ready before anything is timed. The larger size is one the driver runs
+    in parallel for this shape (``parallel_rows``). ``fit`` (and ``predict``
+    unless told not to) runs on each.
 
     Parameters
     ----------
@@ -58,7 +59,8 @@ def warm_kernels(
     n_features, n_components : int
     seed : int, default=0
     sizes : tuple of int, optional
-        Rows of the tiny inputs; default ``(max(2 * n_components, 64), 4096)``.
+        Rows of the tiny inputs; default ``max(2 * n_components, 64)`` and
+        the most of 4096 and every type's ``parallel_rows``.
     predict : bool, default=True
         Also warm the per-row kernels of ``predict``.
     kmeans : bool, default=False
@@ -67,7 +69,13 @@ def warm_kernels(
     from .. import GaussianMixture
 
     if sizes is None:
-        sizes = (max(2 * n_components, 64), 4096)
+        from .._sources._driver import parallel_rows
+        from .._stats import COV_CODES
+
+        parallel = max(
+            parallel_rows(n_components, n_features, COV_CODES[t]) for t in covariance_types
+        )
+        sizes = (max(2 * n_components, 64), max(4096, parallel))
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
