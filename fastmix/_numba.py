@@ -74,7 +74,7 @@ def _cache_wanted():
     }
 
 
-def jit(func=None, *, parallel=False, reassoc=True):
+def jit(func=None, *, parallel=False, reassoc=True, inline=False):
     """Compile ``func`` lazily with fastmix's numba options.
 
     Parameters
@@ -86,6 +86,13 @@ def jit(func=None, *, parallel=False, reassoc=True):
     reassoc : bool, default=True
         Allow reassociation. Switch it off where the order of operations
         carries precision (e.g. a Cody-Waite argument reduction).
+    inline : bool, default=False
+        Inline into every caller at numba's IR level (``inline='always'``).
+        numba compiles a helper once per argument-type tuple, and a constant
+        argument is typed as its literal value: ``_scratch(1, m, x, False)``
+        and ``_scratch(4, m, x, False)`` were two compiles (15 of
+        ``_scratch`` in a first fit). Inlined helpers have no compilation of
+        their own; for small helpers only, as each caller retypes the body.
 
     Returns
     -------
@@ -93,9 +100,11 @@ def jit(func=None, *, parallel=False, reassoc=True):
         A dispatcher that compiles on first call (never at import).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, reassoc=reassoc)
+        return lambda f: jit(f, parallel=parallel, reassoc=reassoc, inline=inline)
     flags = set(FASTMATH) if reassoc else set(FASTMATH) - {"reassoc"}
     options = dict(nogil=True, fastmath=flags, parallel=parallel, error_model="numpy")
+    if inline:
+        options["inline"] = "always"
     if _cache_wanted():
         try:
             dispatcher = numba.njit(cache=True, **options)(func)

@@ -232,7 +232,7 @@ def _triangular_product(dt, u, m, y):
             a += 1
 
 
-@jit
+@jit(inline=True)
 def _scratch(rows, cols, like, zeroed):
     """(rows, cols) scratch of ``like``'s dtype, every row on a 64-byte boundary.
 
@@ -944,7 +944,7 @@ def _upper_gram(wd, dt, m, out):
             _add_block(out, n_features, ag, bg, 3, s30, s31, s32, s33)
 
 
-@jit
+@jit(inline=True)
 def _add_block(out, n_features, ag, bg, r, s0, s1, s2, s3):
     """Add row ``r`` of a 4 x 4 block at (ag, bg) to ``out``'s upper triangle."""
     a = ag + r
@@ -1003,7 +1003,7 @@ def _stats_chunk(
     _chunk_stats(xt, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t)
 
 
-@jit
+@jit(inline=True)
 def _stats_group(
     X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
     nk, s1, s2_mat, s2_diag, scal,
