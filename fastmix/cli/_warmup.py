@@ -10,9 +10,10 @@ import numpy as np
 
 from .._synthetic import explicit_init
 
-# Measured on the 2-core development machine (both cores shared): a first fit
-# with an empty NUMBA_CACHE_DIR took 32 s (Intel) to 41-47 s (AMD EPYC), the second 0.1 s.
-FIRST_RUN_SECONDS = 45
+# Measured on the 2-core development machine (both cores shared), empty
+# NUMBA_CACHE_DIR: a first default fit 37 s, the first demo 38-40 s (AMD EPYC;
+# benchmarks/compile_profile.py); a second run 0.1 s.
+FIRST_RUN_SECONDS = 40
 
 
 def first_run_note(prog, stream):
