@@ -179,24 +179,36 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------ validation
     def _validate_batch(self, X, sample_weight):
-        """A later ``partial_fit`` batch: the fitted features and dtype, one row or more."""
+        """A later ``partial_fit`` batch: the fitted features and dtype, one row or more.
+
+        Returns the source and whether X's values were checked for NaN and
+        infinity. An unweighted float ndarray of the fitted dtype and width
+        is not: a non-finite value makes the batch's log-likelihood sum
+        non-finite (every weight is 1), and :meth:`_partial_fit_inplace`
+        validates X then, for scikit-learn's message. The scan would cost
+        15 us of a 1e4 x 16 batch's 0.7 ms.
+        """
         name = type(self).__name__
         dtype = np.asarray(self.means_).dtype
         if is_out_of_core(X):
             validate_data(self, X, reset=False, skip_check_array=True)
             source = open_for_fit(X, sample_weight, 1, name, min_samples=1, dtype=dtype)
+            return source, True
+        checked = True
+        if self._plain_batch(X, dtype):
+            checked = sample_weight is not None
+            if checked and not np.isfinite(X).all():
+                X = validate_data(self, X, reset=False, dtype=dtype)  # raises, naming the NaN
         else:
-            if not self._plain_batch(X, dtype):
-                X = validate_data(self, X, reset=False, dtype=dtype)
-            source = ArraySource(X, check_sample_weight(sample_weight, X.shape[0], 1))
-        return source
+            X = validate_data(self, X, reset=False, dtype=dtype)
+        return ArraySource(X, check_sample_weight(sample_weight, X.shape[0], 1)), checked
 
     def _plain_batch(self, X, dtype):
         """Whether X needs no conversion and no check but finiteness (the streaming case).
 
         scikit-learn's validate_data costs about a third of a 1e4-row E-step;
-        anything unusual (another type, dtype or width, feature names, a NaN)
-        still goes through it, for its messages.
+        anything unusual (another type, dtype or width, feature names) still
+        goes through it, for its messages.
         """
         return (
             type(X) is np.ndarray
@@ -205,7 +217,6 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             and X.shape[1] == self.n_features_in_
             and X.shape[0] > 0
             and not hasattr(self, "feature_names_in_")
-            and bool(np.isfinite(X).all())
         )
 
     def _validate_fit_data(self, X, sample_weight):
@@ -323,7 +334,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _fit_inplace(self, X, sample_weight, want_labels):
         source = self._validate_fit_data(X, sample_weight)
-        for name in self._online_attributes:
+        for name in (*self._online_attributes, "_online_parameters_checked"):
             # A fit starts afresh (scikit-learn's convention after partial_fit).
             self.__dict__.pop(name, None)
         fit_in_lockstep(source, [self])
@@ -456,13 +467,17 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """
         if hasattr(self, "n_batches_"):
             # Later batches: scikit-learn's partial_fit convention of validating
-            # the parameters once, except the step's own, which cost nothing.
+            # the parameters once, except the step's own, checked again
+            # whenever they differ from the values last checked.
             names = [n for n in self._online_parameters if n in self._parameter_constraints]
-            validate_parameter_constraints(
-                {n: self._parameter_constraints[n] for n in names},
-                {n: getattr(self, n) for n in names},
-                caller_name=type(self).__name__,
-            )
+            values = {n: getattr(self, n) for n in names}
+            if values != self.__dict__.get("_online_parameters_checked"):
+                validate_parameter_constraints(
+                    {n: self._parameter_constraints[n] for n in names},
+                    values,
+                    caller_name=type(self).__name__,
+                )
+                self._online_parameters_checked = values
         else:
             self._validate_params()
         self._on_a_copy(self._partial_fit_inplace, X, sample_weight)
@@ -471,7 +486,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _partial_fit_inplace(self, X, sample_weight):
         first = not hasattr(self, "n_batches_")
         if first:
-            source = self._validate_fit_data(X, sample_weight)
+            source, checked = self._validate_fit_data(X, sample_weight), True
             inits = self._check_parameters(source)
             if not (self.warm_start and hasattr(self, "converged_")):
                 self._initialize_parameters(source, check_random_state(self.random_state), inits)
@@ -479,10 +494,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             self.n_batches_ = 0
             self.n_samples_seen_ = 0
         else:
-            source = self._validate_batch(X, sample_weight)
+            source, checked = self._validate_batch(X, sample_weight)
         dtype = source.dtype
         (batch,) = source.estep_pass([self._kernel_params(dtype)])
         if not np.isfinite(batch.sum_wlogp):
+            if not checked:
+                validate_data(self, X, reset=False, dtype=dtype)  # NaN or inf in X: its message
             raise ValueError(precision_error_message(dtype))
         code = COV_CODES[self.covariance_type]
         scale = self._online_scale(batch)
@@ -501,7 +518,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.converged_ = False
         # The estimator's own bound on this batch (EM: its mean log-likelihood
         # per row; VI: the ELBO of the batch scaled to total_samples).
-        self.lower_bound_ = self._compute_lower_bound(batch.scaled(scale))
+        self.lower_bound_ = self._online_lower_bound(batch, scale)
         self.lower_bounds_.append(self.lower_bound_)
 
     def _online_scale(self, batch):
@@ -511,6 +528,10 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     def _online_update_stats(self, running, batch):
         """The statistics the update sees: the running ones in the batch's units."""
         return running.scaled(batch.sum_w)
+
+    def _online_lower_bound(self, batch, scale):
+        """The bound recorded for a batch: the estimator's own, at the running scale."""
+        return self._compute_lower_bound(batch.scaled(scale))
 
     # ------------------------------------------------------------ prediction
     def _outputs(self, X, want_resp):

@@ -250,6 +250,10 @@ class GaussianMixture(BaseMixture):
     def _compute_lower_bound(self, stats):
         return stats.sum_wlogp / stats.sum_w
 
+    def _online_lower_bound(self, batch, scale):
+        # A ratio of two sums: the same at every scale, without scaling them.
+        return self._compute_lower_bound(batch)
+
     def _n_parameters(self):
         """Return the number of free parameters in the model."""
         _, n_features = self.means_.shape

@@ -241,6 +241,31 @@ def test_bad_batches_leave_the_online_state_untouched():
         GaussianMixture(3).partial_fit(X[:2])
 
 
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+@pytest.mark.parametrize("covariance_type", [*COV_TYPES, "tied-diagonal", "tied-spherical"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_non_finite_value_in_a_later_batch_is_refused(estimator, covariance_type, dtype):
+    # An unweighted batch of the fitted dtype skips the finiteness scan before
+    # the E-step; the pass's non-finite log-likelihood must still bring
+    # scikit-learn's message, for NaN and both infinities anywhere, and a
+    # zero-weighted bad row (which the pass skips) must be refused up front.
+    X = _stream(300, seed=19).astype(dtype)
+    model = estimator(n_components=3, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X).partial_fit(X[:100])
+    before = _state(model)
+    for value, match in [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")]:
+        for row, col in [(0, 0), (37, 1), (99, 1)]:
+            bad = X[:100].copy()
+            bad[row, col] = value
+            with pytest.raises(ValueError, match=match):
+                model.partial_fit(bad)
+            weight = np.ones(100)
+            weight[row] = 0.0
+            with pytest.raises(ValueError, match=match):
+                model.partial_fit(bad, sample_weight=weight)
+            _assert_same_state(_state(model), before)
+
+
 def test_fit_after_partial_fit_starts_afresh():
     X = _stream(800, seed=13)
     gm = GaussianMixture(3, random_state=0).partial_fit(X).partial_fit(X)
