@@ -209,7 +209,7 @@ class GaussianMixture(BaseMixture):
         weights = means = covariances = None
         if stats is not None:
             nk, means, covariances = gaussian_parameters(
-                stats, self.reg_covar, self.covariance_type
+                stats, self.reg_covar, self.covariance_type, dtype
             )
             weights = nk / stats.sum_w
         if inits["weights"] is not None:
@@ -239,7 +239,9 @@ class GaussianMixture(BaseMixture):
         )
 
     def _m_step(self, stats, dtype):
-        nk, means, covariances = gaussian_parameters(stats, self.reg_covar, self.covariance_type)
+        nk, means, covariances = gaussian_parameters(
+            stats, self.reg_covar, self.covariance_type, dtype
+        )
         prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
         self.weights_ = (nk / nk.sum()).astype(dtype)
         self.means_ = means.astype(dtype)

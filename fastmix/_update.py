@@ -42,7 +42,7 @@ def overflow_error_message(dtype):
     )
 
 
-def gaussian_parameters(stats, reg_covar, covariance_type):
+def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     """Weighted counts, means and covariances from streamed statistics.
 
     Matches scikit-learn's ``_estimate_gaussian_parameters``, including the
@@ -60,6 +60,9 @@ def gaussian_parameters(stats, reg_covar, covariance_type):
     reg_covar : float
     covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
             'tied-spherical'}
+    dtype : numpy dtype, default=np.float64
+        The data's dtype, whose precision decides which spreads are rounding
+        (see Notes).
 
     Returns
     -------
@@ -79,6 +82,13 @@ def gaussian_parameters(stats, reg_covar, covariance_type):
     nothing, as for 'diag', where 'tied' follows scikit-learn's one-pass
     formula and adds their ``x x^T``. 'tied-spherical' is the mean over
     features of 'tied-diagonal'.
+
+    With ``reg_covar=0``, a feature whose spread within a component is below
+    the rounding of its mean in ``dtype`` (``sum r (x - m)^2 <= nk (eps m)^2``,
+    a constant column, a singleton component) gets no covariance at all
+    rather than the ``10 eps`` offset's ``1e-16 m^2``: scikit-learn's one-pass
+    formula loses that offset to cancellation and raises its ill-defined
+    covariance error there, and so does :func:`precision_cholesky` then.
     """
     weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
     eps10 = 10 * np.finfo(np.float64).eps * weight_unit
@@ -99,6 +109,9 @@ def gaussian_parameters(stats, reg_covar, covariance_type):
             - np.swapaxes(cross, 1, 2)
             + n_true[:, None, None] * delta[:, :, None] * delta[:, None, :]
         )
+        if reg_covar == 0:
+            flat = _unresolved(np.diagonal(stats.s2_mat, axis1=1, axis2=2), stats, dtype)
+            scatter = scatter * ~flat[:, :, None] * ~flat[:, None, :]
         cov = scatter / nk[:, None, None]
         cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
     elif covariance_type == "tied":
@@ -114,6 +127,9 @@ def gaussian_parameters(stats, reg_covar, covariance_type):
                 + np.einsum("k,ki,kj->ij", n_true, delta, delta)
                 + eps10 * means.T @ means
             )
+            if reg_covar == 0:
+                flat = _unresolved(np.diagonal(stats.s2_mat[0]), stats, dtype, pooled=True)
+                scatter = scatter * ~flat[:, None] * ~flat[None, :]
         else:
             # Initial responsibilities that leave rows unassigned (one-hot on K
             # rows): with u = sum_i w_i (x_i - c) - sum_k nk d_k, X^T X - sum nk m m^T
@@ -133,13 +149,41 @@ def gaussian_parameters(stats, reg_covar, covariance_type):
     else:
         # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk.
         scatter = stats.s2_diag - 2.0 * delta * s1 + n_true[:, None] * delta**2
-        if covariance_type in ("diag", "spherical"):
-            cov = (scatter + eps10 * means**2) / nk[:, None] + reg_covar
-        else:  # tied-diagonal, tied-spherical: one diagonal pooled over the components
-            cov = (scatter + eps10 * means**2).sum(axis=0) / nk.sum() + reg_covar
+        scatter = scatter + eps10 * means**2
+        pooled = covariance_type not in ("diag", "spherical")
+        if reg_covar == 0:
+            s2 = stats.s2_diag.sum(axis=0) if pooled else stats.s2_diag
+            flat = _unresolved(s2, stats, dtype, pooled=pooled)
+            scatter = scatter * ~flat
+        if pooled:  # tied-diagonal, tied-spherical: one diagonal pooled over the components
+            cov = scatter.sum(axis=0) / nk.sum() + reg_covar
+        else:
+            cov = scatter / nk[:, None] + reg_covar
         if covariance_type in ("spherical", "tied-spherical"):
             cov = np.mean(cov, axis=-1)
     return nk, means, cov
+
+
+def _unresolved(s2, stats, dtype, pooled=False):
+    """Where the spread about a component's mean is below the mean's rounding.
+
+    ``s2`` holds ``sum w r (x - shift)^2`` per component and feature (K, D),
+    or pooled over the components (D,) for the tied types. True where
+    ``sum w r (x - m)^2 <= nk (eps m)^2`` with ``eps`` that of ``dtype``: the
+    data cannot resolve a smaller spread (a float32 column that is constant
+    rounds to 1e-13 of its square, not to zero). Pooled: the sums over the
+    components of both sides, one flag per feature.
+    """
+    nk = stats.nk[:, None]
+    s1 = stats.s1
+    filled = nk > 0
+    safe = np.where(filled, nk, 1.0)
+    centred_sq = np.where(filled, s1 * s1 / safe, 0.0)
+    means = np.where(filled, s1 / safe, 0.0) + stats.shift
+    floor = nk * (np.finfo(dtype).eps * means) ** 2
+    if pooled:
+        return s2 - centred_sq.sum(axis=0) <= floor.sum(axis=0)
+    return s2 - centred_sq <= floor
 
 
 def precision_cholesky(covariances, covariance_type, dtype):

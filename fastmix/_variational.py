@@ -391,7 +391,7 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
         scikit-learn's message when a posterior covariance is not
         positive-definite.
     """
-    nk, xk, sk = gaussian_parameters(stats, reg_covar, covariance_type)
+    nk, xk, sk = gaussian_parameters(stats, reg_covar, covariance_type, dtype)
     concentration = weight_concentration(
         nk, prior.weight_concentration_prior_type, prior.weight_concentration
     )

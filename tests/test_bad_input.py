@@ -364,6 +364,44 @@ def test_collapsed_covariance_raises_and_names_reg_covar(covariance_type, warm_s
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", [*COV_TYPES, "tied-diagonal", "tied-spherical"])
+def test_constant_column_without_reg_covar_is_ill_defined(covariance_type, dtype):
+    """A constant column away from zero, reg_covar=0: scikit-learn's error, not a fit.
+
+    fastmix's centred moments leave only scikit-learn's 10 * eps count offset
+    there (variances of 1e-16 m^2 and a meaningless lower bound); scikit-learn
+    loses the offset to cancellation and raises. 'spherical' averages over
+    the features and fits in both. A spread scikit-learn cannot resolve but
+    the data can (1e-9 around 5) still fits, with its variance.
+    """
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.normal(size=(200, 1)), np.full(200, 5.0)].astype(dtype)
+    fm = GaussianMixture(2, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
+    if covariance_type in ("spherical", "tied-spherical"):
+        fm.fit(X)
+        assert np.all(np.asarray(fm.covariances_) > 0.1)
+    else:
+        with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+            fm.fit(X)
+    if covariance_type in ("full", "tied", "diag"):
+        sk = skm.GaussianMixture(2, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
+        raises_like_sklearn(lambda: fm.fit(X), lambda: sk.fit(X))
+
+    if dtype == np.float64:
+        X[:, 1] += 1e-9 * rng.normal(size=200)
+        fm.fit(X)
+        # The spread plus scikit-learn's offset, 10 eps m^2 / nk ~ 5e-16.
+        variances = np.asarray(fm.covariances_)
+        column = {
+            "full": lambda v: v[:, 1, 1],
+            "tied": lambda v: v[1, 1],
+            "diag": lambda v: v[:, 1],
+            "tied-diagonal": lambda v: v[1],
+        }.get(covariance_type, lambda v: 1e-16)(variances)
+        assert np.all((column > 5e-19) & (column < 1e-14))
+
+
 # ------------------------------------------------------------- extreme scales
 
 
