@@ -11,6 +11,8 @@ GaussianMixture`` pays it then.
 """
 
 import importlib
+import importlib.machinery
+import sys
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -39,11 +41,37 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._selection import MixtureSelector
 
 
+def _forget_orphans(added):
+    """Drop the submodules a failed import left without their package.
+
+    Ctrl-C halfway through the first import makes Python drop the modules
+    being executed (``numba``, say) but keep their finished submodules
+    (``numba.core``); a retry then re-runs the package, which finds the
+    submodule cached and never binds it as an attribute: "module 'numba' has
+    no attribute 'core'". Orphans written in Python are forgotten so the
+    retry imports them afresh; extension modules stay (some refuse a second
+    load, and a cached one is found by ``from . import``).
+    """
+    for name in sorted(added):
+        parts = name.split(".")
+        parents = (".".join(parts[:i]) for i in range(1, len(parts)))
+        if any(parent not in sys.modules for parent in parents):
+            module = sys.modules.get(name)
+            loader = getattr(getattr(module, "__spec__", None), "loader", None)
+            if not isinstance(loader, importlib.machinery.ExtensionFileLoader):
+                sys.modules.pop(name, None)
+
+
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    before = set(sys.modules)
+    try:
+        value = getattr(importlib.import_module(module, __name__), name)
+    except BaseException:
+        _forget_orphans(set(sys.modules) - before)
+        raise
     globals()[name] = value  # later lookups skip this hook
     return value
 

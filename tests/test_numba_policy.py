@@ -8,6 +8,7 @@ import textwrap
 
 import numba
 import pytest
+from conftest import run_python
 
 from fastmix import _numba
 
@@ -191,3 +192,39 @@ def test_damaged_cache_entry_is_recompiled(tmp_path, target, how):
     _damage(entry, how)
     assert call() == 0  # the damaged entry is recompiled, not fatal
     assert call() == 1  # and the rewritten entry loads again
+
+
+_INTERRUPTED_IMPORT = """
+import json, sys
+
+class Interrupt:
+    # Ctrl-C at the moment one module starts to import (once).
+    def find_spec(self, name, path=None, target=None):
+        if name == sys.argv[1]:
+            sys.meta_path.remove(self)
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+try:
+    from fastmix import GaussianMixture
+    first = "imported"
+except KeyboardInterrupt:
+    first = "interrupted"
+import numba
+import sklearn.mixture
+from fastmix import GaussianMixture
+print(json.dumps([first, numba.njit(lambda x: x + 1)(1), GaussianMixture(2).n_components]))
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    # Inside numba's own __init__ (a retry found 'numba.core' cached but not
+    # bound: "module 'numba' has no attribute 'core'"), deeper in numba, and
+    # two where a plain retry already worked.
+    ["numba.core.decorators", "numba.core.typing.templates", "scipy.linalg", "fastmix._numba"],
+)
+def test_import_interrupted_by_ctrl_c_can_be_retried(module):
+    """Ctrl-C during the lazy first import, then the same import again: it works."""
+    assert run_python(_INTERRUPTED_IMPORT, module) == ["interrupted", 2, 2]
