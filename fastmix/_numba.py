@@ -35,6 +35,7 @@ result. The threading layer itself is left as the user chose it.
 import hashlib
 import os
 import pickle
+import signal
 import threading
 import types as _pytypes
 from contextlib import contextmanager
@@ -115,8 +116,69 @@ def jit(func=None, *, parallel=False, reassoc=True, inline=False):
             cache_file = getattr(dispatcher._cache, "_cache_file", None)
             if type(cache_file) is IndexDataCacheFile:
                 cache_file.__class__ = _CheckedCacheFile
-            return dispatcher
-    return numba.njit(cache=False, **options)(func)
+            return _interruptible(dispatcher)
+    return _interruptible(numba.njit(cache=False, **options)(func))
+
+
+def _interruptible(dispatcher):
+    """Make Ctrl-C during ``dispatcher``'s compilation a ``KeyboardInterrupt``.
+
+    numba's dispatcher looks ``_compile_for_args`` up on the instance at a
+    miss (compilation or a cache load); the wrapper runs it under
+    :func:`_ctrl_c_kept`. Calls that find a compiled signature never reach it.
+    """
+    compile_for_args = dispatcher._compile_for_args
+
+    def _compile_for_args(*args, **kws):
+        with _ctrl_c_kept():
+            return compile_for_args(*args, **kws)
+
+    dispatcher._compile_for_args = _compile_for_args
+    return dispatcher
+
+
+class _CtrlC:
+    """A SIGINT handler that raises ``KeyboardInterrupt`` and remembers it did."""
+
+    def __init__(self):
+        self.pressed = False
+
+    def __call__(self, signum, frame):
+        self.pressed = True
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _ctrl_c_kept():
+    """Ctrl-C while numba compiles ends the call as ``KeyboardInterrupt``, always.
+
+    Python raises ``KeyboardInterrupt`` at the next bytecode, which during a
+    compilation is often inside one of llvmlite's ctypes callbacks: ctypes
+    prints "Exception ignored" and the compilation goes on (the Ctrl-C is
+    lost), or a C caller returns with the exception set (``SystemError``).
+    Here Ctrl-C is remembered: a ``SystemError`` or any other exception after
+    it becomes ``KeyboardInterrupt``, and a compilation that swallowed it
+    raises it on return. Only in the main thread, and only where SIGINT has
+    Python's default handler (a program's own handler is left alone).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    ctrl_c = _CtrlC()
+    signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        yield
+    except Exception as exc:
+        if ctrl_c.pressed:
+            raise KeyboardInterrupt from exc
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if ctrl_c.pressed:
+        raise KeyboardInterrupt
 
 
 class _CheckedCacheFile(IndexDataCacheFile):

@@ -1,7 +1,9 @@
 """numba policy: nothing compiles at import, and the disk cache never breaks an install."""
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -228,3 +230,69 @@ print(json.dumps([first, numba.njit(lambda x: x + 1)(1), GaussianMixture(2).n_co
 def test_import_interrupted_by_ctrl_c_can_be_retried(module):
     """Ctrl-C during the lazy first import, then the same import again: it works."""
     assert run_python(_INTERRUPTED_IMPORT, module) == ["interrupted", 2, 2]
+
+
+def _press_ctrl_c_in_a_callback():
+    """SIGINT handled inside a ctypes callback, as in llvmlite's object-cache hooks.
+
+    Python raises the KeyboardInterrupt inside the callback, where ctypes
+    reports it to ``sys.unraisablehook`` and carries on: the Ctrl-C is lost.
+    """
+
+    def press():
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between these bytecodes
+            pass
+
+    ctypes.CFUNCTYPE(None)(press)()
+
+
+def _interrupt_compilation(monkeypatch, kernel, then="compile"):
+    """Make ``kernel``'s next compilation press Ctrl-C in a callback first."""
+    compile_ = kernel.compile
+
+    def interrupted(sig):
+        _press_ctrl_c_in_a_callback()
+        if then == "SystemError":
+            raise SystemError("<built-in method> returned a result with an exception set")
+        return compile_(sig)
+
+    monkeypatch.setattr(kernel, "compile", interrupted)
+    return compile_
+
+
+@pytest.mark.parametrize("then", ["compile", "SystemError"])
+def test_ctrl_c_during_compilation_is_a_keyboard_interrupt(monkeypatch, then):
+    """Ctrl-C during a kernel's first call ends it as KeyboardInterrupt: not a
+    finished call (the Ctrl-C lost in llvmlite's callback), not SystemError.
+    The kernel compiles on the next call; SIGINT's handler is Python's again."""
+    monkeypatch.setenv("FASTMIX_NUMBA_CACHE", "0")
+    swallowed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: swallowed.append(u.exc_type))
+    kernel = _numba.jit(lambda x: x + 1)
+    compile_ = _interrupt_compilation(monkeypatch, kernel, then)
+    with pytest.raises(KeyboardInterrupt):
+        kernel(1)
+    assert swallowed == [KeyboardInterrupt]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(kernel, "compile", compile_)
+    assert kernel(1) == 2
+
+    # A compilation error without Ctrl-C is itself.
+    with pytest.raises(numba.core.errors.TypingError):
+        _numba.jit(lambda x: x.no_such_attribute)(1)
+
+
+def test_ctrl_c_during_compilation_reaches_a_programs_own_handler(monkeypatch):
+    monkeypatch.setenv("FASTMIX_NUMBA_CACHE", "0")
+    seen = []
+    previous = signal.signal(signal.SIGINT, lambda *args: seen.append("handled"))
+    try:
+        own = signal.getsignal(signal.SIGINT)
+        kernel = _numba.jit(lambda x: x + 2)
+        _interrupt_compilation(monkeypatch, kernel)
+        assert kernel(1) == 3
+        assert seen == ["handled"]
+        assert signal.getsignal(signal.SIGINT) is own
+    finally:
+        signal.signal(signal.SIGINT, previous)
