@@ -20,7 +20,9 @@ scikit-learn's BLAS on every core (threadpoolctl limits it to the cores).
 
 GFLOP/s use the dense model of issue 12, ``8 N K D`` per iteration for
 diag and spherical (densities: subtract, square, scale-add; the first and
-second moments: subtract, weight, two sums), next to the matmul rate of the
+second moments: subtract, weight, two sums) and ``2 N K D^2`` for full (the
+triangular solve and the symmetric outer product, ``D^2`` each; ``fastmix
+bench`` counts both squares, ``4 N K D^2``), next to the matmul rate of the
 same repeat.
 
 With ``--trees A,B``, fastmix runs from each tree's ``fastmix`` package in a
@@ -41,9 +43,9 @@ from threadpoolctl import threadpool_limits
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def model_flops(n, d, k):
-    """The dense model of one diag E-step pass: ``8 N K D``."""
-    return 8 * n * k * d
+def model_flops(n, d, k, cov="diag"):
+    """The dense model of one E-step pass: ``8 N K D`` (diag), ``2 N K D^2`` (full)."""
+    return 2 * n * k * d * d if cov == "full" else 8 * n * k * d
 
 
 def fit_params(k, cov, X, iters):
@@ -123,10 +125,10 @@ def main(argv=None):
         X = pc.make_data(n, d, k, args.dtype)
         if not trees:
             pc.warm_fastmix([cov], args.dtype, d, k)
-        flop = model_flops(n, d, k)
+        flop = model_flops(n, d, k, cov)
         pc.say(
             f"{cov}, {n:,} x {d}, K = {k}, {args.dtype}, {args.iters} iterations, "
-            f"{flop / 1e9:.2f} GFLOP per iteration (8NKD)"
+            f"{flop / 1e9:.2f} GFLOP per iteration ({'2NKD^2' if cov == 'full' else '8NKD'})"
         )
         times = {side: [] for side in [*sides, "sklearn", "matmul"]}
         bounds = {side: [] for side in [*sides, "sklearn"]}
