@@ -158,15 +158,18 @@ def _kmeans(X, n_clusters, random_state, sample_weight):
 class _Bounds:
     """Rounding-error bounds of scikit-learn's computation and the kernels'.
 
-    A squared distance ``|x - c|**2`` is off by at most ``(D + 2) u (|x|**2 +
-    |c|**2)`` either way (``u`` the unit roundoff); a sum of ``n`` non-negative
-    terms by at most ``n u`` of itself. Each bound below takes both
-    computations' errors and a factor of 4 on top.
+    A squared distance expanded as ``|x|**2 + |c|**2 - 2 x.c`` (scikit-learn's
+    form, and the kernels' for the nearest centre) is off by at most ``(2 D +
+    4) u (|x|**2 + |c|**2)`` either way (``u`` the unit roundoff), a centred
+    sum ``sum (x - c)**2`` (the kernels' seeding distances) by ``D u`` of
+    itself; a sum of ``n`` non-negative terms by at most ``n u`` of itself.
+    ``dist`` is twice the expanded bound; each margin below takes both
+    computations' errors and at least a factor of 2 on top.
     """
 
     def __init__(self, n_samples, n_features, weight, var, max_sq_norm):
         self.n = n_samples
-        self.dist = 4.0 * (n_features + 2) * _U
+        self.dist = 4.0 * (n_features + 2) * _U  # twice (2 D + 4) u
         # Of a sum of n non-negative terms, relative to the sum.
         self.relative = 4.0 * n_samples * _U
         # sum_i w_i |x_i - mean|**2 <= max(w) * n * sum(var).
@@ -198,8 +201,14 @@ def _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds):
     indices[0] = first
     max_centre_sq = float(centres[0] @ centres[0])
     dist = np.empty((n_trials, n_samples))
-    pot = seed_trial(X, mean, kernel_weight, np.full(n_samples, np.inf), centres[:1], dist)[0]
+    every = np.empty(0, dtype=np.int32)
+    pot = seed_trial(
+        X, mean, kernel_weight, np.full(n_samples, np.inf), centres[:1], dist, every, np.empty(0)
+    )[0]
     closest = dist[0].copy()
+    # Each row's nearest chosen centre, so that a pass reads only the rows a
+    # candidate can take (see seed_trial).
+    owner = np.zeros(n_samples, dtype=np.int32)
     for c in range(1, n_clusters):
         targets = random_state.uniform(size=n_trials) * pot
         ids, near = seed_draw(
@@ -210,16 +219,26 @@ def _seed(X, mean, weight, kernel_weight, n_clusters, random_state, bounds):
         candidates = X[ids] - mean
         norms = np.einsum("ij,ij->i", candidates, candidates)
         max_centre_sq = max(max_centre_sq, float(np.max(norms)))
-        pots = seed_trial(X, mean, kernel_weight, closest, candidates, dist)
+        apart = np.min(_centred_sq_dists(centres[:c], candidates), axis=1)
+        pots = seed_trial(X, mean, kernel_weight, closest, candidates, dist, owner, apart)
         best = int(np.argmin(pots))
         rivals = ids != ids[best]
         if np.any(pots[rivals] - pots[best] <= bounds.potential(pots[rivals], max_centre_sq)):
             raise _NearTie
         pot = pots[best]
+        owner[dist[best] < closest] = c
         closest[:] = dist[best]
         centres[c] = candidates[best]
         indices[c] = ids[best]
     return centres, indices
+
+
+def _centred_sq_dists(a, b):
+    """``(a.shape[0], b.shape[0])`` squared distances summed over differences."""
+    out = np.empty((a.shape[0], b.shape[0]))
+    for t in range(b.shape[0]):
+        out[:, t] = ((a - b[t]) ** 2).sum(axis=1)
+    return out
 
 
 def _lloyd(X, mean, kernel_weight, centres, tol, bounds):
@@ -255,13 +274,14 @@ def _lloyd(X, mean, kernel_weight, centres, tol, bounds):
 def _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds):
     """One Lloyd pass; raises :class:`_NearTie` on a near tie or an empty cluster."""
     max_centre_sq = float(np.max(np.einsum("ij,ij->i", centres, centres)))
-    # Two nearest squared distances d1 <= d2 of a row x: each is off by the
-    # distance bound, and by 2 sqrt(d) |dc| <= 2 sqrt(d2) delta through the
-    # centres' own rounding.
+    # Two nearest squared distances d1 <= d2 of a row x, both expanded by both
+    # computations: the gap is off by four expanded errors (2 dist, each at
+    # most dist / 2), doubled, and by 2 sqrt(d) |dc| <= 2 sqrt(d2) delta
+    # through the centres' own rounding.
     margin = np.array(
         [
-            2.0 * bounds.dist,
-            2.0 * bounds.dist * max_centre_sq,
+            4.0 * bounds.dist,
+            4.0 * bounds.dist * max_centre_sq,
             4.0 * bounds.centre(),
         ]
     )

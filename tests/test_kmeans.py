@@ -60,8 +60,38 @@ def test_seed_trial_matches_reference(n_samples, n_features, weighted):
     closest = rng.uniform(0.0, 30.0, n_samples)
     centres = rng.normal(0.0, 2.0, (3, n_features))
     dist = np.empty((3, n_samples))
-    pots = seed_trial(X, mean, np.empty(0) if w is None else w, closest, centres, dist)
+    every = np.empty(0, dtype=np.int32), np.empty(0)
+    pots = seed_trial(X, mean, np.empty(0) if w is None else w, closest, centres, dist, *every)
     want_dist, want_pots = ref.kmeans_seed_trial(X, mean, w, closest, centres)
+    ref.assert_close(dist, want_dist, F64, err_msg="distances")
+    ref.assert_close(pots, want_pots, F64, err_msg="potentials")
+
+
+@pytest.mark.parametrize("n_candidates", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_seed_trial_reads_only_rows_a_candidate_can_take(weighted, n_candidates):
+    # Eight far-apart blobs, one chosen centre each, candidates in the first
+    # blob: the triangle inequality rules out the other blobs' rows, which
+    # are then never read (they are overwritten with the first candidate, so
+    # a read would give them distance 0), while the first blob's rows get the
+    # reference's distances.
+    blob_centres = 20.0 * np.eye(8)
+    X = labelled_blobs(11, 3000, centres=blob_centres)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, 3000) if weighted else None
+    mean = X.mean(axis=0)
+    chosen = blob_centres - mean
+    d_chosen = ref.kmeans_sq_distances(X, mean, chosen)
+    owner = d_chosen.argmin(axis=1).astype(np.int32)
+    closest = d_chosen.min(axis=1)
+    candidates = chosen[:1] + np.linspace(-0.5, 0.5, n_candidates)[:, None]
+    apart = ref.kmeans_sq_distances(chosen, 0.0, candidates).min(axis=1)
+    ruled_out = apart[owner] >= 4.0 * (1.0 + 1e-9) * closest
+    assert np.array_equal(ruled_out, owner != 0)
+    want_dist, want_pots = ref.kmeans_seed_trial(X, mean, w, closest, candidates)
+    X[ruled_out] = candidates[0] + mean
+    dist = np.empty((n_candidates, 3000))
+    weights = np.empty(0) if w is None else w
+    pots = seed_trial(X, mean, weights, closest, candidates, dist, owner, apart)
     ref.assert_close(dist, want_dist, F64, err_msg="distances")
     ref.assert_close(pots, want_pots, F64, err_msg="potentials")
 

@@ -179,10 +179,11 @@ def test_kmeans_serial_twins_are_bitwise_the_parallel_kernels():
         for a, b in zip(par, ser, strict=True):
             assert np.array_equal(a, b)
     closest = np.full(X.shape[0], np.inf)
+    every = np.empty(0, dtype=np.int32), np.empty(0)
     d1, d2 = np.empty((4, X.shape[0])), np.empty((4, X.shape[0]))
     assert np.array_equal(
-        kk.seed_trial(X, mean, w, closest, centres, d1),
-        kk.seed_trial_serial(X, mean, w, closest, centres, d2),
+        kk.seed_trial(X, mean, w, closest, centres, d1, *every),
+        kk.seed_trial_serial(X, mean, w, closest, centres, d2, *every),
     )
     assert np.array_equal(d1, d2)
     results = []

@@ -15,13 +15,22 @@ kernels for the three passes over the data that cost anything:
   weighted per-centre sums.
 
 Rows are centred on ``mean`` as they are read (scikit-learn subtracts the data
-mean from a copy of ``X``; here no copy is made) and distances are summed as
-``sum_j (x_j - c_j)**2`` in float64, which never cancels, where scikit-learn
-uses ``|c|**2 - 2 x.c`` through BLAS. The two agree except on rows whose two
-nearest centres are equally far to within rounding.
+mean from a copy of ``X``; here no copy is made). In a Lloyd pass the products
+``x.c`` with all centres come from one register-tiled kernel
+(:func:`_cross_products`: one multiply-add per row, centre and feature, as
+the matrix product scikit-learn calls) and the nearest centre is
+scikit-learn's own argmin of ``|c|**2 - 2 x.c``; :mod:`fastmix._kmeans`
+sets the near-tie margins for both computations' cancellation. The seeding's
+distances, which become every row's ``closest`` and the potentials, are
+centred sums ``sum_j (x_j - c_j)**2`` (they never cancel), computed row by
+row for the few candidates of a trial and only for the rows a candidate can
+take (the triangle inequality on each row's nearest chosen centre). Decisions
+agree with scikit-learn's except on rows whose two nearest centres are
+equally far to within rounding.
 
-Work is split into fixed chunks of :data:`CHUNK` rows, transposed to (D, B)
-so the inner loops run over contiguous rows and vectorise. Partial sums are
+Work is split into fixed chunks of :data:`CHUNK` rows (a Lloyd pass
+transposes each to (D, B), so its inner loops run over contiguous rows and
+vectorise). Partial sums are
 kept per group of consecutive chunks and added in group order, so results do
 not depend on the thread count.
 """
@@ -29,9 +38,17 @@ not depend on the thread count.
 import numpy as np
 
 from .._numba import jit, prange, prefer_wide_vectors, serial_twin
+from .estep import _TILE, _features4, _scratch
 
 # Rows per chunk: a (16, 256) float64 tile is 32 KiB and stays in L1.
 CHUNK = 256
+# A row may move to a candidate only if its owner centre is nearer to the
+# candidate than twice the row's distance to it; 4 (1 + 1e-9) on the squares
+# leaves the centred distances' rounding (D u of themselves) far behind.
+_REACH = 4.0 * (1.0 + 1e-9)
+# A chunk is read row by row, skipping rows, only when fewer than 1 in _SPARSE
+# of its rows are needed.
+_SPARSE = 4
 # Consecutive chunks one parallel task runs, adding into one partial slot (as
 # in the E-step): the per-centre partial sums shrink 8-fold.
 _GROUP = 8
@@ -45,48 +62,143 @@ def _chunk_groups(n_samples):
 
 
 @jit
-def _centred_tile(rows, mean, xt):
-    """``xt[j, i] = rows[i, j] - mean[j]``: the chunk transposed, centred in its dtype."""
-    for i in range(rows.shape[0]):
-        row = rows[i]
-        for j in range(rows.shape[1]):
-            xt[j, i] = row[j] - mean[j]
+def _centred_tile(X, lo, rows, m, mean, xt, sq_norm):
+    """Rows ``X[lo + rows[q]]`` (``q < m``), transposed and centred in their dtype
+    into ``xt[:, q]``, and their squared norms ``sq_norm[q]`` in float64."""
+    for q in range(m):
+        row = X[lo + rows[q]]
+        s = 0.0
+        for j in range(X.shape[1]):
+            t = row[j] - mean[j]
+            xt[j, q] = t
+            s += t * t
+        sq_norm[q] = s
 
 
 @jit
-def _sq_dist(xt, m, centre, acc):
-    """``acc[i] = sum_j (xt[j, i] - centre[j])**2`` for the tile's first ``m`` rows."""
-    n_features = xt.shape[0]
-    # Four features per sweep over ``acc``: one load and store of it per four
-    # squares instead of per square (1.4x faster at D = 16).
-    d4 = n_features - n_features % 4
-    for i in range(m):
-        acc[i] = 0.0
-    for j in range(0, d4, 4):
-        c0 = centre[j]
-        c1 = centre[j + 1]
-        c2 = centre[j + 2]
-        c3 = centre[j + 3]
-        r0 = xt[j]
-        r1 = xt[j + 1]
-        r2 = xt[j + 2]
-        r3 = xt[j + 3]
-        for i in range(m):
-            t0 = r0[i] - c0
-            t1 = r1[i] - c1
-            t2 = r2[i] - c2
-            t3 = r3[i] - c3
-            acc[i] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
-    for j in range(d4, n_features):
-        c = centre[j]
-        col = xt[j]
-        for i in range(m):
-            t = col[i] - c
-            acc[i] += t * t
+def _padded(centres):
+    """``centres`` (m, D) zero-padded to (m4, D4) for :func:`_cross_products`,
+    and their squared norms (m,) in float64."""
+    n, n_features = centres.shape
+    out = np.zeros(((n + 3) // 4 * 4, _features4(n_features)), dtype=centres.dtype)
+    sq_norm = np.zeros(n)
+    for k in range(n):
+        s = 0.0
+        for j in range(n_features):
+            c = centres[k, j]
+            out[k, j] = c
+            s += c * c
+        sq_norm[k] = s
+    return out, sq_norm
+
+
+@jit
+def _row_distances(X, lo, rows, m, mean, cen, out, buf):
+    """``out[t, q] = sum_j ((X[lo + rows[q], j] - mean[j]) - cen[t, j])**2`` for
+    ``q < m``, in float64: centred differences, nothing expanded.
+
+    Row by row, four centres per sweep along the row (``cen`` has a multiple
+    of 4 rows), so the row is centred once into ``buf`` and each sweep
+    vectorises over the features. With few centres (a seeding trial's 2 +
+    log K) this beats transposing the chunk for :func:`_cross_products`.
+    """
+    prefer_wide_vectors()
+    n_features = X.shape[1]
+    for q in range(m):
+        row = X[lo + rows[q]]
+        for j in range(n_features):
+            buf[j] = row[j] - mean[j]
+        for k in range(0, cen.shape[0], 4):
+            c0 = cen[k]
+            c1 = cen[k + 1]
+            c2 = cen[k + 2]
+            c3 = cen[k + 3]
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for j in range(n_features):
+                b = buf[j]
+                t0 = b - c0[j]
+                t1 = b - c1[j]
+                t2 = b - c2[j]
+                t3 = b - c3[j]
+                a0 += t0 * t0
+                a1 += t1 * t1
+                a2 += t2 * t2
+                a3 += t3 * t3
+            out[k, q] = a0
+            out[k + 1, q] = a1
+            out[k + 2, q] = a2
+            out[k + 3, q] = a3
+
+
+@jit
+def _cross_products(xt, m, cen, out):
+    """``out[k, i] = sum_j cen[k, j] * xt[j, i]`` for ``i < m``: the tile's
+    products with every centre, as the ``X @ C.T`` of scikit-learn's distances.
+
+    ``cen`` (K4, D4) and ``xt`` (D4, B) are zero-padded to multiples of 4 (the
+    padding adds exact zeros). Register blocks of 4 centres x 4 features as in
+    the E-step's kernels: each pass over a tile of rows loads 4 feature rows
+    once for 16 multiply-adds and keeps 4 running sums in L1. One multiply-add
+    per (row, centre, feature), where a centred square costs three operations.
+    """
+    prefer_wide_vectors()
+    n4, d4 = cen.shape
+    for i0 in range(0, m, _TILE):
+        tile = min(_TILE, m - i0)
+        for kg in range(0, n4, 4):
+            o0 = out[kg, i0 : i0 + tile]
+            o1 = out[kg + 1, i0 : i0 + tile]
+            o2 = out[kg + 2, i0 : i0 + tile]
+            o3 = out[kg + 3, i0 : i0 + tile]
+            for jg in range(0, d4, 4):
+                x0 = xt[jg, i0 : i0 + tile]
+                x1 = xt[jg + 1, i0 : i0 + tile]
+                x2 = xt[jg + 2, i0 : i0 + tile]
+                x3 = xt[jg + 3, i0 : i0 + tile]
+                c00 = cen[kg, jg]
+                c01 = cen[kg, jg + 1]
+                c02 = cen[kg, jg + 2]
+                c03 = cen[kg, jg + 3]
+                c10 = cen[kg + 1, jg]
+                c11 = cen[kg + 1, jg + 1]
+                c12 = cen[kg + 1, jg + 2]
+                c13 = cen[kg + 1, jg + 3]
+                c20 = cen[kg + 2, jg]
+                c21 = cen[kg + 2, jg + 1]
+                c22 = cen[kg + 2, jg + 2]
+                c23 = cen[kg + 2, jg + 3]
+                c30 = cen[kg + 3, jg]
+                c31 = cen[kg + 3, jg + 1]
+                c32 = cen[kg + 3, jg + 2]
+                c33 = cen[kg + 3, jg + 3]
+                # The first block stores, the others add: out is never zeroed.
+                if jg == 0:
+                    for i in range(tile):
+                        d0 = x0[i]
+                        d1 = x1[i]
+                        d2 = x2[i]
+                        d3 = x3[i]
+                        o0[i] = (c00 * d0 + c01 * d1) + (c02 * d2 + c03 * d3)
+                        o1[i] = (c10 * d0 + c11 * d1) + (c12 * d2 + c13 * d3)
+                        o2[i] = (c20 * d0 + c21 * d1) + (c22 * d2 + c23 * d3)
+                        o3[i] = (c30 * d0 + c31 * d1) + (c32 * d2 + c33 * d3)
+                    continue
+                for i in range(tile):
+                    d0 = x0[i]
+                    d1 = x1[i]
+                    d2 = x2[i]
+                    d3 = x3[i]
+                    o0[i] += (c00 * d0 + c01 * d1) + (c02 * d2 + c03 * d3)
+                    o1[i] += (c10 * d0 + c11 * d1) + (c12 * d2 + c13 * d3)
+                    o2[i] += (c20 * d0 + c21 * d1) + (c22 * d2 + c23 * d3)
+                    o3[i] += (c30 * d0 + c31 * d1) + (c32 * d2 + c33 * d3)
 
 
 @jit(parallel=True)
-def seed_trial(X, mean, sample_weight, closest, centres, dist):
+def seed_trial(X, mean, sample_weight, closest, centres, dist, owner, apart):
     """Distances to candidate centres, clipped by ``closest``, and their weighted sums.
 
     Parameters
@@ -104,6 +216,15 @@ def seed_trial(X, mean, sample_weight, closest, centres, dist):
         Candidate centres, centred coordinates.
     dist : ndarray of shape (m, n), float64
         Written: ``dist[j, i] = min(closest[i], |x_i - mean - centres[j]|**2)``.
+    owner : ndarray of shape (n,) or (0,), int32
+        Each row's nearest centre chosen so far (the one ``closest`` is
+        measured to); empty to compute every row.
+    apart : ndarray of shape (n_chosen,), float64
+        ``apart[l]``: squared distance from chosen centre ``l`` to the nearest
+        candidate. A row with ``apart[owner] >= 4 closest`` is at least as
+        far from every candidate as from its owner (triangle inequality), so
+        it keeps ``closest`` and is not read: late in the seeding, when each
+        candidate takes a few rows, the pass reads few of them.
 
     Returns
     -------
@@ -115,33 +236,53 @@ def seed_trial(X, mean, sample_weight, closest, centres, dist):
     n_samples, n_features = X.shape
     n_trials = centres.shape[0]
     has_weight = sample_weight.shape[0] > 0
+    every = owner.shape[0] == 0
     n_chunks, n_groups = _chunk_groups(n_samples)
     partial = np.zeros((n_groups, n_trials))
+    cen = np.zeros(((n_trials + 3) // 4 * 4, n_features), dtype=centres.dtype)
+    cen[:n_trials] = centres
     for g in prange(n_groups):
-        xt = np.empty((n_features, CHUNK), dtype=X.dtype)
-        acc = np.empty(CHUNK)
+        buf = np.empty(n_features, dtype=X.dtype)
+        near_dist = np.empty((cen.shape[0], CHUNK))
+        rows = np.arange(CHUNK)
         pot = partial[g]
         for c in range(g * _GROUP, min((g + 1) * _GROUP, n_chunks)):
             lo = c * CHUNK
             hi = min(lo + CHUNK, n_samples)
             m = hi - lo
-            _centred_tile(X[lo:hi], mean, xt)
             near = closest[lo:hi]
+            n_read = m
+            if not every:
+                n_read = 0
+                for i in range(m):
+                    if apart[owner[lo + i]] < _REACH * near[i]:
+                        rows[n_read] = i
+                        n_read += 1
+                if n_read > m // _SPARSE:
+                    # Skipping rows here or there defeats the prefetcher: read them all.
+                    n_read = m
+                    for i in range(m):
+                        rows[i] = i
+            _row_distances(X, lo, rows, n_read, mean, cen, near_dist, buf)
             w = sample_weight[lo:hi]
             for t in range(n_trials):
-                _sq_dist(xt, m, centres[t], acc)
                 out = dist[t, lo:hi]
+                d = near_dist[t]
+                if n_read < m:
+                    out[:] = near
+                    for q in range(n_read):
+                        i = rows[q]
+                        out[i] = min(near[i], d[q])
+                else:
+                    for i in range(m):
+                        out[i] = min(near[i], d[i])
                 s = 0.0
                 if has_weight:
                     for i in range(m):
-                        v = min(near[i], acc[i])
-                        out[i] = v
-                        s += w[i] * v
+                        s += w[i] * out[i]
                 else:
                     for i in range(m):
-                        v = min(near[i], acc[i])
-                        out[i] = v
-                        s += v
+                        s += out[i]
                 pot[t] += s
     pots = np.zeros(n_trials)
     for g in range(n_groups):
@@ -246,10 +387,12 @@ def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
     p_sums = np.zeros((n_groups, n_clusters, n_features))
     p_weights = np.zeros((n_groups, n_clusters))
     p_counts = np.zeros((n_groups, 2), dtype=np.int64)
-    origin = np.zeros(n_features, dtype=centres.dtype)
+    cen, cen_sq = _padded(centres)
     for g in prange(n_groups):
-        xt = np.empty((n_features, CHUNK), dtype=X.dtype)
-        acc = np.empty(CHUNK)
+        xt = _scratch(cen.shape[1], CHUNK, X, True)
+        x_sq = np.empty(CHUNK)
+        prod = _scratch(cen.shape[0], CHUNK, x_sq, False)
+        identity = np.arange(CHUNK)
         best = np.empty(CHUNK)
         second = np.empty(CHUNK)
         lab = np.empty(CHUNK, dtype=np.int32)
@@ -262,25 +405,30 @@ def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
             hi = min(lo + CHUNK, n_samples)
             m = hi - lo
             rows = X[lo:hi]
-            _centred_tile(rows, mean, xt)
-            _sq_dist(xt, m, centres[0], best)
+            _centred_tile(X, lo, identity, m, mean, xt, x_sq)
+            _cross_products(xt, m, cen, prod)
+            # scikit-learn's argmin of |c|^2 - 2 x.c (|x|^2 is common to all).
+            c_sq = cen_sq[0]
+            xc = prod[0]
             for i in range(m):
+                best[i] = c_sq - 2.0 * xc[i]
                 second[i] = np.inf
                 lab[i] = 0
             for k in range(1, n_clusters):
-                _sq_dist(xt, m, centres[k], acc)
+                c_sq = cen_sq[k]
+                xc = prod[k]
                 for i in range(m):
-                    a = acc[i]
+                    a = c_sq - 2.0 * xc[i]
                     b = best[i]
                     second[i] = min(second[i], max(a, b))
                     if a < b:
                         best[i] = a
                         lab[i] = k
             if n_clusters > 1:
-                _sq_dist(xt, m, origin, acc)
                 for i in range(m):
                     gap = second[i] - best[i]
-                    if gap <= margin[0] * acc[i] + margin[1] + margin[2] * np.sqrt(second[i]):
+                    d2 = max(0.0, x_sq[i] + second[i])
+                    if gap <= margin[0] * x_sq[i] + margin[1] + margin[2] * np.sqrt(d2):
                         near += 1
             old = labels[lo:hi]
             w = sample_weight[lo:hi]
