@@ -247,12 +247,18 @@ def _lloyd(X, mean, kernel_weight, centres, tol, bounds):
     labels = np.full(X.shape[0], -1, dtype=np.int32)
     sums = np.empty((n_clusters, n_features))
     weights = np.empty(n_clusters)
+    # Hamerly's bounds per row (see lloyd_pass): a pass compares with all
+    # centres only the rows whose centre the moves may have changed.
+    hamerly = _Hamerly(X.shape[0], n_clusters)
     delta = bounds.centre()
     strict_convergence = False
     for _ in range(MAX_ITER):
-        n_changed = _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds)
+        n_changed = _assign(
+            X, mean, kernel_weight, centres, labels, sums, weights, bounds, hamerly
+        )
         new = sums * (1.0 / weights)[:, None]  # as _average_centers: times 1/w
         shift = np.sqrt(((new - centres) ** 2).sum(axis=1))
+        hamerly.shift = shift
         centres = new
         if n_changed == 0:
             strict_convergence = True
@@ -267,11 +273,21 @@ def _lloyd(X, mean, kernel_weight, centres, tol, bounds):
             break
     if not strict_convergence:
         # Re-assign so that the labels match the final centres.
-        _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds)
+        _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds, hamerly)
     return labels, centres
 
 
-def _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds):
+class _Hamerly:
+    """Per-row distance bounds carried from one Lloyd pass to the next."""
+
+    def __init__(self, n_samples, n_clusters):
+        self.upper = np.full(n_samples, np.inf)
+        self.lower = np.zeros(n_samples)
+        self.shift = np.zeros(n_clusters)  # the centres' moves since the bounds
+        self.compared = []  # rows compared with all centres, per pass
+
+
+def _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds, hamerly):
     """One Lloyd pass; raises :class:`_NearTie` on a near tie or an empty cluster."""
     max_centre_sq = float(np.max(np.einsum("ij,ij->i", centres, centres)))
     # Two nearest squared distances d1 <= d2 of a row x, both expanded by both
@@ -285,7 +301,11 @@ def _assign(X, mean, kernel_weight, centres, labels, sums, weights, bounds):
             4.0 * bounds.centre(),
         ]
     )
-    n_changed, n_near = lloyd_pass(X, mean, kernel_weight, centres, labels, sums, weights, margin)
+    n_changed, n_near, n_compared = lloyd_pass(
+        X, mean, kernel_weight, centres, labels, sums, weights, margin,
+        hamerly.shift, hamerly.upper, hamerly.lower,
+    )  # fmt: skip
+    hamerly.compared.append(n_compared)
     if n_near or np.any(weights == 0):
         # scikit-learn relocates an empty cluster by its own rounded distances.
         raise _NearTie

@@ -133,14 +133,55 @@ def test_lloyd_pass_matches_reference(n_samples, n_features, weighted):
     labels = want_labels.astype(np.int32)
     labels[::3] = -1  # a third of the rows change label
     sums, weights = np.empty((6, n_features)), np.empty(6)
-    n_changed, n_near = lloyd_pass(
-        X, mean, np.empty(0) if w is None else w, centres, labels, sums, weights, np.zeros(3)
-    )
+    n_changed, n_near, n_compared = lloyd_pass(
+        X, mean, np.empty(0) if w is None else w, centres, labels, sums, weights, np.zeros(3),
+        *no_bounds(n_samples, 6),
+    )  # fmt: skip
     np.testing.assert_array_equal(labels, want_labels)
     assert n_changed == len(range(0, n_samples, 3))
-    assert n_near == 0
+    assert n_near == 0 and n_compared == n_samples
     ref.assert_close(sums, want_sums, F64, scale=scale, err_msg="sums")
     ref.assert_close(weights, want_weights, F64, err_msg="weights")
+
+
+def no_bounds(n_samples, n_clusters):
+    """``shift, upper, lower`` for a pass without Hamerly bounds."""
+    return np.zeros(n_clusters), np.full(n_samples, np.inf), np.zeros(n_samples)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_lloyd_pass_bounds_skip_rows_and_keep_the_reference(weighted):
+    # A second pass after the centres moved a little: the bounds the first
+    # pass left spare most rows the comparison with every centre, and the
+    # labels, sums and bounds are still the reference's.
+    n_samples, n_features, n_clusters = 3 * CHUNK * 8 + 5, 6, 9
+    blobs = np.random.default_rng(4).normal(0.0, 5.0, (n_clusters, n_features))
+    X = labelled_blobs(4, n_samples, centres=blobs)
+    w = np.random.default_rng(5).uniform(0.0, 2.0, n_samples) if weighted else None
+    weights_in = np.empty(0) if w is None else w
+    mean = X.mean(axis=0)
+    centres = blobs - mean
+    labels = np.full(n_samples, -1, dtype=np.int32)
+    sums, weights = np.empty((n_clusters, n_features)), np.empty(n_clusters)
+    margin = np.array([1e-12, 1e-12, 1e-12])
+    shift, upper, lower = no_bounds(n_samples, n_clusters)
+    lloyd_pass(X, mean, weights_in, centres, labels, sums, weights, margin, shift, upper, lower)
+    moved = centres + np.random.default_rng(6).normal(scale=0.05, size=centres.shape)
+    moved[0] += 1.0  # one centre moves farther: more rows are compared
+    shift = np.sqrt(((moved - centres) ** 2).sum(axis=1))
+    n_changed, n_near, n_compared = lloyd_pass(
+        X, mean, weights_in, moved, labels, sums, weights, margin, shift, upper, lower
+    )
+    want_labels, want_sums, want_weights, scale = ref.kmeans_lloyd_pass(X, mean, w, moved)
+    np.testing.assert_array_equal(labels, want_labels)
+    ref.assert_close(sums, want_sums, F64, scale=scale, err_msg="sums")
+    ref.assert_close(weights, want_weights, F64, err_msg="weights")
+    assert n_near == 0 and n_changed > 0
+    assert 0 < n_compared < n_samples // 2
+    dist = np.sqrt(ref.kmeans_sq_distances(X, mean, moved))
+    own = dist[np.arange(n_samples), labels]
+    dist[np.arange(n_samples), labels] = np.inf
+    assert np.all(upper >= own) and np.all(lower <= dist.min(axis=1))
 
 
 def test_lloyd_pass_counts_near_ties():
@@ -150,7 +191,9 @@ def test_lloyd_pass_counts_near_ties():
     labels = np.full(3, -1, dtype=np.int32)
     sums, weights = np.empty((2, 2)), np.empty(2)
     margin = np.array([0.0, 1e-12, 0.0])
-    _, n_near = lloyd_pass(X, np.zeros(2), np.empty(0), centres, labels, sums, weights, margin)
+    _, n_near, _ = lloyd_pass(
+        X, np.zeros(2), np.empty(0), centres, labels, sums, weights, margin, *no_bounds(3, 2)
+    )
     assert labels.tolist() == [0, 0, 1]  # the first centre wins a tie
     assert n_near == 2
 
@@ -173,6 +216,7 @@ CASES = [
     (3000, 1, 4),
     (300, 3, 1),
     (40_000, 16, 16),
+    (20_000, 8, 64),
 ]
 
 
@@ -192,6 +236,27 @@ def test_kmeans_matches_sklearn_on_the_fast_path(
     np.testing.assert_allclose(centres, want_centres, rtol=1e-12, atol=1e-12)
     # The generator was drawn from exactly as scikit-learn draws from it.
     assert rs.randint(2**31) == want_rs.randint(2**31)
+
+
+def test_kmeans_compares_few_rows_once_the_centres_settle(monkeypatch, fallbacks):
+    # The whole k-means with Hamerly's bounds: scikit-learn's labels, while
+    # the later passes compare only a few rows with every centre.
+    made = []
+
+    class Spy(fk._Hamerly):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(fk, "_Hamerly", Spy)
+    X = labelled_blobs(3, 20_000, 8, 64, spread=2.0)
+    labels, _ = fk.kmeans(X, 64, np.random.RandomState(7))
+    want_labels, _, _ = sklearn_kmeans(X, 64, 7)
+    assert fallbacks == []
+    np.testing.assert_array_equal(labels, want_labels)
+    compared = made[0].compared
+    assert len(compared) > 4 and compared[0] == 20_000
+    assert max(compared[-3:]) < 0.2 * 20_000
 
 
 def test_kmeans_hands_ties_to_sklearn(fallbacks):

@@ -190,7 +190,12 @@ def test_kmeans_serial_twins_are_bitwise_the_parallel_kernels():
     for kernel in (kk.lloyd_pass, kk.lloyd_pass_serial):
         labels = np.zeros(X.shape[0], dtype=np.int32)
         sums, weights = np.empty((4, 5)), np.empty(4)
-        counts = kernel(X, mean, w, centres, labels, sums, weights, np.zeros(3))
-        results.append((labels, sums, weights, np.array(counts)))
+        shift, upper, lower = np.full(4, 0.01), np.full(X.shape[0], np.inf), np.zeros(X.shape[0])
+        kernel(X, mean, w, centres, labels, sums, weights, np.zeros(3), shift, upper, lower)
+        # A second pass on the bounds the first left.
+        counts = kernel(
+            X, mean, w, centres, labels, sums, weights, np.zeros(3), shift, upper, lower
+        )
+        results.append((labels, sums, weights, np.array(counts), upper, lower))
     for a, b in zip(*results, strict=True):
         assert np.array_equal(a, b)

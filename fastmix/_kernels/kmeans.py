@@ -46,6 +46,9 @@ CHUNK = 256
 # candidate than twice the row's distance to it; 4 (1 + 1e-9) on the squares
 # leaves the centred distances' rounding (D u of themselves) far behind.
 _REACH = 4.0 * (1.0 + 1e-9)
+# Relative outward rounding of Hamerly's bounds, far above the D u of a
+# shift's or a bound's own rounding.
+_BOUND_SLACK = 1e-10
 # A chunk is read row by row, skipping rows, only when fewer than 1 in _SPARSE
 # of its rows are needed.
 _SPARSE = 4
@@ -131,6 +134,17 @@ def _row_distances(X, lo, rows, m, mean, cen, out, buf):
             out[k + 1, q] = a1
             out[k + 2, q] = a2
             out[k + 3, q] = a3
+
+
+@jit
+def _centred_sq_dist(row, mean, centre):
+    """``sum_j ((row[j] - mean[j]) - centre[j])**2`` in float64: a row's
+    distance to one centre, summed over centred differences."""
+    s = 0.0
+    for j in range(centre.shape[0]):
+        t = (row[j] - mean[j]) - centre[j]
+        s += t * t
+    return s
 
 
 @jit
@@ -347,7 +361,9 @@ def seed_draw(closest, sample_weight, targets, margin):
 
 
 @jit(parallel=True)
-def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
+def lloyd_pass(
+    X, mean, sample_weight, centres, labels, sums, weights, margin, shift, upper, lower
+):
     """One Lloyd assignment: nearest centre per row, changed labels, per-centre sums.
 
     Parameters
@@ -362,7 +378,7 @@ def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
         Current centres, centred coordinates.
     labels : ndarray of shape (n,), int32
         Read and overwritten with each row's nearest centre (the first of
-        equally near ones).
+        equally near ones); -1 for a row not yet assigned.
     sums : ndarray of shape (K, D), float64
         Overwritten with ``sum_{i in k} w_i (x_i - mean)`` per centre.
     weights : ndarray of shape (K,), float64
@@ -370,7 +386,20 @@ def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
     margin : ndarray of shape (3,), float64
         A row is a near tie when the squared distances ``d1 <= d2`` to its two
         nearest centres differ by at most ``margin[0] * |x_i - mean|**2 +
-        margin[1] + margin[2] * sqrt(d2)`` (see ``fastmix._kmeans``).
+        margin[1] + margin[2] * sqrt(d2)`` (see ``fastmix._kmeans``);
+        ``margin[2] / 2`` bounds how far scikit-learn's centres may lie from
+        ``centres``.
+    shift : ndarray of shape (K,), float64
+        How far each centre moved since the pass that set ``upper`` and
+        ``lower`` (zeros for the first pass).
+    upper, lower : ndarray of shape (n,), float64
+        Read and updated (Hamerly's bounds): ``upper[i]`` at least the
+        distance from row ``i`` to its centre, ``lower[i]`` at most its
+        distance to any other centre, both rounded outwards; ``inf`` and 0
+        for a row without bounds. A row whose bounds, moved by ``shift`` and
+        widened for scikit-learn's centres and rounding, still keep its centre
+        nearest by more than the near-tie margin keeps its label without a
+        distance; only the others are compared with all K centres.
 
     Returns
     -------
@@ -378,6 +407,8 @@ def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
         How many rows changed label.
     n_near : int
         How many rows are near ties.
+    n_compared : int
+        How many rows were compared with all K centres.
     """
     prefer_wide_vectors()
     n_samples, n_features = X.shape
@@ -386,74 +417,141 @@ def lloyd_pass(X, mean, sample_weight, centres, labels, sums, weights, margin):
     n_chunks, n_groups = _chunk_groups(n_samples)
     p_sums = np.zeros((n_groups, n_clusters, n_features))
     p_weights = np.zeros((n_groups, n_clusters))
-    p_counts = np.zeros((n_groups, 2), dtype=np.int64)
+    p_counts = np.zeros((n_groups, 3), dtype=np.int64)
     cen, cen_sq = _padded(centres)
+    c_sq_max = 0.0
+    for k in range(n_clusters):
+        c_sq_max = max(c_sq_max, cen_sq[k])
+    # Every centre's move, and the largest move of any other centre.
+    far = 0.0
+    farther = 0.0
+    far_k = -1
+    for k in range(n_clusters):
+        if shift[k] > far:
+            farther = far
+            far = shift[k]
+            far_k = k
+        elif shift[k] > farther:
+            farther = shift[k]
+    off = 0.5 * margin[2]
     for g in prange(n_groups):
         xt = _scratch(cen.shape[1], CHUNK, X, True)
         x_sq = np.empty(CHUNK)
         prod = _scratch(cen.shape[0], CHUNK, x_sq, False)
-        identity = np.arange(CHUNK)
         best = np.empty(CHUNK)
         second = np.empty(CHUNK)
         lab = np.empty(CHUNK, dtype=np.int32)
+        rows = np.empty(CHUNK, dtype=np.int64)
         s = p_sums[g]
         sw = p_weights[g]
         changed = 0
         near = 0
+        compared = 0
         for c in range(g * _GROUP, min((g + 1) * _GROUP, n_chunks)):
             lo = c * CHUNK
             hi = min(lo + CHUNK, n_samples)
             m = hi - lo
-            rows = X[lo:hi]
-            _centred_tile(X, lo, identity, m, mean, xt, x_sq)
-            _cross_products(xt, m, cen, prod)
-            # scikit-learn's argmin of |c|^2 - 2 x.c (|x|^2 is common to all).
-            c_sq = cen_sq[0]
-            xc = prod[0]
-            for i in range(m):
-                best[i] = c_sq - 2.0 * xc[i]
-                second[i] = np.inf
-                lab[i] = 0
-            for k in range(1, n_clusters):
-                c_sq = cen_sq[k]
-                xc = prod[k]
-                for i in range(m):
-                    a = c_sq - 2.0 * xc[i]
-                    b = best[i]
-                    second[i] = min(second[i], max(a, b))
-                    if a < b:
-                        best[i] = a
-                        lab[i] = k
-            if n_clusters > 1:
-                for i in range(m):
-                    gap = second[i] - best[i]
-                    d2 = max(0.0, x_sq[i] + second[i])
-                    if gap <= margin[0] * x_sq[i] + margin[1] + margin[2] * np.sqrt(d2):
-                        near += 1
             old = labels[lo:hi]
+            up = upper[lo:hi]
+            low = lower[lo:hi]
+            n_full = 0
+            for i in range(m):
+                row = X[lo + i]
+                sq = 0.0
+                for j in range(n_features):
+                    t = row[j] - mean[j]
+                    sq += t * t
+                a = old[i]
+                if a < 0 or n_clusters == 1:
+                    rows[n_full] = i
+                    n_full += 1
+                    continue
+                # Outward rounding: _BOUND_SLACK covers the shifts' and the
+                # bounds' own rounding by orders of magnitude.
+                u = (up[i] + shift[a]) * (1.0 + _BOUND_SLACK)
+                l_ = (low[i] - (farther if a == far_k else far)) * (1.0 - _BOUND_SLACK)
+                up[i] = u
+                low[i] = max(l_, 0.0)
+                if not _kept(u, l_, off, margin, sq, c_sq_max):
+                    # Tighten the upper bound to the row's own centre.
+                    u = np.sqrt(_centred_sq_dist(row, mean, centres[a])) * (1.0 + _BOUND_SLACK)
+                    up[i] = u
+                    if not _kept(u, l_, off, margin, sq, c_sq_max):
+                        rows[n_full] = i
+                        n_full += 1
+            compared += n_full
+            if n_full > 0:
+                _centred_tile(X, lo, rows, n_full, mean, xt, x_sq)
+                _cross_products(xt, n_full, cen, prod)
+                # scikit-learn's argmin of |c|^2 - 2 x.c (|x|^2 is common to all).
+                c_sq = cen_sq[0]
+                xc = prod[0]
+                for q in range(n_full):
+                    best[q] = c_sq - 2.0 * xc[q]
+                    second[q] = np.inf
+                    lab[q] = 0
+                for k in range(1, n_clusters):
+                    c_sq = cen_sq[k]
+                    xc = prod[k]
+                    for q in range(n_full):
+                        v = c_sq - 2.0 * xc[q]
+                        b = best[q]
+                        second[q] = min(second[q], max(v, b))
+                        if v < b:
+                            best[q] = v
+                            lab[q] = k
+                for q in range(n_full):
+                    i = rows[q]
+                    d1 = x_sq[q] + best[q]
+                    d2 = x_sq[q] + second[q]
+                    if n_clusters > 1:
+                        gap = second[q] - best[q]
+                        if gap <= margin[0] * x_sq[q] + margin[1] + margin[2] * np.sqrt(
+                            max(0.0, d2)
+                        ):
+                            near += 1
+                    # Twice the expanded distances' rounding bound (margin[0] is
+                    # eight times it, see fastmix._kmeans), for the bounds.
+                    e = 0.25 * margin[0] * (x_sq[q] + c_sq_max)
+                    up[i] = np.sqrt(max(0.0, d1 + e)) * (1.0 + _BOUND_SLACK)
+                    low[i] = np.sqrt(max(0.0, d2 - e)) * (1.0 - _BOUND_SLACK)
+                    if old[i] != lab[q]:
+                        changed += 1
+                        old[i] = lab[q]
             w = sample_weight[lo:hi]
             for i in range(m):
-                k = lab[i]
-                if old[i] != k:
-                    changed += 1
-                    old[i] = k
+                k = old[i]
                 wi = w[i] if has_weight else 1.0
                 sw[k] += wi
-                row = rows[i]
+                row = X[lo + i]
                 for j in range(n_features):
                     s[k, j] += wi * (row[j] - mean[j])
         p_counts[g, 0] = changed
         p_counts[g, 1] = near
+        p_counts[g, 2] = compared
     sums[:] = 0.0
     weights[:] = 0.0
     n_changed = 0
     n_near = 0
+    n_compared = 0
     for g in range(n_groups):
         sums += p_sums[g]
         weights += p_weights[g]
         n_changed += p_counts[g, 0]
         n_near += p_counts[g, 1]
-    return n_changed, n_near
+        n_compared += p_counts[g, 2]
+    return n_changed, n_near, n_compared
+
+
+@jit
+def _kept(upper, lower, off, margin, x_sq, c_sq_max):
+    """Whether bounds ``upper`` on a row's distance to its centre and ``lower``
+    on its distance to any other keep that centre nearest in scikit-learn's
+    computation too: moved by ``off`` for its centres, the squared gap must
+    exceed the near-tie margin's rounding part."""
+    hi = upper + off
+    lo = lower - off
+    return lo > hi and lo * lo - hi * hi > margin[0] * x_sq + margin[1]
 
 
 @jit(parallel=True)
