@@ -87,6 +87,10 @@ def test_seed_trial_reads_only_rows_a_candidate_can_take(weighted, n_candidates)
     apart = ref.kmeans_sq_distances(chosen, 0.0, candidates).min(axis=1)
     ruled_out = apart[owner] >= 4.0 * (1.0 + 1e-9) * closest
     assert np.array_equal(ruled_out, owner != 0)
+    # Few enough needed rows in every chunk that each is read row by row
+    # (more than 1 in 4 and the kernel reads the whole chunk).
+    needed = np.add.reduceat(~ruled_out, np.arange(0, 3000, CHUNK))
+    assert np.all(needed <= np.diff(np.append(np.arange(0, 3000, CHUNK), 3000)) // 4)
     want_dist, want_pots = ref.kmeans_seed_trial(X, mean, w, closest, candidates)
     X[ruled_out] = candidates[0] + mean
     dist = np.empty((n_candidates, 3000))
@@ -182,6 +186,14 @@ def test_lloyd_pass_bounds_skip_rows_and_keep_the_reference(weighted):
     own = dist[np.arange(n_samples), labels]
     dist[np.arange(n_samples), labels] = np.inf
     assert np.all(upper >= own) and np.all(lower <= dist.min(axis=1))
+    # scikit-learn's centres may lie margin[2] / 2 from these: bounds that
+    # cannot rule that out keep no row from the comparison.
+    far_off = np.array([1e-12, 1e-12, 100.0])
+    *_, n_compared = lloyd_pass(
+        X, mean, weights_in, moved, labels, sums, weights, far_off, 0.0 * shift, upper, lower
+    )
+    assert n_compared == n_samples
+    np.testing.assert_array_equal(labels, want_labels)
 
 
 def test_lloyd_pass_counts_near_ties():

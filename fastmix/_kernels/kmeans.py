@@ -469,7 +469,10 @@ def lloyd_pass(
                 # Outward rounding: _BOUND_SLACK covers the shifts' and the
                 # bounds' own rounding by orders of magnitude.
                 u = (up[i] + shift[a]) * (1.0 + _BOUND_SLACK)
-                l_ = (low[i] - (farther if a == far_k else far)) * (1.0 - _BOUND_SLACK)
+                # Each term rounded outwards on its own: a difference's
+                # rounding is relative to its terms, not to the difference.
+                moved = farther if a == far_k else far
+                l_ = low[i] * (1.0 - _BOUND_SLACK) - moved * (1.0 + _BOUND_SLACK)
                 up[i] = u
                 low[i] = max(l_, 0.0)
                 if not _kept(u, l_, off, margin, sq, c_sq_max):
