@@ -167,6 +167,13 @@ def _cross_products(xt, m, cen, out):
             o1 = out[kg + 1, i0 : i0 + tile]
             o2 = out[kg + 2, i0 : i0 + tile]
             o3 = out[kg + 3, i0 : i0 + tile]
+            # Zeroed first, then one accumulating loop: a storing first
+            # block as well doubled the code LLVM compiles (a first run's time).
+            for i in range(tile):
+                o0[i] = 0.0
+                o1[i] = 0.0
+                o2[i] = 0.0
+                o3[i] = 0.0
             for jg in range(0, d4, 4):
                 x0 = xt[jg, i0 : i0 + tile]
                 x1 = xt[jg + 1, i0 : i0 + tile]
@@ -188,18 +195,6 @@ def _cross_products(xt, m, cen, out):
                 c31 = cen[kg + 3, jg + 1]
                 c32 = cen[kg + 3, jg + 2]
                 c33 = cen[kg + 3, jg + 3]
-                # The first block stores, the others add: out is never zeroed.
-                if jg == 0:
-                    for i in range(tile):
-                        d0 = x0[i]
-                        d1 = x1[i]
-                        d2 = x2[i]
-                        d3 = x3[i]
-                        o0[i] = (c00 * d0 + c01 * d1) + (c02 * d2 + c03 * d3)
-                        o1[i] = (c10 * d0 + c11 * d1) + (c12 * d2 + c13 * d3)
-                        o2[i] = (c20 * d0 + c21 * d1) + (c22 * d2 + c23 * d3)
-                        o3[i] = (c30 * d0 + c31 * d1) + (c32 * d2 + c33 * d3)
-                    continue
                 for i in range(tile):
                     d0 = x0[i]
                     d1 = x1[i]
@@ -254,7 +249,9 @@ def seed_trial(X, mean, sample_weight, closest, centres, dist, owner, apart):
     n_chunks, n_groups = _chunk_groups(n_samples)
     partial = np.zeros((n_groups, n_trials))
     cen = np.zeros(((n_trials + 3) // 4 * 4, n_features), dtype=centres.dtype)
-    cen[:n_trials] = centres
+    for t in range(n_trials):
+        for j in range(n_features):
+            cen[t, j] = centres[t, j]
     for g in prange(n_groups):
         buf = np.empty(n_features, dtype=X.dtype)
         near_dist = np.empty((cen.shape[0], CHUNK))
@@ -283,7 +280,8 @@ def seed_trial(X, mean, sample_weight, closest, centres, dist, owner, apart):
                 out = dist[t, lo:hi]
                 d = near_dist[t]
                 if n_read < m:
-                    out[:] = near
+                    for i in range(m):
+                        out[i] = near[i]
                     for q in range(n_read):
                         i = rows[q]
                         out[i] = min(near[i], d[q])
