@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python benchmarks/default_fit.py --covariance-types diag --repeats 3
     python benchmarks/default_fit.py --estimators gmm,bgmm -n 2e5 -d 64 -k 256 \
         --covariance-types diag
+    python benchmarks/default_fit.py -n 2e5 -d 64 -k 256 --covariance-types diag --dtype float32
 
 ``GaussianMixture(n_components=K, covariance_type=COV, random_state=SEED)``:
 every other parameter at its default (``init_params='kmeans'``, ``n_init=1``,
@@ -45,18 +46,19 @@ def main(argv=None):
     parser.add_argument("--estimators", default="gmm", help="gmm, bgmm or gmm,bgmm")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
 
     info = pc.machine()
     pc.say(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['loadavg']}")
-    X = pc.make_data(args.n_samples, args.n_features, args.n_components, "float64")
+    X = pc.make_data(args.n_samples, args.n_features, args.n_components, args.dtype)
     covs = args.covariance_types.split(",")
-    pc.warm_fastmix(covs, "float64", args.n_features, args.n_components)
+    pc.warm_fastmix(covs, args.dtype, args.n_features, args.n_components)
     pc.say(
         f"GaussianMixture defaults (kmeans init, tol=1e-3, max_iter=100), random_state="
-        f"{args.seed}: {args.n_samples:,} x {args.n_features}, K={args.n_components}, "
-        f"median of {args.repeats}"
+        f"{args.seed}: {args.n_samples:,} x {args.n_features} {args.dtype}, "
+        f"K={args.n_components}, median of {args.repeats}"
     )
     estimators = args.estimators.split(",")
     with warnings.catch_warnings():
@@ -64,7 +66,7 @@ def main(argv=None):
         # (or loaded) before anything is timed.
         warnings.simplefilter("ignore")
         small = pc.make_data(max(64, 8 * args.n_components), args.n_features, args.n_components,
-                             "float64", seed=1)  # fmt: skip
+                             args.dtype, seed=1)  # fmt: skip
         for name in estimators:
             for cov in covs:
                 ESTIMATORS[name][0](n_components=args.n_components, covariance_type=cov,
