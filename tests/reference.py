@@ -72,42 +72,24 @@ TOL = {
     np.dtype(np.float32): dict(rtol=(2 * 8 + 2) * 2.0**-24, atol=0.0),
 }
 
-# The first moments and the diagonal second moments (``s1``, ``s2_diag``) of
-# float32 data are formed in float32 over tiles of MOMENT_TILE = T <= 256 rows
-# (fastmix._kernels.estep._diag_moments, the allowance decided in issue 12),
-# then added into float64. Per term w r v (v = x - shift) or w r v**2: the
-# responsibility's (2D + 2) u as above, v's rounding u, w r rounded to float32
-# u, each product u; a tile's sum of T such terms adds (T - 1) u of their
-# absolute sum; adding tiles into float64 is exact to float64. So the bound is
-# ((2D + 2) + T + 3) u of the term scale: it grows with the tile, not with
-# n_samples (tests/test_kernels.py::test_float32_statistics_many_chunks_at_offset
-# runs 79 chunks). nk, the weights and the log-likelihood sums stay float64
-# and keep TOL.
-MOMENT_TILE = 256
-TOL_MOMENTS = {
-    np.dtype(np.float64): TOL[np.dtype(np.float64)],
-    np.dtype(np.float32): dict(rtol=((2 * 8 + 2) + MOMENT_TILE + 3) * 2.0**-24, atol=0.0),
-}
-
 
 def tol(dtype):
     """The tolerance entry of :data:`TOL` for ``dtype``."""
     return TOL[np.dtype(dtype)]
 
 
-def assert_close(got, want, dtype, scale=None, err_msg="", tolerances=TOL):
+def assert_close(got, want, dtype, scale=None, err_msg=""):
     """Assert ``|got - want| <= rtol * scale + atol`` with ``dtype``'s tolerance.
 
     ``scale`` defaults to ``|want|`` (a plain relative comparison); pass the
-    sum of absolute terms for quantities that may cancel. ``tolerances`` is
-    :data:`TOL`, or :data:`TOL_MOMENTS` for float32 tile-summed moments.
+    sum of absolute terms for quantities that may cancel.
     """
     got = np.asarray(got, dtype=np.float64)
     want = np.asarray(want, dtype=np.float64)
     assert got.shape == want.shape, (got.shape, want.shape, err_msg)
     if scale is None:
         scale = np.abs(want)
-    t = tolerances[np.dtype(dtype)]
+    t = tol(dtype)
     bound = t["rtol"] * np.broadcast_to(np.asarray(scale, dtype=np.float64), want.shape)
     bound = bound + t["atol"]
     err = np.abs(got - want)
@@ -147,8 +129,7 @@ def assert_stats_match(stats, want, dtype, what=""):
         ("sum_wlogp", stats.sum_wlogp),
         ("sum_wrlogr", stats.sum_wrlogr),
     ]:
-        tolerances = TOL_MOMENTS if name in ("s1", "s2_diag") else TOL
-        assert_close(got, want[name], dtype, scale[name], f"{what} {name}", tolerances)
+        assert_close(got, want[name], dtype, scale[name], err_msg=f"{what} {name}")
     # The pass mirrors the kernel's upper triangle: S2 must come back symmetric.
     np.testing.assert_array_equal(stats.s2_mat, np.swapaxes(stats.s2_mat, 1, 2))
 
