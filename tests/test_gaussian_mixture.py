@@ -328,7 +328,15 @@ def test_parity_edge_cases(covariance_type, case):
         Xe=Xe,
         cov_atol=cov_atol,
         atol_factor=atol_factor,
-        sample_values=case != "n_samples_equals_n_components",
+        # numpy's multivariate_normal draws through an SVD of the covariance,
+        # whose singular vectors' signs are not stable under the rounding
+        # that separates the two fits: fastmix's cross terms with the
+        # constant feature are exactly 0, scikit-learn's -1.2e-30, and with
+        # numpy 2.4.6 / OpenBLAS 0.3.31 on an AMD EPYC the two SVDs flip
+        # signs, so the same draws map to different points (the labels,
+        # drawn first, still agree and are compared).
+        sample_values=case != "n_samples_equals_n_components"
+        and not (case == "constant_feature" and covariance_type == "full"),
     )
 
 
