@@ -149,6 +149,11 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     else:
         # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk.
         scatter = stats.s2_diag - 2.0 * delta * s1 + n_true[:, None] * delta**2
+        if np.dtype(dtype) == np.float32:
+            # The float32 moments' tile sums (fastmix._kernels.estep._diag_moments)
+            # may leave a collapsing component's scatter below zero by their
+            # rounding: the true scatter is then within that of zero.
+            scatter = np.maximum(scatter, 0.0)
         scatter = scatter + eps10 * means**2
         pooled = covariance_type not in ("diag", "spherical")
         if reg_covar == 0:

@@ -357,7 +357,10 @@ def moments_from_stats(stats, covariance_type):
     if covariance_type in ("full", "tied"):
         scatter = stats.s2_mat[0] - np.outer(s1, s1) / total
         return mean, np.atleast_2d(scatter / (total - 1.0))
-    var = (stats.s2_diag[0] - s1 * s1 / total) / (total - 1.0)
+    # A feature constant to the float32 tiles' rounding (fastmix._kernels.estep
+    # ._diag_moments) can leave its scatter just below zero: np.var, which
+    # scikit-learn uses here, is never negative.
+    var = np.maximum(stats.s2_diag[0] - s1 * s1 / total, 0.0) / (total - 1.0)
     if covariance_type in ("diag", "tied-diagonal"):
         return mean, var
     return mean, np.float64(var.mean())

@@ -707,6 +707,51 @@ def test_float32_offset_data_close_to_float64(covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_float32_fit_at_offset_1e4_within_1e4_of_float64(covariance_type):
+    """Issue 12's float32 requirement: data offset by 1e4, a float32 fit within
+    1e-4 of the float64 fit, means in units of the spread (plus the float32
+    rounding of a mean near 1e4, 6e-4 of it) and covariances in units of
+    sqrt(v_i v_j). Components 14 standard deviations apart and 60
+    chunks, so that an error that grows with the distance between components
+    (a float32 'tied' s1, taken around one common centre: about 3e-3 here) or
+    with n_samples (a float32 sum across tiles) would show."""
+    rng = np.random.default_rng(12)
+    k, d, n = 3, 4, 30_000
+    centres = 10.0 * np.eye(k, d) + 1e4
+    labels = rng.integers(k, size=n)
+    X32 = (centres[labels] + rng.standard_normal((n, d))).astype(np.float32)
+    params = dict(
+        n_components=k,
+        covariance_type=covariance_type,
+        weights_init=np.full(k, 1.0 / k),
+        means_init=centres + 0.5,
+        max_iter=20,
+    )
+    gm32 = GaussianMixture(**params).fit(X32)
+    gm64 = GaussianMixture(**params).fit(X32.astype(np.float64))
+    assert gm32.n_iter_ == gm64.n_iter_
+    var = gm64.covariances_
+    if covariance_type == "full":
+        var = np.diagonal(var, axis1=1, axis2=2)
+    elif covariance_type == "tied":
+        var = np.broadcast_to(np.diag(var), (k, d))
+    elif covariance_type == "spherical":
+        var = np.broadcast_to(var[:, None], (k, d))
+    sd = np.sqrt(var)
+    stored = np.abs(gm64.means_) * 2.0**-24  # rounding means_ to float32
+    mean_err = (np.abs(gm32.means_ - gm64.means_) - stored) / sd
+    assert np.max(mean_err) <= 1e-4, np.max(mean_err)
+    if covariance_type == "full":
+        unit = sd[:, :, None] * sd[:, None, :]
+    elif covariance_type == "tied":
+        unit = np.outer(sd[0], sd[0])
+    else:
+        unit = gm64.covariances_
+    cov_err = np.abs(gm32.covariances_ - gm64.covariances_) / unit
+    assert np.max(cov_err) <= 1e-4, np.max(cov_err)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_float64_stays_float64_and_int_becomes_float64(covariance_type):
     X = np.round(sklearn_blobs(n=300, d=2, k=2, seed=19) * 10)
     params = dict(n_components=2, covariance_type=covariance_type, random_state=0)

@@ -23,12 +23,15 @@ Covariance types share one kernel through an integer code:
   with each component's precision repeated over the features.
 
 Statistics are accumulated around ``shift`` in float64 (``S1 = sum w r (x -
-shift_k)``, ``S2`` likewise for the second moment), so a variance can never go
-negative by cancellation. Each group of consecutive chunks adds them in order
-into its own partial slot; slots are summed in group order afterwards, so the
-result is bitwise independent of the number of threads. Data are read, centred
-and run through the densities in their own dtype (float32 stays float32); the
-statistics are formed and accumulated in float64.
+shift_k)``, ``S2`` likewise for the second moment), centred on each component,
+so a variance does not go negative by cancellation beyond the sums' own
+rounding. Each group of consecutive chunks adds them in order into its own
+partial slot; slots are summed in group order afterwards, so the result is
+bitwise independent of the number of threads. Data are read, centred and run
+through the densities in their own dtype (float32 stays float32); the
+statistics are formed in float64, except the diagonal moments of float32 data,
+formed and summed in float32 over tiles of :data:`MOMENT_TILE` rows before
+they are added into float64 (see :func:`_diag_moments`).
 """
 
 import numpy as np
@@ -46,6 +49,16 @@ _TILE = 128
 # rows halve their share (the tile, 32 KiB at D = 16, still fits L1): 6% less
 # time than 128 rows, 3% less than the whole 512-row chunk (ab_kernels.py).
 _STATS_TILE = 256
+# Rows of a tile whose moment products and partial sums run in the data's
+# dtype before they are added into float64: one default chunk. Issue 12
+# allows 256 rows or a length justified: at the end of every tile each of a
+# (component, feature)'s 8 vector sums is reduced across its lanes, which at
+# 256 rows cost a quarter of the moments' time (Zen 5, 64 x 256: 247 against
+# 181 us per chunk, 296 in float64). The bound tests/reference.py derives,
+# ((2D + 2) + T + 4) u32 of the terms' absolute sum, is at T = 512 and
+# D = 128 (the widest diagonal shape of the grid) 4.6e-5: within issue 12's
+# 1e-4 between float32 and float64 fits, and it does not grow with n.
+MOMENT_TILE = 512
 # Consecutive chunks one task adds, in order, into one partial slot: 8 keeps
 # 16 tasks per 128-chunk call for 2 threads while the partials (zeroed, then
 # summed on one thread after the parallel loop) shrink 8-fold (4.5 MiB per
@@ -560,7 +573,7 @@ def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
 
 
 @jit
-def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
+def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, like):
     """Add ``nk``, ``s1`` and (when ``s2_diag`` has K rows) ``s2_diag`` of a chunk.
 
     ``nk[k] += sum_i w_i r_ki``, ``s1[k, j] += sum_i w_i r_ki d_kij`` and
@@ -570,13 +583,20 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
     ``s2_diag`` of shape (0, D) and gets ``s1`` only. ``nk`` is summed in
     float64.
 
-    The differences are taken in the data's dtype, ``w r``, the products and
-    the sums in float64, for float32 data too: float32 products and partial
-    sums (even over 256-row tiles, the project's allowance) let a collapsing
-    component's variance, ``s2/nk - (s1/nk)**2``, go negative by ~u32 of
-    ``(s1/nk)**2`` (measured: -1.9e-7 with reg_covar 1e-6 at 5000 x 64,
-    K = 256, third iteration), where float64 products keep ``s1**2 <= s2 nk``
-    to float64 rounding.
+    The differences are taken in the data's dtype; ``w r``, the products and
+    the partial sums over tiles of :data:`MOMENT_TILE` rows in ``like``'s
+    dtype, then added into float64. DIAG and SPHERICAL pass ``xt``: float32
+    data get float32 tiles (the allowance decided in issue 12), whose sums
+    are off by up to (MOMENT_TILE + 4) u32 of their terms' absolute sum, so
+    a collapsing component's scatter, ``s2 - 2 d s1 + nk d**2``, can come
+    out below zero by that much (it was -1.9e-7 with reg_covar 1e-6 at
+    5000 x 64, K = 256): the M-steps clamp a float32 scatter at zero
+    (``fastmix._update.gaussian_parameters``,
+    ``fastmix._variational.moments_from_stats``). TIED passes ``w``
+    (float64): its ``s1`` feeds the between-component term of one pooled
+    covariance, ``nk (mean_k - c)(mean_k - c)^T`` around a common centre
+    ``c``, where a float32 error in ``s1`` is multiplied by the distance
+    between components, not by the spread within them.
 
     Components whose every weighted responsibility is zero are skipped (a
     row's zero responsibility adds exactly nothing). The others run in
@@ -601,7 +621,13 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
             nk[k] += total
             active[n_active] = k
             n_active += 1
-    wr = _scratch(4, m, w, False)
+    # w r in like's dtype: the products and the partial sums over a tile of
+    # rows run in it too (16 float32 lanes per vector, not 8), and are added
+    # into float64 at the end of every tile.
+    wr = _scratch(4, m, like, False)
+    zero = np.zeros(1, dtype=like.dtype)[0]
+    # float64 tiles: one tile per chunk, nothing to flush (as before the tiles).
+    tile_rows = MOMENT_TILE if like.itemsize == 4 else max(m, 1)
     for g in range(0, n_active, 4):
         n_tile = min(4, n_active - g)
         k0 = active[g]
@@ -623,7 +649,6 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
             w2[i] = wi * r2[i]
             w3[i] = wi * r3[i]
         for j in range(n_features):
-            x = xt[j, :m]
             m0 = shift[k0, j]
             m1 = shift[k1, j]
             m2 = shift[k2, j]
@@ -636,24 +661,49 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag):
             q1 = 0.0
             q2 = 0.0
             q3 = 0.0
-            for i in range(m):
-                d = x[i]
-                v = d - m0
-                u = w0[i] * v
-                a0 += u
-                q0 += u * v
-                v = d - m1
-                u = w1[i] * v
-                a1 += u
-                q1 += u * v
-                v = d - m2
-                u = w2[i] * v
-                a2 += u
-                q2 += u * v
-                v = d - m3
-                u = w3[i] * v
-                a3 += u
-                q3 += u * v
+            for t0 in range(0, m, tile_rows):
+                t1 = min(t0 + tile_rows, m)
+                # Slices, not offset indices: those keep numba's wraparound
+                # check in the loop and stop it vectorising.
+                x = xt[j, t0:t1]
+                v0 = w0[t0:t1]
+                v1 = w1[t0:t1]
+                v2 = w2[t0:t1]
+                v3 = w3[t0:t1]
+                b0 = zero
+                b1 = zero
+                b2 = zero
+                b3 = zero
+                p0 = zero
+                p1 = zero
+                p2 = zero
+                p3 = zero
+                for i in range(t1 - t0):
+                    d = x[i]
+                    v = d - m0
+                    u = v0[i] * v
+                    b0 += u
+                    p0 += u * v
+                    v = d - m1
+                    u = v1[i] * v
+                    b1 += u
+                    p1 += u * v
+                    v = d - m2
+                    u = v2[i] * v
+                    b2 += u
+                    p2 += u * v
+                    v = d - m3
+                    u = v3[i] * v
+                    b3 += u
+                    p3 += u * v
+                a0 += b0
+                a1 += b1
+                a2 += b2
+                a3 += b3
+                q0 += p0
+                q1 += p1
+                q2 += p2
+                q3 += p3
             s1[k0, j] += a0
             if n_tile > 1:
                 s1[k1, j] += a1
@@ -737,7 +787,10 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
                 dt[j, i] = v
                 wd[j, i] = w[i] * v
         _upper_gram(wd, dt, m, s2_mat[0])
-    _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag)
+        # float64 tiles: see _diag_moments.
+        _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, w)
+    else:
+        _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, xt)
 
 
 @jit
