@@ -77,17 +77,17 @@ TOL = {
 # which run those codes) are formed in float32 over tiles of MOMENT_TILE = T
 # rows (fastmix._kernels.estep._diag_moments; issue 12 allows 256 or a length
 # justified, and estep.MOMENT_TILE's comment justifies 512), then added into
-# float64. Per term w r v or w r v**2 (v = x -
-# shift_k, centred on its own component): the responsibility's (2D + 2) u as
-# above; w r rounded to float32, u; v's rounding, u (twice in v**2); each
-# product, u: 3 u for s1 and 5 u for s2. A tile's float32 sum of T such terms
-# adds (T - 1) u of their absolute sum, in whatever order the compiler
-# reassociates it (the kernels allow it, to vectorise); adding tiles into
-# float64 is exact to float64. So the bound is ((2D + 2) + T + 4) u of the term scale, with the
+# float64. Per term w r v or w r v**2 (v = x - shift_k, centred on its own
+# component): the responsibility's (2D + 2) u as above; w r rounded to
+# float32, u; v's rounding, u (twice in v**2); each product, u: 3 u for s1
+# and 5 u for s2. A tile's float32 sum of T such terms adds (T - 1) u of
+# their absolute sum, in whatever order the compiler reassociates it (the
+# kernels allow it, to vectorise); adding tiles into float64 is exact to
+# float64. So the bound is ((2D + 2) + T + 4) u of the term scale, with the
 # data's own D: it grows with the tile, not with n_samples
 # (tests/test_kernels.py::test_float32_statistics_many_chunks_at_offset runs
-# 79 chunks). nk, the weights, the log-likelihood sums, and every statistic of
-# 'full' and 'tied' (whose s1 stays float64: it is taken around one common
+# 79 chunks). nk, the weights, the log-likelihood sums, and every statistic
+# of 'full' and 'tied' (whose s1 stays float64: it is taken around one common
 # centre there) keep TOL.
 MOMENT_TILE = 512
 

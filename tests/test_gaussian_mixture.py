@@ -711,10 +711,12 @@ def test_float32_fit_at_offset_1e4_within_1e4_of_float64(covariance_type):
     """Issue 12's float32 requirement: data offset by 1e4, a float32 fit within
     1e-4 of the float64 fit, means in units of the spread (plus the float32
     rounding of a mean near 1e4, 6e-4 of it) and covariances in units of
-    sqrt(v_i v_j). Components 14 standard deviations apart and 60
-    chunks, so that an error that grows with the distance between components
-    (a float32 'tied' s1, taken around one common centre: about 3e-3 here) or
-    with n_samples (a float32 sum across tiles) would show."""
+    sqrt(v_i v_j). Components 14 standard deviations apart and 60 chunks.
+    This guards the whole fit, not the worst case: it also passes with
+    'tied' on float32 tiles (whose worst-case bound, ~2 (T + 2) u
+    (delta/sigma)^2, random data do not reach);
+    tests/test_kernels.py::test_tied_first_moments_of_float32_data_stay_float64
+    pins 'tied' to float64."""
     rng = np.random.default_rng(12)
     k, d, n = 3, 4, 30_000
     centres = 10.0 * np.eye(k, d) + 1e4
