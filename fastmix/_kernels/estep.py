@@ -26,12 +26,13 @@ Statistics are accumulated around ``shift`` in float64 (``S1 = sum w r (x -
 shift_k)``, ``S2`` likewise for the second moment), centred on each component
 (TIED: on one common centre), so a variance does not go negative by
 cancellation beyond the sums' own rounding. Each group of consecutive chunks
-adds them in order into its own partial slot; slots are summed in group
-order afterwards, so the result is bitwise independent of the number of threads. Data are read, centred and run
-through the densities in their own dtype (float32 stays float32); the
-statistics are formed in float64, except the diagonal moments of float32 data,
-formed and summed in float32 over tiles of :data:`MOMENT_TILE` rows before
-they are added into float64 (see :func:`_diag_moments`).
+adds them in order into its own partial slot; slots are summed in group order
+afterwards, so the result is bitwise independent of the number of threads. Data
+are read, centred and run through the densities in their own dtype (float32
+stays float32); the statistics are formed in float64, except the diagonal
+moments of float32 data, formed and summed in float32 over tiles of
+:data:`MOMENT_TILE` rows before they are added into float64 (see
+:func:`_diag_moments`).
 """
 
 import numpy as np
