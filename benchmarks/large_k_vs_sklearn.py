@@ -6,6 +6,8 @@ Usage (from the repository root)::
     python benchmarks/large_k_vs_sklearn.py --shapes 16x16 --repeats 5
     # before and after: fastmix from each tree in turn (a subprocess per fit)
     python benchmarks/large_k_vs_sklearn.py --trees /tmp/base,. --no-sklearn
+    # float32 against float64, side by side in every repeat
+    python benchmarks/large_k_vs_sklearn.py --dtype float64,float32
 
 Every repeat times, in turn, the float64 matmul on both cores (the rate of
 ``benchmarks/matmul_flops.py``), fastmix and scikit-learn, so a slow phase of
@@ -27,7 +29,9 @@ same repeat.
 
 With ``--trees A,B``, fastmix runs from each tree's ``fastmix`` package in a
 subprocess (``PYTHONPATH`` set to the tree), alternating A and B within each
-repeat: a before/after figure for the whole fit.
+repeat: a before/after figure for the whole fit. With ``--dtype
+float64,float32`` every repeat times each dtype in turn (the same points,
+cast) and the second dtype's time over the first's is reported per repeat.
 """
 
 import argparse
@@ -84,10 +88,10 @@ def parse_shape(text):
     return int(d), int(k)
 
 
-def fastmix_in(tree, args, shape):
+def fastmix_in(tree, args, shape, dtype):
     cmd = [sys.executable, os.path.join(HERE, "large_k_vs_sklearn.py"), "--child"]
     cmd += ["--shapes", shape, "-n", str(args.n_samples), "--iters", str(args.iters)]
-    cmd += ["--covariance-type", args.covariance_type, "--dtype", args.dtype]
+    cmd += ["--covariance-type", args.covariance_type, "--dtype", dtype]
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     doc = json.loads(out.stdout.strip().splitlines()[-1])
@@ -99,7 +103,7 @@ def main(argv=None):
     parser.add_argument("-n", "--n-samples", type=lambda s: int(float(s)), default=200_000)
     parser.add_argument("--shapes", default="64x256,40x1024", help="DxK[,DxK...]")
     parser.add_argument("--covariance-type", default="diag")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--dtype", default="float64", help="float64, float32, or both")
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trees", default=None, metavar="A,B")
@@ -117,68 +121,84 @@ def main(argv=None):
     pc.say(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['loadavg']}")
     pc.say(f"versions: {info['versions']}")
     trees = args.trees.split(",") if args.trees else []
-    sides = trees or ["fastmix"]
+    dtypes = args.dtype.split(",")
+    if not set(dtypes) <= {"float64", "float32"}:
+        parser.error(f"--dtype takes float64 and/or float32, got {args.dtype!r}")
+    # One side per (tree, dtype): named by the tree, suffixed by the dtype when both run.
+    sides = [(t, dt) for t in trees or ["fastmix"] for dt in dtypes]
+    names = [t if len(dtypes) == 1 else f"{t}/{dt}" for t, dt in sides]
+    sk_names = ["sklearn" if len(dtypes) == 1 else f"sklearn/{dt}" for dt in dtypes]
     results = []
     for shape in args.shapes.split(","):
         d, k = parse_shape(shape)
         n, cov = args.n_samples, args.covariance_type
-        X = pc.make_data(n, d, k, args.dtype)
+        data = {dt: pc.make_data(n, d, k, dt) for dt in dtypes}
         if not trees:
-            pc.warm_fastmix([cov], args.dtype, d, k)
+            for dt in dtypes:
+                pc.warm_fastmix([cov], dt, d, k)
         flop = model_flops(n, d, k, cov)
         pc.say(
             f"{cov}, {n:,} x {d}, K = {k}, {args.dtype}, {args.iters} iterations, "
             f"{flop / 1e9:.2f} GFLOP per iteration ({'2NKD^2' if cov == 'full' else '8NKD'})"
         )
-        times = {side: [] for side in [*sides, "sklearn", "matmul"]}
-        bounds = {side: [] for side in [*sides, "sklearn"]}
+        times = {name: [] for name in [*names, *sk_names, "matmul"]}
+        bounds = {name: [] for name in [*names, *sk_names]}
         for rep in range(args.repeats):
             rate, _ = matmul_rate(args.matmul_size, "float64", 2, 3)
             times["matmul"].append(rate)
             line = f"  repeat {rep}: matmul {rate / 1e9:6.1f} GFLOP/s"
-            for side in sides:
+            for (tree, dt), name in zip(sides, names, strict=True):
                 if trees:
-                    s, lb = fastmix_in(side, args, shape)
+                    s, lb = fastmix_in(tree, args, shape, dt)
                 else:
                     from fastmix import GaussianMixture
 
+                    X = data[dt]
                     est = GaussianMixture(**fit_params(k, cov, X, args.iters))
                     s, est = continuation(est, X, args.iters)
                     lb = pc.scalar(est.lower_bound_)
-                times[side].append(s)
-                bounds[side].append(lb)
-                line += f"; {side} {s:.4f} s/iter ({flop / s / 1e9:.1f} GFLOP/s)"
-            if not args.no_sklearn:
+                times[name].append(s)
+                bounds[name].append(lb)
+                line += f"; {name} {s:.4f} s/iter ({flop / s / 1e9:.1f} GFLOP/s)"
+            for dt, name in zip(dtypes, sk_names, strict=True):
+                if args.no_sklearn:
+                    break
+                X = data[dt]
                 with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
                     est = SkGaussianMixture(**fit_params(k, cov, X, args.iters))
                     s, est = continuation(est, X, args.iters)
-                times["sklearn"].append(s)
-                bounds["sklearn"].append(pc.scalar(est.lower_bound_))
-                line += f"; sklearn {s:.4f} s/iter"
+                times[name].append(s)
+                bounds[name].append(pc.scalar(est.lower_bound_))
+                line += f"; {name} {s:.4f} s/iter"
             pc.say(line + f"  load {pc.loadavg()}")
         peak = pc.median(times["matmul"])
         row = {"shape": shape, "n_samples": n, "n_features": d, "n_components": k,
                "covariance_type": cov, "dtype": args.dtype, "iters": args.iters,
                "gflop_per_iter": flop / 1e9, "matmul_gflops_median": peak / 1e9,
                "times": times, "lower_bounds": bounds}  # fmt: skip
-        for side in sides:
-            s = pc.median(times[side])
-            row[side] = {"seconds_per_iter": s, "gflops": flop / s / 1e9,
+        for (_, dt), name in zip(sides, names, strict=True):
+            s = pc.median(times[name])
+            row[name] = {"seconds_per_iter": s, "gflops": flop / s / 1e9,
                          "fraction_of_matmul": flop / s / peak}  # fmt: skip
             msg = (
-                f"  {side}: median {s:.4f} s/iter, {flop / s / 1e9:.1f} GFLOP/s = "
+                f"  {name}: median {s:.4f} s/iter, {flop / s / 1e9:.1f} GFLOP/s = "
                 f"{flop / s / peak:.1%} of the median matmul {peak / 1e9:.1f} GFLOP/s"
             )
-            if times["sklearn"]:
-                ratio = pc.median(times["sklearn"]) / s
-                row[side]["sklearn_ratio"] = ratio
-                msg += f"; scikit-learn {pc.median(times['sklearn']):.4f} s/iter = {ratio:.2f}x"
+            sk = times[sk_names[dtypes.index(dt)]]
+            if sk:
+                ratio = pc.median(sk) / s
+                row[name]["sklearn_ratio"] = ratio
+                msg += f"; scikit-learn {pc.median(sk):.4f} s/iter = {ratio:.2f}x"
             pc.say(msg)
-        if len(sides) == 2:
-            a, b = (pc.median(times[side]) for side in sides)
-            per_rep = [tb / ta for ta, tb in zip(times[sides[0]], times[sides[1]], strict=True)]
-            row["b_over_a"] = pc.median(per_rep)
-            pc.say(f"  {sides[1]} / {sides[0]}: medians {b / a:.3f}, per repeat {per_rep}")
+        pairs = [names] if len(trees) == 2 and len(dtypes) == 1 else []
+        if len(dtypes) == 2:
+            # The second dtype's time over the first's in each repeat, per tree.
+            pairs = [names[i : i + 2] for i in range(0, len(names), 2)]
+        for a_name, b_name in pairs:
+            a, b = pc.median(times[a_name]), pc.median(times[b_name])
+            per_rep = [tb / ta for ta, tb in zip(times[a_name], times[b_name], strict=True)]
+            row[f"{b_name} / {a_name}"] = pc.median(per_rep)
+            pc.say(f"  {b_name} / {a_name}: medians {b / a:.3f}, per repeat {per_rep}")
         spread = {side: max(v) - min(v) for side, v in bounds.items() if v}
         pc.say(f"  lower bounds, spread over repeats: {spread}")
         results.append(row)

@@ -86,7 +86,12 @@ TOL = {
 # float64. So the bound is ((2D + 2) + T + 4) u of the term scale, with the
 # data's own D: it grows with the tile, not with n_samples
 # (tests/test_kernels.py::test_float32_statistics_many_chunks_at_offset runs
-# 79 chunks). nk, the weights, the log-likelihood sums, and every statistic
+# 79 chunks). Terms whose w r is below 2**-126, float32's smallest normal
+# number, are dropped (float32 would hold them as subnormals, to 2**-149
+# absolute): each is below 2**-126 |v|**p absolute, which the bound does not
+# carry, so it assumes every component holds some row whose w r is far above
+# 2**-126 (true of every test problem; one with none has nk < n 2**-126).
+# nk, the weights, the log-likelihood sums, and every statistic
 # of 'full' and 'tied' (whose s1 stays float64: it is taken around one common
 # centre there) keep TOL.
 MOMENT_TILE = 512
