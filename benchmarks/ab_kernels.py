@@ -68,10 +68,13 @@ def chunk_stages(X64, dtype, covariance_type, n_components):
     w[:] = 1.0
     dt, y = pc.aligned((n4, width), X.dtype), pc.aligned((n4, width), X.dtype)
     acc = pc.aligned(width, X.dtype)
-    wd, logp = pc.aligned((n4, width)), pc.aligned((n_components, width))
-    lse, rlogr, total, t = (pc.aligned(width) for _ in range(4))
+    # Log-densities and responsibilities in the data's dtype, as this tree's
+    # kernels take them (before 2026-12-05 they were float64: compare such a
+    # tree by its "chunk" stage).
+    wd, logp = pc.aligned((n4, width)), pc.aligned((n_components, width), X.dtype)
+    lse, rlogr, total, t, wr = (pc.aligned(width) for _ in range(5))
     scale_bits = pc.aligned(width, np.int64)
-    resp = pc.aligned((n_components, width))
+    resp = pc.aligned((n_components, width), X.dtype)
     nk = np.zeros(n_components)
     s1 = np.zeros((n_components, n_features))
     s2_mat = np.zeros((p.prec_mat.shape[0], n_features, n_features))
@@ -86,9 +89,10 @@ def chunk_stages(X64, dtype, covariance_type, n_components):
     def norm(E):
         resp[:] = logp
         E._normalise_chunk(resp, m, lse, rlogr, total, t, scale_bits)
+        np.multiply(w, total, out=wr)  # each row's weight over its total
 
     def stats(E):
-        E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, t)
+        E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
 
     no_weight, scal = np.empty(0), np.zeros(3)
 

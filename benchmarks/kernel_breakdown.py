@@ -42,8 +42,10 @@ def stage_times(X, gm, chunks, chunk_rows):
     w = pc.aligned(width)
     lse, rlogr, total, t = (pc.aligned(width) for _ in range(4))
     scale_bits = pc.aligned(width, np.int64)
-    logp = pc.aligned((n_components, width))
-    resp = pc.aligned((n_components, width))
+    # Log-densities and responsibilities in the data's dtype, as the kernels'.
+    logp = pc.aligned((n_components, width), dtype)
+    resp = pc.aligned((n_components, width), dtype)
+    wr = pc.aligned(width)
     nk = np.zeros(n_components)
     s1 = np.zeros((n_components, n_features))
     s2_mat = np.zeros((p.prec_mat.shape[0], n_features, n_features))
@@ -58,9 +60,10 @@ def stage_times(X, gm, chunks, chunk_rows):
     def norm():
         resp[:] = logp
         estep._normalise_chunk(resp, m, lse, rlogr, total, t, scale_bits)
+        np.multiply(w, total, out=wr)  # each row's weight over its total, as _stats_chunk
 
     def stats():
-        estep._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, t)
+        estep._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
 
     def copy_only():
         resp[:] = logp

@@ -121,7 +121,7 @@ def assert_same_stats(got, want, scale_ref, what, dtype, fields=STATS_FIELDS):
     rest = [name for name in fields if name not in moments]
     assert_stats_close(got, want, **ref.tol(F64), scale=scale, fields=rest, err_msg=what)
     if moments:
-        rtol = 2 * ref.moments_tol(dtype, got.s1.shape[1])["rtol"]
+        rtol = 2 * ref.moments_tol(dtype, got.s1.shape[1], got.s1.shape[0])["rtol"]
         assert_stats_close(got, want, rtol, scale=scale, fields=sorted(moments), err_msg=what)
     np.testing.assert_array_equal(got.s2_mat, np.swapaxes(got.s2_mat, 1, 2))
 

@@ -29,13 +29,17 @@ cancellation beyond the sums' own rounding. Each group of consecutive chunks
 adds them in order into its own partial slot; slots are summed in group order
 afterwards, so the result is bitwise independent of the number of threads. Data
 are read, centred and run through the densities in their own dtype (float32
-stays float32); the statistics are formed in float64, except the diagonal
-moments of float32 data, formed and summed in float32 over tiles of
+stays float32), and so are the log-densities and the exps that turn them into
+responsibilities (each row's sums over components are float64: see
+:func:`_normalise_chunk`); the statistics are formed in float64, except the
+diagonal moments of float32 data, formed and summed in float32 over tiles of
 :data:`MOMENT_TILE` rows before they are added into float64 (see
 :func:`_diag_moments`).
 """
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from .._numba import jit, prange, prefer_wide_vectors
 
@@ -56,9 +60,9 @@ _STATS_TILE = 256
 # (component, feature)'s 8 vector sums is reduced across its lanes, which at
 # 256 rows cost a quarter of the moments' time (Zen 5, 64 x 256: 247 against
 # 181 us per chunk, 296 in float64). The bound tests/reference.py derives,
-# ((2D + 2) + T + 4) u32 of the terms' absolute sum, is at T = 512 and
-# D = 128 (the widest diagonal shape of the grid) 4.6e-5: within issue 12's
-# 1e-4 between float32 and float64 fits, and it does not grow with n.
+# (max(2D + 4, 4 ln K + 4) + T + 4) u32 of the terms' absolute sum, is at
+# T = 512 and D = 128 (the widest diagonal shape of the grid) 4.6e-5: within
+# issue 12's 1e-4 between float32 and float64 fits, and it does not grow with n.
 MOMENT_TILE = 512
 # float32's smallest normal number, 2**-126: see _diag_moments.
 _F32_TINY = 1.1754943508222875e-38
@@ -124,6 +128,72 @@ def _exp_inplace(a, m, scale_bits):
         a[i] *= scale[i]
 
 
+# float32 exp: the same reduction with float32 constants. _LN2_HI32 has 9
+# significant bits, so n * _LN2_HI32 is exact for |n| < 2**15.
+_LOG2E32 = np.float32(1.4426950408889634)
+_LN2_HI32 = np.float32(0.693359375)
+_LN2_LO32 = np.float32(-2.12194440e-4)
+# Below this exp(x) is under 2**-126, float32's smallest normal: returned as 0.
+_EXP32_MIN = np.float32(-87.0)
+_EXP32_MAX = np.float32(88.0)
+_F32_HALF = np.float32(0.5)
+_F32_ONE = np.float32(1.0)
+_F32_ZERO = np.float32(0.0)
+
+
+@jit(reassoc=False)
+def _exp32_inplace(a, m, scale_bits):
+    """``a[:m] = exp(a[:m])`` for float32 ``a <= 88``, 16 lanes per vector.
+
+    :func:`_exp_inplace` in float32: exp(x) = 2**n * exp(r), r = x - n ln 2 in
+    [-ln2/2, ln2/2], and a degree-7 Taylor polynomial (truncation < 6e-9
+    relative, under u32/10); ``scale_bits`` is int32 scratch, (B,). Arguments
+    below -87 give 0 (exp would be under 2**-126, float32's smallest normal;
+    the moments drop such responsibilities anyway), -inf gives 0, NaN stays
+    NaN. Every operation stays in float32: the constants are float32.
+    """
+    prefer_wide_vectors()
+    scale = scale_bits.view(np.float32)
+    for i in range(m):
+        x = a[i]
+        xc = x if x > _EXP32_MIN else _EXP32_MIN
+        xc = xc if xc < _EXP32_MAX else _EXP32_MAX
+        n = np.floor(xc * _LOG2E32 + _F32_HALF)
+        r = xc - n * _LN2_HI32
+        r = r - n * _LN2_LO32
+        p = _F32_ONE + r * (
+            _F32_ONE + r * (
+                np.float32(1.0 / 2) + r * (
+                    np.float32(1.0 / 6) + r * (
+                        np.float32(1.0 / 24) + r * (
+                            np.float32(1.0 / 120) + r * (
+                                np.float32(1.0 / 720) + r * np.float32(1.0 / 5040)
+                            )
+                        )
+                    )
+                )
+            )
+        )  # fmt: skip
+        a[i] = p if x >= _EXP32_MIN else (_F32_ZERO if x < _EXP32_MIN else x)
+        scale_bits[i] = (np.int32(n) + np.int32(127)) << np.int32(23)
+    for i in range(m):
+        a[i] *= scale[i]
+
+
+def _exp_rows(a, m, scale_bits):
+    """``a[:m] = exp(a[:m])`` in ``a``'s dtype (a typing stub: see the overload)."""
+    raise NotImplementedError("only callable from numba kernels")
+
+
+@overload(_exp_rows)
+def _exp_rows_typed(a, m, scale_bits):
+    # Chosen at typing time, so a kernel compiles only its own dtype's exp.
+    if a.dtype == types.float32:
+        # float32 2**n bits in the first half of the int64 scratch.
+        return lambda a, m, scale_bits: _exp32_inplace(a, m, scale_bits.view(np.int32))
+    return lambda a, m, scale_bits: _exp_inplace(a, m, scale_bits)
+
+
 _SQRT2 = 1.4142135623730951
 
 
@@ -185,12 +255,13 @@ def _load_chunk(X, sample_weight, lo, hi, xt, w):
 
 @jit
 def _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc):
-    """Weighted log-densities of a chunk's first ``m`` rows into ``logp`` (K, B), float64.
+    """Weighted log-densities of a chunk's first ``m`` rows into ``logp`` (K, B).
 
     ``xt`` holds the rows transposed, (D, B), so every inner loop runs over
     contiguous rows and vectorises. ``dt`` (D4, B), ``y`` (D4, B) and ``acc``
     (B,) are scratch in the data's dtype (D4: D rounded up to a multiple of 4);
-    only TIED uses ``dt`` and ``y``.
+    only TIED uses ``dt`` and ``y``. ``logp`` is in the data's dtype too: the
+    densities are formed in it, and float32 data normalise in float32.
     """
     prefer_wide_vectors()
     n_features = xt.shape[0]
@@ -417,7 +488,7 @@ def _write_logp(logp, k, b, acc, m):
 
 @jit
 def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
-    """Diagonal log-densities of a chunk's first ``m`` rows into ``logp`` (K, B), float64.
+    """Diagonal log-densities of a chunk's first ``m`` rows into ``logp`` (K, B).
 
     ``logp[k, i] = bias_k - 0.5 * sum_j prec_diag[k, j] * (xt[j, i] - shift[k, j])**2``,
     every difference centred on its own component (no expansion of the square,
@@ -426,8 +497,8 @@ def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
     float32) loads 4 feature rows once for 16 (component, feature) pairs and
     updates 4 running sums, which stay in L1. The densities are formed in the
     data's dtype, as before; ``xt`` is (D, B), ``shift`` and ``prec_diag``
-    (K, D) in its dtype, ``bias`` (K,) float64; ``logp`` (K, B) float64 is
-    written. Per (row, component, feature): one subtraction, one product and
+    (K, D) in its dtype, ``bias`` (K,) float64; ``logp`` (K, B) in its dtype
+    is written. Per (row, component, feature): one subtraction, one product and
     one multiply-add, the least a centred square costs. A last partial group
     of features reads a zero row with a zero mean and precision (it adds
     exactly 0); a last partial group of components repeats the last
@@ -582,7 +653,8 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, like):
     ``nk[k] += sum_i w_i r_ki``, ``s1[k, j] += sum_i w_i r_ki d_kij`` and
     ``s2_diag[k, j] += sum_i w_i r_ki d_kij**2`` with ``d_kij = xt[j, i] -
     shift[k, j]`` centred on its own component, for the first ``m`` rows;
-    ``resp`` is (K, B) float64, ``xt`` (D, B) float32 or float64. TIED passes
+    ``resp`` (K, B) and ``xt`` (D, B) are in the data's dtype (float32 or
+    float64), ``w`` (B,) in float64. TIED passes
     ``s2_diag`` of shape (0, D) and gets ``s1`` only. ``nk`` is summed in
     float64.
 
@@ -739,35 +811,43 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, like):
 
 @jit
 def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
-    """Log-densities (K, B) -> responsibilities in place, one exp per entry.
+    """Log-densities (K, B) -> unnormalised responsibilities in place, one exp per entry.
 
-    Writes each row's stable log-sum-exp into ``lse`` and ``sum_k r log r`` into
-    ``rlogr``; ``total``, ``t`` (B,) and ``scale_bits`` (B,) int64 are scratch.
-    A row whose every density is zero gets lse = -inf and NaN
-    responsibilities: the caller reports it rather than dividing 0 by 0.
+    ``logp`` is in the data's dtype and so are its results: each entry
+    becomes ``e_k = exp(logp_k - max_j logp_j)``, the row's responsibilities
+    times its ``total = sum_k e_k``. Writes each row's stable log-sum-exp into
+    ``lse``, ``sum_k r log r`` into ``rlogr`` and ``1 / total`` into ``total``
+    (all float64): the caller folds ``1 / total`` into the row's weight
+    instead of scaling K entries per row. ``t`` (B,) float64 and
+    ``scale_bits`` (B,) int64 are scratch. A row whose every density is zero
+    gets lse = -inf and NaN responsibilities: the caller reports it rather
+    than dividing 0 by 0.
     """
     prefer_wide_vectors()
     n_components = logp.shape[0]
+    # The row max and e_k's exponent in logp's dtype: 16 float32 lanes per vector.
+    mx = _scratch(1, m, logp, False)[0]
+    tk = _scratch(1, m, logp, False)[0]
     for i in range(m):
-        lse[i] = logp[0, i]
+        mx[i] = logp[0, i]
         rlogr[i] = 0.0
         total[i] = 0.0
     for k in range(1, n_components):
         for i in range(m):
             v = logp[k, i]
-            lse[i] = v if v > lse[i] else lse[i]
-    # With lse holding the row max: e_k = exp(t_k), t_k = logp_k - max;
-    # total = sum_k e_k and rlogr = sum_k e_k t_k (0 * -inf taken as 0).
+            mx[i] = v if v > mx[i] else mx[i]
+    # e_k = exp(t_k), t_k = logp_k - max; total = sum_k e_k and rlogr =
+    # sum_k e_k t_k (0 * -inf taken as 0), both summed in float64.
     for k in range(n_components):
         row = logp[k]
         for i in range(m):
-            t[i] = row[i] - lse[i]
-            row[i] = t[i]
-        _exp_inplace(row, m, scale_bits)
+            tk[i] = row[i] - mx[i]
+            row[i] = tk[i]
+        _exp_rows(row, m, scale_bits)
         for i in range(m):
             e = row[i]
             total[i] += e
-            rlogr[i] += e * t[i] if e > 0.0 else 0.0
+            rlogr[i] += e * tk[i] if e > 0.0 else 0.0
     # total is in [1, K] (its largest term is exp(0)) or NaN: in _log_inplace's domain.
     for i in range(m):
         t[i] = total[i]
@@ -775,25 +855,25 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
     for i in range(m):
         inv = 1.0 / total[i]
         rlogr[i] = rlogr[i] * inv - t[i]
-        lse[i] += t[i]
+        lse[i] = mx[i] + t[i]
         total[i] = inv
-    for k in range(n_components):
-        for i in range(m):
-            logp[k, i] *= total[i]
 
 
 @jit
 def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr):
-    """Add a chunk's statistics given its responsibilities ``resp`` (K, B).
+    """Add a chunk's statistics given its responsibilities ``wr_i resp[k, i] / w_i``.
 
+    ``resp`` (K, B) holds :func:`_normalise_chunk`'s unnormalised
+    responsibilities (data's dtype) and ``wr`` (B,) float64 each row's weight
+    over its total, so that ``wr_i resp[k, i]`` is ``w_i r_ki``; ``w`` (B,)
+    is the weight itself, which only TIED's pooled second moment uses.
     ``dt`` (D4, B) in the data's dtype and ``wd`` (D4, B) in float64 are
-    scratch; rows D: of both must be zero. Only TIED uses them. ``wr`` (B,) is
-    not used (the moments allocate their own tile of weights).
+    scratch; rows D: of both must be zero. Only TIED uses them.
     """
     prefer_wide_vectors()
     n_features = xt.shape[0]
     if code == FULL:
-        _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat)
+        _full_stats(xt, wr, m, shift, resp, nk, s1, s2_mat)
         return
     if code == TIED:
         for j in range(n_features):
@@ -804,9 +884,9 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
                 wd[j, i] = w[i] * v
         _upper_gram(wd, dt, m, s2_mat[0])
         # float64 tiles: see _diag_moments.
-        _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, w)
+        _diag_moments(xt, wr, m, shift, resp, nk, s1, s2_diag, wr)
     else:
-        _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, xt)
+        _diag_moments(xt, wr, m, shift, resp, nk, s1, s2_diag, xt)
 
 
 @jit
@@ -1054,7 +1134,7 @@ def _stats_chunk(
     total = _scratch(1, m, f64, False)[0]
     t = _scratch(1, m, f64, False)[0]
     scale_bits = _scratch(1, m, np.empty(0, dtype=np.int64), False)[0]
-    logp = _scratch(n_components, m, f64, False)
+    logp = _scratch(n_components, m, X, False)
     _load_chunk(X, sample_weight, lo, hi, xt, w)
     _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
     _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits)
@@ -1069,6 +1149,9 @@ def _stats_chunk(
     scal[0] += sw
     scal[1] += swl
     scal[2] += swr
+    # Each row's weight over its total: w r_k = (w / total) e_k.
+    for i in range(m):
+        t[i] = w[i] * total[i]
     _chunk_stats(xt, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t)
 
 
@@ -1254,7 +1337,7 @@ def _rows_chunk(
     y = _scratch(rows, m, X, False)
     acc = _scratch(1, m, X, False)[0]
     w = _scratch(1, m, f64, False)[0]
-    logp = _scratch(n_components, m, f64, False)
+    logp = _scratch(n_components, m, X, False)
     _load_chunk(X, np.empty(0), lo, hi, xt, w)
     _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
     for i in range(m):
