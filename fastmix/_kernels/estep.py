@@ -181,8 +181,9 @@ def _exp32_inplace(a, m, scale_bits):
 
 
 def _exp_rows(a, m, scale_bits):
-    """``a[:m] = exp(a[:m])`` in ``a``'s dtype (a typing stub: see the overload)."""
-    raise NotImplementedError("only callable from numba kernels")
+    """``a[:m] = exp(a[:m])`` in ``a``'s dtype: NumPy's, when called from Python
+    (e.g. under NUMBA_DISABLE_JIT); numba kernels get the overload below."""
+    a[:m] = np.exp(a[:m])
 
 
 @overload(_exp_rows)
