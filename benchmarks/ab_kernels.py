@@ -22,7 +22,9 @@ keep both sides under the same conditions on a shared machine.
 """
 
 import argparse
+import functools
 import importlib
+import inspect
 import shutil
 import sys
 import tempfile
@@ -47,6 +49,12 @@ def load(tree, name, into):
     )
     shutil.copy(src / "_numba.py", pkg / "_numba.py")
     return importlib.import_module(f"{name}._kernels.estep")
+
+
+@functools.cache
+def _takes(kernel, name):
+    """Whether a tree's kernel has parameter ``name`` (signatures change over time)."""
+    return name in inspect.signature(kernel.py_func).parameters
 
 
 def chunk_stages(X64, dtype, covariance_type, n_components):
@@ -91,16 +99,22 @@ def chunk_stages(X64, dtype, covariance_type, n_components):
         E._normalise_chunk(resp, m, lse, rlogr, total, t, scale_bits)
         np.multiply(w, total, out=wr)  # each row's weight over its total
 
+    xr = np.ascontiguousarray(X[:m])
+
     def stats(E):
-        E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
+        # Trees from 2026-12-06 take the chunk's rows and a sparse flag too.
+        if _takes(E._chunk_stats, "xr"):
+            args = (xt, xr, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
+            E._chunk_stats(*args, False)
+        else:
+            E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
 
     no_weight, scal = np.empty(0), np.zeros(3)
 
     def chunk(E):
-        E._stats_chunk(
-            X, no_weight, 0, m, p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias,
-            nk, s1, s2_mat, s2_diag, scal,
-        )  # fmt: skip
+        model = (p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias)
+        extra = (0.0,) if _takes(E._stats_chunk, "min_resp") else ()
+        E._stats_chunk(X, no_weight, 0, m, *model, *extra, nk, s1, s2_mat, s2_diag, scal)
 
     return {"densities": dens, "normalise": norm, "stats": stats, "chunk": chunk}
 

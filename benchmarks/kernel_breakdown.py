@@ -25,8 +25,13 @@ from fastmix._kernels import estep
 from fastmix._sources import CHUNK_ROWS
 
 
-def stage_times(X, gm, chunks, chunk_rows):
-    """Median microseconds per chunk of each stage, over ``chunks`` calls each."""
+def stage_times(X, gm, chunks, chunk_rows, min_resp=0.0):
+    """Median microseconds per chunk of each stage, over ``chunks`` calls each.
+
+    ``min_resp > 0`` drops the responsibilities below it in the normalise
+    stage and runs the statistics' sparse path, as a fit with
+    ``min_responsibility`` does.
+    """
     dtype = X.dtype
     p = gm._kernel_params(dtype)
     n_features = X.shape[1]
@@ -61,9 +66,16 @@ def stage_times(X, gm, chunks, chunk_rows):
         resp[:] = logp
         estep._normalise_chunk(resp, m, lse, rlogr, total, t, scale_bits)
         np.multiply(w, total, out=wr)  # each row's weight over its total, as _stats_chunk
+        if min_resp > 0.0:
+            estep._drop_below(resp, m, total, min_resp)
+
+    xr = np.ascontiguousarray(X[:m])
 
     def stats():
-        estep._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
+        estep._chunk_stats(
+            xt, xr, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr,
+            min_resp > 0.0,
+        )  # fmt: skip
 
     def copy_only():
         resp[:] = logp
@@ -88,6 +100,10 @@ def main(argv=None):
     parser.add_argument("-d", "--n-features", type=int, default=16)
     parser.add_argument("-k", "--n-components", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--min-resp", type=float, default=0.0,
+        help="the estimators' min_responsibility (0: every responsibility kept)",
+    )  # fmt: skip
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
 
@@ -112,7 +128,10 @@ def main(argv=None):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 gm.fit(X)  # parameters in X's dtype, kernels compiled for it
-            runs = [stage_times(X, gm, args.chunks, CHUNK_ROWS) for _ in range(args.repeats)]
+            runs = [
+                stage_times(X, gm, args.chunks, CHUNK_ROWS, args.min_resp)
+                for _ in range(args.repeats)
+            ]
             per_dtype[dtype] = {k: pc.median([r[k] for r in runs]) for k in runs[0]}
         for stage in ("densities", "normalise", "stats"):
             a, b = per_dtype["float64"][stage], per_dtype["float32"][stage]

@@ -8,6 +8,8 @@ Usage (from the repository root)::
     python benchmarks/large_k_vs_sklearn.py --trees /tmp/base,. --no-sklearn
     # float32 against float64, side by side in every repeat
     python benchmarks/large_k_vs_sklearn.py --dtype float64,float32
+    # exact against the min_responsibility opt-in, side by side
+    python benchmarks/large_k_vs_sklearn.py --min-responsibility 0,1e-8
 
 Every repeat times, in turn, the float64 matmul on both cores (the rate of
 ``benchmarks/matmul_flops.py``), fastmix and scikit-learn, so a slow phase of
@@ -32,6 +34,10 @@ subprocess (``PYTHONPATH`` set to the tree), alternating A and B within each
 repeat: a before/after figure for the whole fit. With ``--dtype
 float64,float32`` every repeat times each dtype in turn (the same points,
 cast) and the second dtype's time over the first's is reported per repeat.
+``--min-responsibility 0,R`` times fastmix exact and with
+``min_responsibility=R`` (an approximation, off by default) in turn, each
+against the same scikit-learn time, with R's time over the exact one's per
+repeat and the lower bounds of both (one dtype, one tree).
 """
 
 import argparse
@@ -52,10 +58,13 @@ def model_flops(n, d, k, cov="diag"):
     return 2 * n * k * d * d if cov == "full" else 8 * n * k * d
 
 
-def fit_params(k, cov, X, iters):
+def fit_params(k, cov, X, iters, min_resp=None):
     # The explicit start overrides whatever init_params computes; random_from_data
     # keeps scikit-learn's untimed start from running k-means at K = 1024.
-    return dict(pc.gmm_params(k, cov, X, iters), init_params="random_from_data")
+    params = dict(pc.gmm_params(k, cov, X, iters), init_params="random_from_data")
+    if min_resp:  # fastmix only; 0 or None: the default, for any fastmix tree
+        params["min_responsibility"] = min_resp
+    return params
 
 
 def continuation(estimator, X, iters):
@@ -67,18 +76,20 @@ def continuation(estimator, X, iters):
     return seconds / max(estimator.n_iter_, 1), estimator
 
 
-def time_fastmix(n, d, k, cov, dtype, iters):
+def time_fastmix(n, d, k, cov, dtype, iters, min_resp=0.0):
     from fastmix import GaussianMixture
 
     X = pc.make_data(n, d, k, dtype)
     pc.warm_fastmix([cov], dtype, d, k)
-    s, est = continuation(GaussianMixture(**fit_params(k, cov, X, iters)), X, iters)
+    est = GaussianMixture(**fit_params(k, cov, X, iters, min_resp))
+    s, est = continuation(est, X, iters)
     return s, pc.scalar(est.lower_bound_)
 
 
 def child(args):
     n, (d, k) = args.n_samples, parse_shape(args.shapes)
-    s, lb = time_fastmix(n, d, k, args.covariance_type, args.dtype, args.iters)
+    mr = float(args.min_responsibility)
+    s, lb = time_fastmix(n, d, k, args.covariance_type, args.dtype, args.iters, mr)
     print(json.dumps({"seconds_per_iter": s, "lower_bound": lb}), flush=True)
     return 0
 
@@ -88,9 +99,10 @@ def parse_shape(text):
     return int(d), int(k)
 
 
-def fastmix_in(tree, args, shape, dtype):
+def fastmix_in(tree, args, shape, dtype, min_resp):
     cmd = [sys.executable, os.path.join(HERE, "large_k_vs_sklearn.py"), "--child"]
     cmd += ["--shapes", shape, "-n", str(args.n_samples), "--iters", str(args.iters)]
+    cmd += ["--min-responsibility", repr(min_resp)]
     cmd += ["--covariance-type", args.covariance_type, "--dtype", dtype]
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
@@ -107,6 +119,10 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trees", default=None, metavar="A,B")
+    parser.add_argument(
+        "--min-responsibility", default="0", metavar="R[,R]",
+        help="fastmix's min_responsibility; two values time both (default: 0, exact)",
+    )  # fmt: skip
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--matmul-size", type=int, default=3072)
     parser.add_argument("--json", default=None, metavar="PATH")
@@ -124,9 +140,16 @@ def main(argv=None):
     dtypes = args.dtype.split(",")
     if not set(dtypes) <= {"float64", "float32"}:
         parser.error(f"--dtype takes float64 and/or float32, got {args.dtype!r}")
-    # One side per (tree, dtype): named by the tree, suffixed by the dtype when both run.
-    sides = [(t, dt) for t in trees or ["fastmix"] for dt in dtypes]
-    names = [t if len(dtypes) == 1 else f"{t}/{dt}" for t, dt in sides]
+    min_resps = [float(v) for v in args.min_responsibility.split(",")]
+    if len(min_resps) > 1 and (len(dtypes) > 1 or len(trees) > 1):
+        parser.error("several --min-responsibility values take one --dtype and one tree")
+    # One side per (tree, dtype, min_resp): named by the tree, suffixed by the
+    # dtype when both run and by a min_responsibility other than 0.
+    sides = [(t, dt, mr) for t in trees or ["fastmix"] for dt in dtypes for mr in min_resps]
+    names = [
+        (t if len(dtypes) == 1 else f"{t}/{dt}") + (f"/min_resp={mr:g}" if mr else "")
+        for t, dt, mr in sides
+    ]
     sk_names = ["sklearn" if len(dtypes) == 1 else f"sklearn/{dt}" for dt in dtypes]
     results = []
     for shape in args.shapes.split(","):
@@ -147,14 +170,14 @@ def main(argv=None):
             rate, _ = matmul_rate(args.matmul_size, "float64", 2, 3)
             times["matmul"].append(rate)
             line = f"  repeat {rep}: matmul {rate / 1e9:6.1f} GFLOP/s"
-            for (tree, dt), name in zip(sides, names, strict=True):
+            for (tree, dt, mr), name in zip(sides, names, strict=True):
                 if trees:
-                    s, lb = fastmix_in(tree, args, shape, dt)
+                    s, lb = fastmix_in(tree, args, shape, dt, mr)
                 else:
                     from fastmix import GaussianMixture
 
                     X = data[dt]
-                    est = GaussianMixture(**fit_params(k, cov, X, args.iters))
+                    est = GaussianMixture(**fit_params(k, cov, X, args.iters, mr))
                     s, est = continuation(est, X, args.iters)
                     lb = pc.scalar(est.lower_bound_)
                 times[name].append(s)
@@ -182,7 +205,7 @@ def main(argv=None):
                "covariance_type": cov, "dtype": args.dtype, "iters": args.iters,
                "gflop_per_iter": flop / 1e9, "matmul_gflops_median": peak / 1e9,
                "times": times, "lower_bounds": bounds}  # fmt: skip
-        for (_, dt), name in zip(sides, names, strict=True):
+        for (_, dt, _), name in zip(sides, names, strict=True):
             s = pc.median(times[name])
             row[name] = {"seconds_per_iter": s, "gflops": flop / s / 1e9,
                          "fraction_of_matmul": flop / s / peak}  # fmt: skip
@@ -200,6 +223,8 @@ def main(argv=None):
         if len(dtypes) == 2:
             # The second dtype's time over the first's in each repeat, per tree.
             pairs = [names[i : i + 2] for i in range(0, len(names), 2)]
+        if len(min_resps) > 1:
+            pairs = [(names[0], name) for name in names[1:]]
         for a_name, b_name in pairs:
             a, b = pc.median(times[a_name]), pc.median(times[b_name])
             per_rep = [tb / ta for ta, tb in zip(times[a_name], times[b_name], strict=True)]

@@ -100,6 +100,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         # Online learning (partial_fit), named as LatentDirichletAllocation names them.
         "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
         "learning_offset": [Interval(Real, 1.0, None, closed="left")],
+        "min_responsibility": [Interval(Real, 0.0, 1.0, closed="left")],
     }
 
     # Parameters of the online step, checked again by every partial_fit.
@@ -148,6 +149,20 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _kernel_params(self, dtype):
         """The E-step kernel's inputs for the current parameters."""
+
+    def _stats_params(self, dtype):
+        """:meth:`_kernel_params` for a pass whose statistics feed an update.
+
+        Carries ``min_responsibility``: the responsibilities below it are left
+        out of the statistics (not of the log-likelihood). Not for 'tied',
+        whose pooled second moment takes every row whole: dropping mass from
+        its between-component term alone would gain no time and leave the
+        rows' responsibilities short of the pooled weight they stand for.
+        """
+        params = self._kernel_params(dtype)
+        if self.covariance_type != "tied":
+            params.min_resp = float(self.min_responsibility)
+        return params
 
     @abstractmethod
     def _m_step(self, stats, dtype):
@@ -394,7 +409,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 converged = False
                 for n_iter in range(1, self.max_iter + 1):
                     prev_lower_bound = lower_bound
-                    stats = yield self._kernel_params(dtype)
+                    stats = yield self._stats_params(dtype)
                     if not np.isfinite(stats.sum_wlogp):
                         raise ValueError(precision_error_message(dtype))
                     self._m_step(stats, dtype)
@@ -496,7 +511,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         else:
             source, checked = self._validate_batch(X, sample_weight)
         dtype = source.dtype
-        (batch,) = source.estep_pass([self._kernel_params(dtype)])
+        (batch,) = source.estep_pass([self._stats_params(dtype)])
         if not np.isfinite(batch.sum_wlogp):
             if not checked:
                 validate_data(self, X, reset=False, dtype=dtype)  # NaN or inf in X: its message

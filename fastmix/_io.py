@@ -118,7 +118,7 @@ _MAX_HEADER = 10_000
 
 
 # Constructor parameters that came after the first version-1 files.
-_ADDED_PARAMS = {"learning_decay", "learning_offset", "total_samples"}
+_ADDED_PARAMS = {"learning_decay", "learning_offset", "total_samples", "min_responsibility"}
 
 
 def _describe(path):

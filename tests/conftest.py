@@ -141,6 +141,19 @@ def vi_posterior(model):
 # --------------------------------------------------------------------------
 # fitting and threads
 # --------------------------------------------------------------------------
+def gap_threshold(resp, low=1e-7, high=1e-3):
+    """A ``min_responsibility`` in ``[low, high]`` far from every entry of ``resp``.
+
+    The geometric middle of the widest ratio between consecutive distinct
+    values there, so that rounding in the kernels (float32's included) cannot
+    move an entry across it.
+    """
+    v = np.unique(resp[(resp > low) & (resp < high)])
+    i = int(np.argmax(v[1:] / v[:-1]))
+    assert v[i + 1] / v[i] > 1.01, "no gap wide enough for a rounding-proof threshold"
+    return float(np.sqrt(v[i] * v[i + 1]))
+
+
 def fit_quiet(model, X, **kw):
     """``model.fit(X, **kw)`` with ConvergenceWarning silenced; returns the model."""
     with warnings.catch_warnings():

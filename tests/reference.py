@@ -479,11 +479,15 @@ def stats_from_resp(X, sample_weight, resp, covariance_type, shift):
     )
 
 
-def estep_stats(X, sample_weight, log_weights, means, prec_chol, covariance_type, shift=None):
+def estep_stats(
+    X, sample_weight, log_weights, means, prec_chol, covariance_type, shift=None, min_resp=0.0
+):
     """One dense E-step: the statistics fastmix's ``estep_stats`` streams.
 
     Responsibilities come from :func:`estep_rows`; the moments from
-    :func:`stats_from_resp` around ``shift`` (default: the means). Adds
+    :func:`stats_from_resp` around ``shift`` (default: the means), with the
+    responsibilities below ``min_resp`` taken as 0 (the log-likelihood and
+    ``sum r log r`` keep them). Adds
     ``sum_wlogp = sum_i w_i log p(x_i)`` and ``sum_wrlogr = sum_i w_i sum_k r_ik
     log r_ik`` (0 log 0 = 0).
 
@@ -498,7 +502,7 @@ def estep_stats(X, sample_weight, log_weights, means, prec_chol, covariance_type
     w = _weights(sample_weight, n_samples)
     lpn, _, log_resp = estep_rows(X, log_weights, means, prec_chol, covariance_type)
     r = np.exp(log_resp)
-    out = stats_from_resp(X, sample_weight, r, covariance_type, shift)
+    out = stats_from_resp(X, sample_weight, drop_below(r, min_resp), covariance_type, shift)
     with np.errstate(invalid="ignore"):
         rlogr = np.where(r > 0.0, r * log_resp, 0.0)
     out["sum_wlogp"] = float(w @ lpn)
@@ -518,6 +522,11 @@ def estep_stats(X, sample_weight, log_weights, means, prec_chol, covariance_type
     scale["sum_wrlogr"] = float(w @ rlogr_scale.sum(axis=1))
     out["scale"] = scale
     return out
+
+
+def drop_below(resp, min_resp):
+    """``resp`` with the entries below ``min_resp`` set to 0 (``min_responsibility``)."""
+    return np.where(resp < min_resp, 0.0, resp)
 
 
 # --------------------------------------------------------------------------
@@ -642,8 +651,12 @@ def m_step(X, resp, reg_covar, covariance_type, sample_weight=None, dtype=None):
     return nk / nk.sum(), means, cov, precision_cholesky(cov, covariance_type)
 
 
-def em(X, sample_weight, weights, means, prec_chol, covariance_type, reg_covar, n_iter):
+def em(
+    X, sample_weight, weights, means, prec_chol, covariance_type, reg_covar, n_iter, min_resp=0.0
+):
     """``n_iter`` dense EM iterations from the given parameters.
+
+    Each M-step sees the responsibilities below ``min_resp`` as 0.
 
     Returns ``(weights, means, covariances, prec_chol), lower_bounds`` with
     scikit-learn's bookkeeping: the lower bound of iteration t is the weighted
@@ -659,9 +672,8 @@ def em(X, sample_weight, weights, means, prec_chol, covariance_type, reg_covar, 
         lpn, _, log_resp = estep_rows(X, log_w, m, pc, covariance_type)
         sw = _weights(sample_weight, np.shape(X)[0])
         lower_bounds.append(float(sw @ lpn / sw.sum()))
-        params = m_step(
-            X, np.exp(log_resp), reg_covar, covariance_type, sample_weight, dtype=dtype
-        )
+        resp = drop_below(np.exp(log_resp), min_resp)
+        params = m_step(X, resp, reg_covar, covariance_type, sample_weight, dtype=dtype)
     return params, lower_bounds
 
 

@@ -170,10 +170,16 @@ def test_warm_start_and_max_iter_zero_parity():
 
 def test_constructor_matches_sklearn():
     """scikit-learn's parameters, in its order, kinds and defaults; then only
-    fastmix's online-learning additions, keyword-only (issue 14)."""
+    fastmix's additions, keyword-only: online learning (issue 14) and
+    min_responsibility (issue 12)."""
     ours = inspect.signature(BayesianGaussianMixture.__init__).parameters
     theirs = inspect.signature(skm.BayesianGaussianMixture.__init__).parameters
-    extra = {"learning_decay": 0.7, "learning_offset": 10.0, "total_samples": 1e6}
+    extra = {
+        "learning_decay": 0.7,
+        "learning_offset": 10.0,
+        "total_samples": 1e6,
+        "min_responsibility": 0.0,
+    }
     assert list(ours) == list(theirs) + list(extra)
     for name, p in theirs.items():
         assert ours[name].default == p.default, name

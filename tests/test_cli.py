@@ -420,13 +420,13 @@ def test_fit_passes_the_estimator_options(data, tmp_path, capsys):
             data["npy"], "-k", "4", "--covariance-type", "tied", "--max-iter", "7",
             "--tol", "0", "--reg-covar", "1e-4", "--n-init", "2", "--init-params",
             "random_from_data", "--random-state", "5", "--sample-weight", tmp_path / "w.csv",
-            "--out", model_path,
+            "--min-responsibility", "1e-6", "--out", model_path,
         ],
         capsys,
     )  # fmt: skip
     params = dict(
         n_components=4, covariance_type="tied", max_iter=7, tol=0.0, reg_covar=1e-4,
-        n_init=2, init_params="random_from_data", random_state=5,
+        n_init=2, init_params="random_from_data", random_state=5, min_responsibility=1e-6,
     )  # fmt: skip
     model = load(model_path)
     assert {k: model.get_params()[k] for k in params} == params
@@ -664,6 +664,7 @@ _FILE_ERRORS = [
     (["fit", "{npy}", "--plot", "{tmp}/fig.nope"], "matplotlib cannot write .nope"),
     (["fit", "{npy}", "--plot", "{tmp}/f.png", "--plot-dims", "0,2"], "--plot-dims 0,2"),
     (["fit", "{npy}", "--tol", "-1"], "--tol"),
+    (["fit", "{npy}", "--min-responsibility", "1"], "expected a number in [0, 1), got '1'"),
     (["predict", "{model}", "{three}", "--out", "{tmp}/l.npy"], "but the model"),
     (["predict", "{missing}", "{npy}", "--out", "{tmp}/l.npy"], "MODEL"),
     (["predict", "{npy}", "{npy}", "--out", "{tmp}/l.npy"], "not a fastmix model file"),
@@ -697,7 +698,8 @@ def test_help_fit_predict(command, capsys):
         "fit": ["DATA", "--n-components", "-k", "--covariance-type", "--bayesian",
                 "--weight-concentration-prior-type", "--weight-concentration-prior",
                 "--mean-precision-prior", "--degrees-of-freedom-prior", "--max-iter", "--tol",
-                "--reg-covar", "--n-init", "--init-params", "--random-state",
+                "--reg-covar", "--min-responsibility", "--n-init", "--init-params",
+                "--random-state",
                 "--sample-weight", "--out", "--plot", "--progress", "--json", "--key",
                 "--shape", "--dtype"],
         "predict": ["MODEL", "DATA", "--out", "--proba", "--key", "--shape", "--dtype"],

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pytest
 import reference as ref
-from conftest import COV_TYPES, REFERENCE_RESP_FIELDS, assert_stats_close
+from conftest import COV_TYPES, REFERENCE_RESP_FIELDS, assert_stats_close, gap_threshold
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture._gaussian_mixture import (
     _compute_precision_cholesky,
@@ -29,7 +29,7 @@ from fastmix._kernels import (
     estep_stats,
     estep_stats_serial,
 )
-from fastmix._sources import estep_outputs, estep_pass
+from fastmix._sources import CHUNK_ROWS, estep_outputs, estep_pass
 from fastmix._stats import COV_CODES, KernelParams, Stats, stats_from_resp
 from fastmix._update import (
     gaussian_parameters,
@@ -137,6 +137,32 @@ def test_estep_pass_chunk_boundaries(covariance_type, n_samples, chunk_rows, row
     ref.assert_stats_match(stats, want, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_pass_leaves_out_responsibilities_below_min_resp(covariance_type, dtype):
+    """``min_resp`` drops the responsibilities below it from nk, s1 and S2 (not
+    from the log-likelihood or sum r log r). Chosen so that the first chunk has
+    components above and below the diagonal moments' sparse share (1/8 of its
+    rows): both of their paths run, and a partial last chunk too."""
+    X, log_w, means, pc, params = problem(
+        1, covariance_type, dtype, n_samples=1100, n_features=8, n_components=12
+    )
+    _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    r = np.exp(log_resp)
+    params.min_resp = gap_threshold(r)
+    kept = (r[:CHUNK_ROWS] >= params.min_resp).sum(axis=0)
+    share = estep._SPARSE_SHARE
+    assert (kept * share > CHUNK_ROWS).any() and (kept * share <= CHUNK_ROWS).any()
+    w = weights_with_zeros(len(X), 2)
+    stats = estep_pass(X, w, params)
+    want = ref.estep_stats(
+        X, w, log_w, means, pc, covariance_type, shift=params.shift, min_resp=params.min_resp
+    )
+    ref.assert_stats_match(stats, want, dtype)
+    exact = ref.estep_stats(X, w, log_w, means, pc, covariance_type, shift=params.shift)
+    assert not np.allclose(stats.nk, exact["nk"], rtol=1e-9, atol=0)
+
+
 STATS_KERNELS = {"parallel": estep_stats, "serial": estep_stats_serial}
 ROWS_KERNELS = {"parallel": estep_rows, "serial": estep_rows_serial}
 
@@ -153,7 +179,7 @@ def raw_stats(kernel, X, w, params, chunk_size):
         np.zeros((n_diag, n_features)),
         np.zeros(3),
     )
-    kernel(X, w, *params.args(), chunk_size, *out)
+    kernel(X, w, *params.args(), params.min_resp, chunk_size, *out)
     return out
 
 
@@ -177,7 +203,7 @@ def test_estep_stats_direct_call(covariance_type, dtype, kernel):
     s2_mat[:, lower[0], lower[1]] = 7.0  # sentinel: the kernel must not touch it
     s2_diag = np.full((n_diag, n_features), 0.125)
     scal = np.array([1.0, 2.0, 3.0])
-    STATS_KERNELS[kernel](X, np.empty(0), *params.args(), 13, nk, s1, s2_mat, s2_diag, scal)
+    STATS_KERNELS[kernel](X, np.empty(0), *params.args(), 0.0, 13, nk, s1, s2_mat, s2_diag, scal)
 
     want = reference_stats(X, None, log_w, means, pc, covariance_type, params)
     scale = want["scale"]
@@ -866,7 +892,10 @@ def test_float32_moments_drop_weighted_responsibilities_below_the_normal_range(d
     nk = np.zeros(3)
     s1 = np.zeros((3, 1))
     s2 = np.zeros((3, 1))
-    estep._diag_moments(xt, np.ones(8), 8, np.zeros((3, 1), dtype), resp, nk, s1, s2, xt)
+    xr = np.ascontiguousarray(xt.T)
+    estep._diag_moments(
+        xt, xr, np.ones(8), 8, np.zeros((3, 1), dtype), resp, nk, s1, s2, xt, False
+    )
     np.testing.assert_allclose(nk[:2], [8e-40, 1.0 + 7e-40], rtol=1e-15)
     assert np.isnan(nk[2]) and np.isnan(s1[2, 0]) and np.isnan(s2[2, 0])
     if dtype == np.float32:

@@ -326,14 +326,14 @@ def test_dask_ml_incremental_streams_blocks():
     _assert_models_close(inc.estimator_, by_hand, rtol=1e-12)
 
 
-def test_gaussian_mixture_constructor_adds_only_keyword_only_online_parameters():
+def test_gaussian_mixture_constructor_adds_only_keyword_only_parameters():
     import inspect
 
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
     ours = inspect.signature(GaussianMixture.__init__).parameters
     theirs = inspect.signature(SkGaussianMixture.__init__).parameters
-    extra = {"learning_decay": 0.7, "learning_offset": 10.0}
+    extra = {"learning_decay": 0.7, "learning_offset": 10.0, "min_responsibility": 0.0}
     assert list(ours) == list(theirs) + list(extra)
     for name, p in theirs.items():
         assert (ours[name].default, ours[name].kind) == (p.default, p.kind), name

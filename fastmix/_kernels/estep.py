@@ -66,6 +66,12 @@ _STATS_TILE = 256
 MOMENT_TILE = 512
 # float32's smallest normal number, 2**-126: see _diag_moments.
 _F32_TINY = 1.1754943508222875e-38
+
+# A component with at most 1/_SPARSE_SHARE of a chunk's responsibilities
+# non-zero (after ``min_resp``) takes the row-wise moments path: see
+# _diag_moments.
+_SPARSE_SHARE = 8
+
 # Consecutive chunks one task adds, in order, into one partial slot: 8 keeps
 # 16 tasks per 128-chunk call for 2 threads while the partials (zeroed, then
 # summed on one thread after the parallel loop) shrink 8-fold (4.5 MiB per
@@ -648,7 +654,86 @@ def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
 
 
 @jit
-def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, like):
+def _split_sparse(w, m, resp, nk, active):
+    """Add ``nk`` and sort the components with a non-zero total for :func:`_diag_moments`.
+
+    Those with more than ``m / _SPARSE_SHARE`` non-zero responsibilities go
+    to the front of ``active``, the others to its back. Returns both counts.
+    """
+    prefer_wide_vectors()
+    n_components = resp.shape[0]
+    n_dense = 0
+    n_few = 0
+    for k in range(n_components):
+        r = resp[k]
+        total = 0.0
+        count = 0
+        for i in range(m):
+            total += w[i] * r[i]
+            count += r[i] != 0
+        if total != 0.0:
+            nk[k] += total
+            if count * _SPARSE_SHARE <= m:
+                n_few += 1
+                active[n_components - n_few] = k
+            else:
+                active[n_dense] = k
+                n_dense += 1
+    return n_dense, n_few
+
+
+@jit
+def _sparse_moments(xr, w, m, shift, resp, components, s1, s2_diag, second):
+    """:func:`_diag_moments`' row-wise path for ``components`` with few non-zeros.
+
+    For each non-zero ``r_ki``, ``u = w_i r_ki`` times the row's difference
+    from ``shift_k`` (data's dtype) is added to ``s1[k]`` and, when
+    ``second``, times that difference again to ``s2_diag[k]``, in float64 and
+    row order, vectorised over the features of ``xr[i]`` (the row as stored).
+    """
+    prefer_wide_vectors()
+    n_features = shift.shape[1]
+    # The rows of each component, found 32 at a time: one vectorised sum of
+    # 32 responsibilities (r >= 0, so 0 only when all are) decides whether to
+    # look at them one by one. Slices, not offset indices: those keep numba's
+    # wraparound check in the loop and stop it vectorising.
+    rows = np.empty(m + 32, dtype=np.int64)
+    for k in components:
+        r = resp[k]
+        n = 0
+        for i0 in range(0, m, 32):
+            rb = r[i0 : min(i0 + 32, m)]
+            seen = 0.0
+            for i in range(rb.shape[0]):
+                seen += rb[i]
+            if seen != 0.0:
+                for i in range(rb.shape[0]):
+                    rows[n] = i0 + i
+                    n += rb[i] != 0
+        mu = shift[k]
+        a = s1[k]
+        if second:
+            q = s2_diag[k]
+            for t in range(n):
+                i = rows[t]
+                u = w[i] * r[i]
+                x = xr[i]
+                for j in range(n_features):
+                    v = x[j] - mu[j]
+                    uv = u * v
+                    a[j] += uv
+                    q[j] += uv * v
+        else:
+            for t in range(n):
+                i = rows[t]
+                u = w[i] * r[i]
+                x = xr[i]
+                for j in range(n_features):
+                    a[j] += u * (x[j] - mu[j])
+
+
+@jit
+def _diag_moments(xt, xr, w, m, shift, resp, nk, s1, s2_diag, like, sparse):
     """Add ``nk``, ``s1`` and (when ``s2_diag`` has K rows) ``s2_diag`` of a chunk.
 
     ``nk[k] += sum_i w_i r_ki``, ``s1[k, j] += sum_i w_i r_ki d_kij`` and
@@ -682,23 +767,37 @@ def _diag_moments(xt, w, m, shift, resp, nk, s1, s2_diag, like):
     4 components, 8 running sums in registers, one horizontal sum per
     (component, feature) per chunk. A last partial tile of components
     repeats its last component and drops the repeats' sums.
+
+    ``sparse`` (the caller has set responsibilities below ``min_resp`` to
+    zero) sends a component with at most ``m / _SPARSE_SHARE`` non-zero
+    responsibilities in the chunk down a row-wise path instead: for each of
+    its rows, ``w r (x - shift_k)`` and its square over the row ``xr[i]``
+    ((B, D), the chunk's rows as stored) are added straight into float64,
+    vectorised over the features. Its cost follows the non-zeros, not B x D.
     """
     prefer_wide_vectors()
     n_components, n_features = shift.shape
     second = s2_diag.shape[0] == n_components
     active = np.empty(n_components, dtype=np.int64)
     n_active = 0
-    for k in range(n_components):
-        r = resp[k]
-        total = 0.0
-        for i in range(m):
-            total += w[i] * r[i]
-        if total != 0.0:
-            # Every responsibility underflowed otherwise: nothing to add (common
-            # for well-separated components, and it skips the moments).
-            nk[k] += total
-            active[n_active] = k
-            n_active += 1
+    n_few = 0
+    if sparse:
+        n_active, n_few = _split_sparse(w, m, resp, nk, active)
+    else:
+        for k in range(n_components):
+            r = resp[k]
+            total = 0.0
+            for i in range(m):
+                total += w[i] * r[i]
+            if total != 0.0:
+                # Every responsibility underflowed otherwise: nothing to add (common
+                # for well-separated components, and it skips the moments).
+                nk[k] += total
+                active[n_active] = k
+                n_active += 1
+    if n_few > 0:
+        few = active[n_components - n_few :]
+        _sparse_moments(xr, w, m, shift, resp, few, s1, s2_diag, second)
     # w r in like's dtype: the products and the partial sums over a tile of
     # rows run in it too (16 float32 lanes per vector, not 8), and are added
     # into float64 at the end of every tile.
@@ -861,7 +960,7 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
 
 
 @jit
-def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr):
+def _chunk_stats(xt, xr, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr, sparse):
     """Add a chunk's statistics given its responsibilities ``wr_i resp[k, i] / w_i``.
 
     ``resp`` (K, B) holds :func:`_normalise_chunk`'s unnormalised
@@ -869,7 +968,9 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
     over its total, so that ``wr_i resp[k, i]`` is ``w_i r_ki``; ``w`` (B,)
     is the weight itself, which only TIED's pooled second moment uses.
     ``dt`` (D4, B) in the data's dtype and ``wd`` (D4, B) in float64 are
-    scratch; rows D: of both must be zero. Only TIED uses them.
+    scratch; rows D: of both must be zero. Only TIED uses them. ``xr`` (B, D)
+    holds the chunk's rows as stored, for the sparse moments (``sparse``:
+    see :func:`_diag_moments`).
     """
     prefer_wide_vectors()
     n_features = xt.shape[0]
@@ -885,9 +986,9 @@ def _chunk_stats(xt, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, w
                 wd[j, i] = w[i] * v
         _upper_gram(wd, dt, m, s2_mat[0])
         # float64 tiles: see _diag_moments.
-        _diag_moments(xt, wr, m, shift, resp, nk, s1, s2_diag, wr)
+        _diag_moments(xt, xr, wr, m, shift, resp, nk, s1, s2_diag, wr, sparse)
     else:
-        _diag_moments(xt, wr, m, shift, resp, nk, s1, s2_diag, xt)
+        _diag_moments(xt, xr, wr, m, shift, resp, nk, s1, s2_diag, xt, sparse)
 
 
 @jit
@@ -1111,8 +1212,29 @@ def _add_block(out, n_features, ag, bg, r, s0, s1, s2, s3):
 
 
 @jit
+def _drop_below(resp, m, inv_total, min_resp):
+    """Zero every responsibility of a chunk below ``min_resp``, in place.
+
+    ``resp`` (K, B) holds :func:`_normalise_chunk`'s ``e_k`` and
+    ``inv_total`` its ``1 / total``: ``r_k = e_k / total < min_resp`` is
+    ``e_k < min_resp total``, one comparison per entry against a per-row
+    threshold in ``resp``'s dtype. A NaN row compares false and keeps its NaN.
+    """
+    prefer_wide_vectors()
+    thr = _scratch(1, m, resp, False)[0]
+    for i in range(m):
+        thr[i] = min_resp / inv_total[i]
+    zero = np.zeros(1, dtype=resp.dtype)[0]
+    for k in range(resp.shape[0]):
+        row = resp[k]
+        for i in range(m):
+            e = row[i]
+            row[i] = zero if e < thr[i] else e
+
+
+@jit
 def _stats_chunk(
-    X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+    X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, min_resp,
     nk, s1, s2_mat, s2_diag, scal,
 ):  # fmt: skip
     """E-step of rows ``lo:hi``: add the chunk's statistics to a group's partials."""
@@ -1153,12 +1275,16 @@ def _stats_chunk(
     # Each row's weight over its total: w r_k = (w / total) e_k.
     for i in range(m):
         t[i] = w[i] * total[i]
-    _chunk_stats(xt, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t)
+    sparse = min_resp > 0.0
+    if sparse:
+        _drop_below(logp, m, total, min_resp)
+    xr = X[lo:hi]
+    _chunk_stats(xt, xr, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t, sparse)
 
 
 @jit(inline=True)
 def _stats_group(
-    X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
+    X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias, min_resp,
     nk, s1, s2_mat, s2_diag, scal,
 ):  # fmt: skip
     """Add the chunks of group ``g`` (``_GROUP`` consecutive chunks), in order."""
@@ -1169,7 +1295,7 @@ def _stats_group(
         lo = c * chunk_size
         hi = min(lo + chunk_size, n_samples)
         _stats_chunk(
-            X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias,
+            X, sample_weight, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, min_resp,
             nk, s1, s2_mat, s2_diag, scal,
         )  # fmt: skip
 
@@ -1206,6 +1332,7 @@ def estep_stats(
     prec_diag,
     offset,
     bias,
+    min_resp,
     chunk_size,
     nk,
     s1,
@@ -1236,6 +1363,11 @@ def estep_stats(
         it (callers pass zeros).
     bias : ndarray of shape (K,), float64
         Per-component additive constant of the log-density.
+    min_resp : float
+        Responsibilities below it are left out of ``nk``, ``s1`` and the
+        second moments (0 keeps every one; the estimators'
+        ``min_responsibility``). The log-likelihood and ``sum r log r`` are
+        those of the whole responsibilities either way.
     chunk_size : int
         Rows per chunk; a chunk is the unit of parallel work and of reduction.
     nk : ndarray of shape (K,), float64
@@ -1276,7 +1408,7 @@ def estep_stats(
         g = np.int64(i)
         _stats_group(
             X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
-            p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
+            min_resp, p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
         )  # fmt: skip
     _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
 
@@ -1293,6 +1425,7 @@ def estep_stats_serial(
     prec_diag,
     offset,
     bias,
+    min_resp,
     chunk_size,
     nk,
     s1,
@@ -1316,7 +1449,7 @@ def estep_stats_serial(
     for g in range(n_groups):
         _stats_group(
             X, sample_weight, g, chunk_size, code, shift, prec_mat, prec_diag, offset, bias,
-            p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
+            min_resp, p_nk[g], p_s1[g], p_s2m[g], p_s2d[g], p_scal[g],
         )  # fmt: skip
     _add_partials(p_nk, p_s1, p_s2m, p_s2d, p_scal, nk, s1, s2_mat, s2_diag, scal)
 

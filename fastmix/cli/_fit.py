@@ -40,6 +40,7 @@ def _build_model(args):
         max_iter=args.max_iter,
         tol=args.tol,
         reg_covar=args.reg_covar,
+        min_responsibility=args.min_responsibility,
         n_init=args.n_init,
         init_params=args.init_params,
         random_state=args.random_state,

@@ -74,6 +74,14 @@ def _float_at_least(low, strict):
     return parse
 
 
+def _fraction(text):
+    """An argparse type: a float in [0, 1)."""
+    value = _float_at_least(0.0, strict=False)(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def _shape(text):
     """Parse ``N,D``: the rows and columns of a raw binary file."""
     parts = [part.strip() for part in text.split(",")]
@@ -155,6 +163,14 @@ def _add_em_options(parser, seed_help):
         type=_float_at_least(0.0, strict=False),
         default=1e-6,
         help="added to the diagonal of the covariances (default: 1e-06)",
+    )
+    parser.add_argument(
+        "--min-responsibility",
+        type=_fraction,
+        default=0.0,
+        metavar="R",
+        help="leave responsibilities below R out of the updates: faster at hundreds of "
+        "components, approximate (e.g. 1e-8; default: 0, every one kept)",
     )
     parser.add_argument(
         "--n-init",

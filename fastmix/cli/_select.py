@@ -78,6 +78,7 @@ def run_select(args, out=None, err=None):
         max_iter=args.max_iter,
         tol=args.tol,
         reg_covar=args.reg_covar,
+        min_responsibility=args.min_responsibility,
         n_init=args.n_init,
         init_params=args.init_params,
     )
