@@ -103,6 +103,27 @@ class LargeKDiagBenchmark(Benchmark, Estimator, VersusReference):
         warm_dispatchers("diag", dtype, n_features, n_components)
 
 
+class LargeKMinResponsibilityBenchmark(Benchmark, Estimator):
+    """:class:`LargeKDiagBenchmark`'s fits with ``min_responsibility=1e-8``.
+
+    The opt-in that leaves responsibilities below it out of the updates; its
+    seconds per iteration sit beside the exact ones of ``LargeKDiagBenchmark``
+    and its ``track_lower_bound`` shows what the approximation costs.
+    """
+
+    param_names = ["shape", "dtype"]
+    params = (["64x256", "40x1024"], DTYPES)
+    n_samples = 200_000
+
+    def setup(self, shape, dtype):
+        n_features, n_components = (int(v) for v in shape.split("x"))
+        self.X = make_data(self.n_samples, n_features, n_components, dtype)
+        init = explicit_init(self.X, n_components, "diag")
+        params = dict(fixed_work(n_components, "diag", init), init_params="random_from_data")
+        self.estimator = GaussianMixture(**params, min_responsibility=1e-8)
+        warm_dispatchers("diag", dtype, n_features, n_components)
+
+
 class DefaultFitBenchmark(Benchmark):
     """A whole ``fit`` with default parameters: k-means start, tol=1e-3, random_state=0.
 

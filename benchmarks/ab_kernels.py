@@ -102,10 +102,10 @@ def chunk_stages(X64, dtype, covariance_type, n_components):
     xr = np.ascontiguousarray(X[:m])
 
     def stats(E):
-        # Trees from 2026-12-06 take the chunk's rows and a sparse flag too.
+        # Trees from 2026-12-06 take the chunk's rows and min_resp (None: exact) too.
         if _takes(E._chunk_stats, "xr"):
             args = (xt, xr, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
-            E._chunk_stats(*args, False)
+            E._chunk_stats(*args, None)
         else:
             E._chunk_stats(xt, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr)
 
@@ -113,7 +113,7 @@ def chunk_stages(X64, dtype, covariance_type, n_components):
 
     def chunk(E):
         model = (p.code, p.shift, p.prec_mat, p.prec_diag, p.offset, p.bias)
-        extra = (0.0,) if _takes(E._stats_chunk, "min_resp") else ()
+        extra = (None,) if _takes(E._stats_chunk, "min_resp") else ()
         E._stats_chunk(X, no_weight, 0, m, *model, *extra, nk, s1, s2_mat, s2_diag, scal)
 
     return {"densities": dens, "normalise": norm, "stats": stats, "chunk": chunk}

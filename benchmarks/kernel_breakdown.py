@@ -74,7 +74,7 @@ def stage_times(X, gm, chunks, chunk_rows, min_resp=0.0):
     def stats():
         estep._chunk_stats(
             xt, xr, w, m, p.code, p.shift, resp, nk, s1, s2_mat, s2_diag, dt, wd, wr,
-            min_resp > 0.0,
+            min_resp if min_resp > 0.0 else None,
         )  # fmt: skip
 
     def copy_only():

@@ -86,6 +86,14 @@ class KernelParams:
     def args(self):
         return (self.code, self.shift, self.prec_mat, self.prec_diag, self.offset, self.bias)
 
+    def min_resp_arg(self):
+        """``min_resp`` as the statistics kernels take it: None when 0 (exact).
+
+        None and a float are two compiled specialisations; exact passes
+        never compile the sparse path.
+        """
+        return self.min_resp if self.min_resp > 0.0 else None
+
 
 @dataclass
 class Stats:

@@ -175,7 +175,8 @@ def test_cli_select_prints_the_table_saves_and_draws(tmp_path):
     np.save(data, X)
     base = [sys.executable, "-m", "fastmix", "select", str(data), "-k", "1-4"]
     done = subprocess.run(
-        [*base, "--covariance-types", "diag,spherical", "--out", str(tmp_path / "m.npz")],
+        [*base, "--covariance-types", "diag,spherical", "--out", str(tmp_path / "m.npz")]
+        + ["--min-responsibility", "1e-8"],
         capture_output=True,
         text=True,
     )
@@ -184,7 +185,8 @@ def test_cli_select_prints_the_table_saves_and_draws(tmp_path):
     assert done.stdout.count("<- chosen") == 1
     import fastmix
 
-    assert fastmix.load(tmp_path / "m.npz").n_components == 3
+    chosen = fastmix.load(tmp_path / "m.npz")
+    assert (chosen.n_components, chosen.min_responsibility) == (3, 1e-8)
     as_json = subprocess.run([*base, "--json", "--criterion", "icl"], capture_output=True)
     document = json.loads(as_json.stdout)
     assert document["best"] == {"n_components": 3, "covariance_type": "spherical"}

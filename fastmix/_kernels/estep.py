@@ -768,8 +768,8 @@ def _diag_moments(xt, xr, w, m, shift, resp, nk, s1, s2_diag, like, sparse):
     (component, feature) per chunk. A last partial tile of components
     repeats its last component and drops the repeats' sums.
 
-    ``sparse`` (the caller has set responsibilities below ``min_resp`` to
-    zero) sends a component with at most ``m / _SPARSE_SHARE`` non-zero
+    ``sparse``, None or (when the caller has set the responsibilities below
+    ``min_resp`` to zero) a float, sends a component with at most ``m / _SPARSE_SHARE`` non-zero
     responsibilities in the chunk down a row-wise path instead: for each of
     its rows, ``w r (x - shift_k)`` and its square over the row ``xr[i]``
     ((B, D), the chunk's rows as stored) are added straight into float64,
@@ -780,9 +780,13 @@ def _diag_moments(xt, xr, w, m, shift, resp, nk, s1, s2_diag, like, sparse):
     second = s2_diag.shape[0] == n_components
     active = np.empty(n_components, dtype=np.int64)
     n_active = 0
-    n_few = 0
-    if sparse:
+    # ``sparse`` is None or a float: numba prunes the branch for None at
+    # compile time, so exact fits never compile the sparse path (~3 s).
+    if sparse is not None:
         n_active, n_few = _split_sparse(w, m, resp, nk, active)
+        if n_few > 0:
+            few = active[n_components - n_few :]
+            _sparse_moments(xr, w, m, shift, resp, few, s1, s2_diag, second)
     else:
         for k in range(n_components):
             r = resp[k]
@@ -795,9 +799,6 @@ def _diag_moments(xt, xr, w, m, shift, resp, nk, s1, s2_diag, like, sparse):
                 nk[k] += total
                 active[n_active] = k
                 n_active += 1
-    if n_few > 0:
-        few = active[n_components - n_few :]
-        _sparse_moments(xr, w, m, shift, resp, few, s1, s2_diag, second)
     # w r in like's dtype: the products and the partial sums over a tile of
     # rows run in it too (16 float32 lanes per vector, not 8), and are added
     # into float64 at the end of every tile.
@@ -969,8 +970,8 @@ def _chunk_stats(xt, xr, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, w
     is the weight itself, which only TIED's pooled second moment uses.
     ``dt`` (D4, B) in the data's dtype and ``wd`` (D4, B) in float64 are
     scratch; rows D: of both must be zero. Only TIED uses them. ``xr`` (B, D)
-    holds the chunk's rows as stored, for the sparse moments (``sparse``:
-    see :func:`_diag_moments`).
+    holds the chunk's rows as stored, for the sparse moments (``sparse``, None
+    or a float: see :func:`_diag_moments`).
     """
     prefer_wide_vectors()
     n_features = xt.shape[0]
@@ -1275,11 +1276,11 @@ def _stats_chunk(
     # Each row's weight over its total: w r_k = (w / total) e_k.
     for i in range(m):
         t[i] = w[i] * total[i]
-    sparse = min_resp > 0.0
-    if sparse:
+    # None (exact) is pruned at compile time: see _diag_moments.
+    if min_resp is not None:
         _drop_below(logp, m, total, min_resp)
     xr = X[lo:hi]
-    _chunk_stats(xt, xr, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t, sparse)
+    _chunk_stats(xt, xr, w, m, code, shift, logp, nk, s1, s2_mat, s2_diag, dt, wd, t, min_resp)
 
 
 @jit(inline=True)
@@ -1363,11 +1364,12 @@ def estep_stats(
         it (callers pass zeros).
     bias : ndarray of shape (K,), float64
         Per-component additive constant of the log-density.
-    min_resp : float
+    min_resp : float or None
         Responsibilities below it are left out of ``nk``, ``s1`` and the
-        second moments (0 keeps every one; the estimators'
-        ``min_responsibility``). The log-likelihood and ``sum r log r`` are
-        those of the whole responsibilities either way.
+        second moments (the estimators' ``min_responsibility``). None keeps
+        every one, and is its own compiled specialisation without the sparse
+        path (a float compiles one with it). The log-likelihood and
+        ``sum r log r`` are those of the whole responsibilities either way.
     chunk_size : int
         Rows per chunk; a chunk is the unit of parallel work and of reduction.
     nk : ndarray of shape (K,), float64

@@ -150,7 +150,7 @@ def block_stats(
         parallel = allow_parallel and _use_parallel(n_decide, params, chunk_rows)
         launch(
             estep_stats, estep_stats_serial,
-            X, w, *params.args(), params.min_resp, chunk_rows,
+            X, w, *params.args(), params.min_resp_arg(), chunk_rows,
             stats.nk, stats.s1, stats.s2_mat, stats.s2_diag, scal,
             wanted=parallel,
         )  # fmt: skip
