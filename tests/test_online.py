@@ -7,6 +7,7 @@ leave the online state untouched; the state survives save/load.
 """
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -339,6 +340,34 @@ def test_gaussian_mixture_constructor_adds_only_keyword_only_parameters():
         assert (ours[name].default, ours[name].kind) == (p.default, p.kind), name
     for name, default in extra.items():
         assert (ours[name].default, ours[name].kind) == (default, inspect.Parameter.KEYWORD_ONLY)
+
+
+def test_cli_fit_online_reads_the_data_passes_times(tmp_path, monkeypatch, capsys):
+    """``fastmix fit --online --passes 2`` runs the statistics kernels over
+    exactly 2 n rows and no per-row pass: no BIC pass after the fit (its JSON
+    says null, its text says why)."""
+    from fastmix._sources import _memory
+    from fastmix.cli import main
+
+    X = _stream(6000, seed=23)
+    np.save(tmp_path / "x.npy", X)
+    rows = {"stats": 0, "outputs": 0}
+
+    def counting(name, kernel):
+        def call(X, *args, **kwargs):
+            rows[name] += X.shape[0]
+            return kernel(X, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(_memory, "block_stats", counting("stats", _memory.block_stats))
+    monkeypatch.setattr(_memory, "block_outputs", counting("outputs", _memory.block_outputs))
+    args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "1000"]
+    assert main([*args, "--passes", "2", "--json", "--progress", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["bic"] is None
+    assert rows == {"stats": 2 * len(X), "outputs": 0}
+    assert main([*args, "--progress", "none"]) == 0
+    assert "BIC:                    not computed" in capsys.readouterr().out
 
 
 def test_cli_fit_online_streams_blocks(tmp_path):

@@ -126,7 +126,9 @@ def run_fit(args, out=None, err=None):
         finally:
             reporter.close()
         bayesian = args.bayesian
-        bic = None if bayesian else float(model.bic(X))
+        # Not after an online fit: the BIC is one more pass over DATA, which
+        # --online exists to read only --passes times.
+        bic = None if bayesian or args.online else float(model.bic(X))
     warn_lines(caught, prog, err)
 
     pictures = []
@@ -184,7 +186,10 @@ def run_fit(args, out=None, err=None):
         say(f"lower bound (ELBO):     {float(model.lower_bound_):.6f}")
     else:
         say(f"log-likelihood / point: {float(model.lower_bound_):.6f} (lower_bound_)")
-        say(f"BIC:                    {bic:.6g}")
+        if bic is None:
+            say("BIC:                    not computed (one more pass over DATA; --online)")
+        else:
+            say(f"BIC:                    {bic:.6g}")
     if args.online:
         say(
             f"batches:                {model.n_batches_} (online: {args.passes} pass(es), "

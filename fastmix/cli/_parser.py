@@ -413,7 +413,8 @@ def build_parser():
         help=(
             "fit by partial_fit over blocks of --batch-size rows, visited in an order "
             "shuffled by --random-state (rows inside a block stay in order, so reads stay "
-            "sequential): one or --passes passes over a file too big to read many times"
+            "sequential): one or --passes passes over a file too big to read many times "
+            "(and no BIC, which would read it once more)"
         ),
     )
     fit.add_argument(
