@@ -41,11 +41,12 @@ class KernelParams:
     offset: np.ndarray
     bias: np.ndarray
     # Statistics passes only: responsibilities below it are left out of the
-    # moments (the estimators' min_responsibility; 0 keeps every one).
+    # moments (the estimators' min_responsibility, set by _stats_params; 0
+    # keeps every one). See fastmix._kernels.estep.estep_stats.
     min_resp: float = 0.0
 
     @classmethod
-    def build(cls, code, shift, precision, bias, dtype, offset=None, min_resp=0.0):
+    def build(cls, code, shift, precision, bias, dtype, offset=None):
         """Kernel inputs from one covariance code's precision array.
 
         Parameters
@@ -63,8 +64,6 @@ class KernelParams:
             The data's dtype: every array multiplied with X is cast to it.
         offset : array-like of shape (K, D), optional
             TIED only (see ``fastmix._kernels.estep``); zeros otherwise.
-        min_resp : float, default=0.0
-            See ``fastmix._kernels.estep.estep_stats``.
         """
         shift = np.ascontiguousarray(shift, dtype=dtype)
         n_components, n_features = shift.shape
@@ -80,7 +79,6 @@ class KernelParams:
             precision if code == DIAG else empty_diag,
             np.ascontiguousarray(offset, dtype=dtype),
             np.ascontiguousarray(bias, dtype=np.float64),
-            float(min_resp),
         )
 
     def args(self):
