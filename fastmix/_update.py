@@ -200,7 +200,6 @@ def precision_cholesky(covariances, covariance_type, dtype):
         scikit-learn's message, naming reg_covar, when a covariance is not
         positive-definite.
     """
-    msg = precision_error_message(dtype)
     covariances = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("full", "tied"):
         mats = covariances if covariance_type == "full" else covariances[None]
@@ -213,13 +212,13 @@ def precision_cholesky(covariances, covariance_type, dtype):
             try:
                 cov_chol = linalg.cholesky(mats[k], lower=True)
             except linalg.LinAlgError:
-                raise ValueError(msg) from None
+                raise ValueError(precision_error_message(dtype)) from None
             out[k] = linalg.solve_triangular(cov_chol, eye, lower=True).T
         return out if covariance_type == "full" else out[0]
     if not np.all(np.isfinite(covariances)):
         raise ValueError(overflow_error_message(dtype))
     if np.any(covariances <= 0.0):
-        raise ValueError(msg)
+        raise ValueError(precision_error_message(dtype))
     return 1.0 / np.sqrt(covariances)
 
 
@@ -285,7 +284,8 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         + log_det_cholesky(prec_chol, covariance_type, n_features)
         - 0.5 * n_features * _LOG_2PI
     )
-    bias = np.broadcast_to(bias, (n_components,)).copy()
+    if bias.shape != (n_components,):  # a scalar term only: one per component
+        bias = np.full(n_components, bias)
     if code == FULL:
         return KernelParams.build(code, means, prec_chol, bias, dtype)
     if code == TIED:
@@ -299,7 +299,8 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
     prec = prec_chol**2
     if covariance_type in ("spherical", "tied-spherical"):
         prec = prec[..., None]
-    prec = np.broadcast_to(prec, (n_components, n_features))
+    if prec.shape != (n_components, n_features):
+        prec = np.broadcast_to(prec, (n_components, n_features))
     return KernelParams.build(code, means, prec, bias, dtype)
 
 
