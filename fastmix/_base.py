@@ -104,7 +104,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     }
 
     # Parameters of the online step, checked again by every partial_fit.
-    _online_parameters = ("learning_decay", "learning_offset", "total_samples")
+    _online_parameters = (
+        "learning_decay", "learning_offset", "total_samples", "min_responsibility",
+    )  # fmt: skip
     # Fitted attributes of the online state: a fit starts afresh without them.
     _online_attributes = ("n_batches_", "n_samples_seen_", "online_stats_")
 
@@ -149,6 +151,21 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _kernel_params(self, dtype):
         """The E-step kernel's inputs for the current parameters."""
+
+    def _validate_params(self):
+        super()._validate_params()
+        self._check_min_responsibility()
+
+    def _check_min_responsibility(self):
+        """Refuse a ``min_responsibility`` that could drop every responsibility of a row."""
+        limit = 1.0 / self.n_components
+        if self.min_responsibility > limit:
+            raise ValueError(
+                f"min_responsibility={self.min_responsibility!r} is above 1/n_components = "
+                f"{limit:.6g}: a row whose responsibilities are all below it would add "
+                f"nothing to the fit. Use at most 1/n_components (e.g. 1e-8), or 0 to keep "
+                f"every responsibility."
+            )
 
     def _stats_params(self, dtype):
         """:meth:`_kernel_params` for a pass whose statistics feed an update.
@@ -492,6 +509,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     values,
                     caller_name=type(self).__name__,
                 )
+                self._check_min_responsibility()
                 self._online_parameters_checked = values
         else:
             self._validate_params()

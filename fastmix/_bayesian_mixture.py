@@ -163,16 +163,18 @@ class BayesianGaussianMixture(BaseMixture):
         variational inference). Keyword-only, fastmix's addition.
     min_responsibility : float, default=0.0
         Responsibilities below it are left out of the statistics that
-        update the parameters (the log-likelihood and :meth:`score` keep
-        them); in [0, 1). 0 keeps every one: scikit-learn's numbers.
-        At hundreds of components most of a row's responsibilities are far
-        below 1e-8; leaving them out lets the diagonal and spherical updates
-        visit only the rest (with ``1e-8`` an iteration at 2e5 x 64,
-        K = 256 took 0.68x the exact one's time), at the cost of moving each component's
-        weight, mean and covariance by about ``min_responsibility`` times
-        the rows it loses. A value at most ``1 / n_components`` keeps at
-        least one responsibility of every row. Ignored by 'tied'. An
-        approximation, off by default; keyword-only, fastmix's addition.
+        update the posterior (the bound's entropy term and :meth:`score`
+        keep them); in [0, 1 / n_components]. 0 keeps every one:
+        scikit-learn's numbers. At hundreds of components most of a row's
+        responsibilities are far below 1e-8; leaving them out lets the
+        diagonal and spherical updates visit only the rest. Each
+        component's posterior moves by about ``min_responsibility`` times
+        the rows it loses; a component left with none at or above it gets
+        the prior's posterior, as an empty component does. Above
+        ``1 / n_components`` it is refused (a row could lose every
+        responsibility). 'tied' ignores it; 'tied-diagonal' and
+        'tied-spherical' apply it. An approximation, off by default;
+        keyword-only, fastmix's addition.
 
     Attributes
     ----------

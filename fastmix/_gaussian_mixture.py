@@ -94,15 +94,19 @@ class GaussianMixture(BaseMixture):
     min_responsibility : float, default=0.0
         Responsibilities below it are left out of the statistics that
         update the parameters (the log-likelihood and :meth:`score` keep
-        them); in [0, 1). 0 keeps every one: the numbers of scikit-learn.
+        them); in [0, 1 / n_components]. 0 keeps every one: scikit-learn's
+        numbers.
         At hundreds of components most of a row's responsibilities are far
-        below 1e-8; leaving them out lets the diagonal and spherical updates
-        visit only the rest (with ``1e-8`` an iteration at 2e5 x 64,
-        K = 256 took 0.68x the exact one's time), at the cost of moving each component's
-        weight, mean and covariance by about ``min_responsibility`` times
-        the rows it loses. A value at most ``1 / n_components`` keeps at
-        least one responsibility of every row. Ignored by 'tied'. An
-        approximation, off by default; keyword-only, fastmix's addition.
+        below 1e-8; leaving them out lets the diagonal and spherical
+        updates visit only the rest (with ``1e-8``, an iteration at
+        2e5 x 64, K = 256 took 0.68x the exact one's time). Each
+        component's weight, mean and covariance move by about
+        ``min_responsibility`` times the rows it loses; a component left
+        with none at or above it keeps its mean and covariance, its weight
+        going to ~0. Above ``1 / n_components`` it is refused (a row could
+        lose every responsibility). 'tied' ignores it;
+        'tied-diagonal' and 'tied-spherical' apply it. An approximation,
+        off by default; keyword-only, fastmix's addition.
 
     Attributes
     ----------
@@ -256,6 +260,17 @@ class GaussianMixture(BaseMixture):
         nk, means, covariances = gaussian_parameters(
             stats, self.reg_covar, self.covariance_type, dtype
         )
+        if self.min_responsibility > 0 and self.covariance_type != "tied":
+            # A component left with no responsibility at or above the threshold
+            # keeps its mean and covariance (its weight still goes to ~0): the
+            # update of an empty component, mean 0 and covariance reg_covar,
+            # would be a spike at the origin, whose log-determinant can outbid
+            # its weight there.
+            empty = stats.nk == 0
+            if empty.any():
+                means[empty] = self.means_[empty]
+                if self.covariance_type in ("full", "diag", "spherical"):
+                    covariances[empty] = self.covariances_[empty]
         prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
         self.weights_ = (nk / nk.sum()).astype(dtype)
         self.means_ = means.astype(dtype)

@@ -243,14 +243,17 @@ def test_estep_stats_direct_call(covariance_type, dtype, kernel):
     ref.assert_close(got_scal[2], want["sum_wrlogr"], dtype, scale["sum_wrlogr"])
 
 
+@pytest.mark.parametrize("min_resp", [0.0, 1e-3], ids=["exact", "min_resp"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_serial_twins_and_thread_count_are_bitwise_equal(covariance_type, dtype):
+def test_serial_twins_and_thread_count_are_bitwise_equal(covariance_type, dtype, min_resp):
     """Chunk boundaries and the reduction order depend on n only: the serial
-    twins and the parallel kernels on 1 or 2 threads give the same bits."""
+    twins and the parallel kernels on 1 or 2 threads give the same bits, the
+    sparse moments of ``min_resp`` included."""
     X, _, _, _, params = problem(
         33, covariance_type, dtype, n_samples=1000, n_features=3, n_components=3
     )
+    params.min_resp = min_resp
     w = weights_with_zeros(len(X), 34)
     want = raw_stats(estep_stats_serial, X, w, params, 64)
     n = len(X)

@@ -6,6 +6,8 @@ mixture's too in spirit, and bad values are refused like every other parameter.
 The kernel-level statistics are pinned in tests/test_kernels.py.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import reference as ref
@@ -58,16 +60,12 @@ def test_em_leaves_out_responsibilities_below_min_responsibility(covariance_type
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
-def test_min_responsibility_zero_and_tied_change_nothing(estimator):
-    """The default keeps every responsibility (bitwise the fit without the
-    parameter), and 'tied' ignores it."""
+def test_tied_ignores_min_responsibility(estimator):
+    """'tied' pools every row whole: the option changes nothing there."""
     X, *_ = _start("diag")
-    base = dict(n_components=4, max_iter=3, random_state=0)
-    plain = estimator(covariance_type="diag", **base).fit(X)
-    zero = estimator(covariance_type="diag", min_responsibility=0.0, **base).fit(X)
-    np.testing.assert_array_equal(zero.means_, plain.means_)
-    tied = estimator(covariance_type="tied", **base).fit(X)
-    tied_min = estimator(covariance_type="tied", min_responsibility=1e-3, **base).fit(X)
+    base = dict(n_components=4, covariance_type="tied", max_iter=3, random_state=0)
+    tied = estimator(**base).fit(X)
+    tied_min = estimator(**base, min_responsibility=1e-3).fit(X)
     np.testing.assert_array_equal(tied_min.means_, tied.means_)
     np.testing.assert_array_equal(tied_min.covariances_, tied.covariances_)
 
@@ -88,16 +86,63 @@ def test_bayesian_mixture_min_responsibility_is_in_effect_and_close(partial):
     np.testing.assert_allclose(approx.means_, exact.means_, atol=1e-2 * np.ptp(X))
 
 
-@pytest.mark.parametrize("value", [-1e-9, 1.0, 2.0, np.nan, "1e-8"])
-def test_bad_min_responsibility_is_refused_and_leaves_the_model(value):
+@pytest.mark.parametrize(
+    "value, error",
+    [(-1e-9, InvalidParameterError), (1.0, InvalidParameterError), (2.0, InvalidParameterError),
+     (np.nan, InvalidParameterError), ("1e-8", InvalidParameterError),
+     (0.5, ValueError)],  # above 1 / n_components = 1/3
+)  # fmt: skip
+def test_bad_min_responsibility_is_refused_and_leaves_the_model(value, error):
+    """By fit, by a first partial_fit and by a later one (whose step
+    parameters are checked again when they change); the model stays as it was."""
     X, *_ = _start("diag")
-    gm = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
-    means = gm.means_.copy()
-    with pytest.raises(InvalidParameterError, match="min_responsibility"):
-        gm.set_params(min_responsibility=value).fit(X)
-    with pytest.raises(InvalidParameterError, match="min_responsibility"):
-        gm.partial_fit(X)
-    np.testing.assert_array_equal(gm.means_, means)
+    fitted = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    online = GaussianMixture(3, covariance_type="diag", random_state=0).partial_fit(X)
+    for gm in (fitted, online):
+        state = copy.deepcopy({k: v for k, v in vars(gm).items() if k.endswith("_")})
+        gm.set_params(min_responsibility=value)
+        with pytest.raises(error, match="min_responsibility"):
+            gm.fit(X)
+        with pytest.raises(error, match="min_responsibility"):
+            gm.partial_fit(X)
+        for name, before in state.items():
+            np.testing.assert_equal(getattr(gm, name), before, err_msg=name)
+
+
+def test_min_responsibility_above_one_over_k_names_the_limit():
+    X, *_ = _start("diag")
+    with pytest.raises(ValueError, match=r"above 1/n_components = 0.25: .* at most 1/n_comp"):
+        GaussianMixture(4, min_responsibility=0.3).fit(X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_a_component_left_with_no_responsibility_keeps_its_mean_and_covariance(
+    covariance_type,
+):
+    """A component far from every row keeps its start's mean and covariance
+    (its weight goes to ~0) instead of scikit-learn's update of an empty one,
+    mean 0 and covariance reg_covar: a spike at the origin."""
+    X = np.random.default_rng(4).normal(5.0, 1.0, size=(2000, 3))
+    means = np.array([[5.0, 5.0, 5.0], [4.0, 6.0, 5.0], [12.0, 12.0, 12.0]])
+    precisions = {
+        "full": np.tile(np.eye(3), (3, 1, 1)),
+        "diag": np.ones((3, 3)),
+        "spherical": np.ones(3),
+    }[covariance_type]
+    params = dict(
+        n_components=3, covariance_type=covariance_type, max_iter=2, tol=0.0,
+        weights_init=[0.5, 0.49, 0.01], means_init=means, precisions_init=precisions,
+    )  # fmt: skip
+    # Its largest responsibility at the start is 3e-15.
+    gm = GaussianMixture(**params, min_responsibility=1e-8).fit(X)
+    np.testing.assert_array_equal(gm.means_[2], means[2])
+    start = GaussianMixture(**dict(params, max_iter=0)).fit(X)
+    np.testing.assert_array_equal(gm.covariances_[2], start.covariances_[2])
+    assert gm.weights_[2] < 1e-12
+    # Exact EM moves it to the weighted mean of its tiny responsibilities.
+    exact = GaussianMixture(**params).fit(X)
+    assert np.all(np.abs(exact.means_[2] - means[2]) > 1.0)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

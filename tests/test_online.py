@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import reference as ref
 import reference_vi as ref_vi
-from conftest import COV_TYPES, explicit_init, fit_quiet, vi_posterior, vi_prior
+from conftest import COV_TYPES, explicit_init, fit_quiet, gap_threshold, vi_posterior, vi_prior
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
@@ -90,10 +90,13 @@ def _em_log_resp(model, X):
     )[2]
 
 
+@pytest.mark.parametrize("dropped", [False, True], ids=["exact", "min_responsibility"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_second_batch_is_the_averaged_statistics_step(covariance_type):
+def test_second_batch_is_the_averaged_statistics_step(covariance_type, dropped):
     """s = (1 - rho) s_1 / W_1 + rho s_2 / W_2 then the M-step: the statistics of
-    both batches with weights (1 - rho) w_1 / W_1 and rho w_2 / W_2 (reference)."""
+    both batches with weights (1 - rho) w_1 / W_1 and rho w_2 / W_2 (reference).
+    With ``min_responsibility``, both batches' responsibilities below it are 0
+    ('tied' ignores it)."""
     X1, X2 = _stream(1200, seed=5), _stream(700, seed=6)
     rng = np.random.RandomState(7)
     w1, w2 = rng.uniform(0.5, 2.0, len(X1)), rng.uniform(0.5, 2.0, len(X2))
@@ -102,8 +105,13 @@ def test_second_batch_is_the_averaged_statistics_step(covariance_type):
         **explicit_init(covariance_type, X1),
     )  # fmt: skip
     r1 = np.exp(_em_log_resp(_as_model(gm, covariance_type, X1), X1))
+    threshold = gap_threshold(r1, low=1e-12, high=0.3) if dropped else 0.0
+    gm.set_params(min_responsibility=threshold)
+    if covariance_type == "tied":
+        threshold = 0.0
+    r1 = ref.drop_below(r1, threshold)
     gm.partial_fit(X1, sample_weight=w1)
-    r2 = np.exp(_em_log_resp(gm, X2))
+    r2 = ref.drop_below(np.exp(_em_log_resp(gm, X2)), threshold)
     gm.partial_fit(X2, sample_weight=w2)
     rho = (3.0 + 2) ** -0.8
     weights = np.r_[(1 - rho) * w1 / w1.sum(), rho * w2 / w2.sum()]

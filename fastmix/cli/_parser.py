@@ -169,8 +169,9 @@ def _add_em_options(parser, seed_help):
         type=_fraction,
         default=0.0,
         metavar="R",
-        help="leave responsibilities below R out of the updates: faster at hundreds of "
-        "components, approximate (e.g. 1e-8; default: 0, every one kept)",
+        help="leave responsibilities below R (at most 1/K) out of the updates: faster at "
+        "hundreds of components, approximate; 'tied' ignores it (e.g. 1e-8; default: 0, "
+        "every one kept)",
     )
     parser.add_argument(
         "--n-init",
