@@ -85,6 +85,15 @@ class GaussianMixtureBenchmark(Benchmark, Estimator, VersusReference):
         warm_dispatchers(covariance_type, dtype)
 
 
+def _large_k_problem(bench, shape, dtype, min_resp=0.0):
+    """Set ``bench.X`` (2e5 rows of shape ``DxK``), warm the kernels; the fit's parameters."""
+    n_features, n_components = (int(v) for v in shape.split("x"))
+    bench.X = make_data(200_000, n_features, n_components, dtype)
+    init = explicit_init(bench.X, n_components, "diag")
+    warm_dispatchers("diag", dtype, n_features, n_components, min_resp=min_resp)
+    return dict(fixed_work(n_components, "diag", init), init_params="random_from_data")
+
+
 class LargeKDiagBenchmark(Benchmark, Estimator, VersusReference):
     """Fixed-work diag fits with many components (issue 12): 2e5 rows, D x K = 64 x 256
     and 40 x 1024, n_init=1, max_iter=3, tol=0, explicit init.
@@ -96,16 +105,11 @@ class LargeKDiagBenchmark(Benchmark, Estimator, VersusReference):
 
     param_names = ["shape", "dtype"]
     params = (["64x256", "40x1024"], DTYPES)
-    n_samples = 200_000
 
     def setup(self, shape, dtype):
-        n_features, n_components = (int(v) for v in shape.split("x"))
-        self.X = make_data(self.n_samples, n_features, n_components, dtype)
-        init = explicit_init(self.X, n_components, "diag")
-        params = dict(fixed_work(n_components, "diag", init), init_params="random_from_data")
+        params = _large_k_problem(self, shape, dtype)
         self.estimator = GaussianMixture(**params)
         self.reference = SkGaussianMixture(**params)
-        warm_dispatchers("diag", dtype, n_features, n_components)
 
 
 class LargeKMinResponsibilityBenchmark(Benchmark, Estimator):
@@ -118,15 +122,10 @@ class LargeKMinResponsibilityBenchmark(Benchmark, Estimator):
 
     param_names = ["shape", "dtype"]
     params = (["64x256", "40x1024"], DTYPES)
-    n_samples = 200_000
 
     def setup(self, shape, dtype):
-        n_features, n_components = (int(v) for v in shape.split("x"))
-        self.X = make_data(self.n_samples, n_features, n_components, dtype)
-        init = explicit_init(self.X, n_components, "diag")
-        params = dict(fixed_work(n_components, "diag", init), init_params="random_from_data")
+        params = _large_k_problem(self, shape, dtype, min_resp=1e-8)
         self.estimator = GaussianMixture(**params, min_responsibility=1e-8)
-        warm_dispatchers("diag", dtype, n_features, n_components, min_resp=1e-8)
 
 
 class DefaultFitBenchmark(Benchmark):

@@ -677,6 +677,17 @@ def em(
     return params, lower_bounds
 
 
+def assert_fit_matches_em(gm, em_result, covariance_type, what=""):
+    """A fitted model's bounds, weights, means and covariances against :func:`em`'s."""
+    (weights, means, cov, _), bounds = em_result
+    f64 = np.float64
+    assert_close(gm.lower_bounds_, bounds, f64, np.abs(bounds) + 1.0, err_msg=what + "bounds")
+    assert_close(gm.weights_, weights, f64, err_msg=what + "weights")
+    mean_scale, cov_scale = fit_scales(means, cov, covariance_type)
+    assert_close(gm.means_, means, f64, mean_scale, err_msg=what + "means")
+    assert_close(gm.covariances_, cov, f64, cov_scale, err_msg=what + "covariances")
+
+
 def assert_upper_triangular(mats):
     """Every matrix in the stack is upper-triangular with a positive diagonal."""
     mats = np.asarray(mats)
