@@ -167,7 +167,7 @@ class BayesianGaussianMixture(BaseMixture):
         keep them); in [0, 1 / n_components]. 0 keeps every one:
         scikit-learn's numbers. At hundreds of components most of a row's
         responsibilities are far below 1e-8; leaving them out lets the
-        diagonal and spherical updates visit only the rest. Each
+        updates' moments visit only the rest. Each
         component's posterior moves by about ``min_responsibility`` times
         the rows it loses; a component left with none at or above it gets
         the prior's posterior, as an empty component does. Above

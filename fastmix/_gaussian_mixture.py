@@ -97,8 +97,8 @@ class GaussianMixture(BaseMixture):
         them); in [0, 1 / n_components]. 0 keeps every one: scikit-learn's
         numbers.
         At hundreds of components most of a row's responsibilities are far
-        below 1e-8; leaving them out lets the diagonal and spherical
-        updates visit only the rest (with ``1e-8``, an iteration at
+        below 1e-8; leaving them out lets the updates' moments visit only
+        the rest (with ``1e-8``, an iteration at
         2e5 x 64, K = 256 took 0.68x the exact one's time). Each
         component's weight, mean and covariance move by about
         ``min_responsibility`` times the rows it loses; a component left

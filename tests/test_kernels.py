@@ -165,8 +165,9 @@ def test_estep_pass_leaves_out_responsibilities_below_min_resp(covariance_type, 
 
 def test_exact_moments_do_not_compile_the_sparse_path():
     """min_resp None (every exact fit) is its own specialisation, with the
-    sparse path pruned at compile time: ~3 s less of a first fit. A float
-    compiles it. Checked on a fresh dispatcher of _diag_moments' code."""
+    sparse paths pruned at compile time: ~3 s less of a first fit. A float
+    compiles them. Checked on fresh dispatchers of _diag_moments' and
+    _full_stats' code."""
     moments = numba.njit(estep._diag_moments.py_func)
     xt, xr, w = np.ones((2, 8)), np.ones((8, 2)), np.ones(8)
     out = (np.zeros(3), np.zeros((3, 2)), np.zeros((3, 2)))
@@ -175,6 +176,15 @@ def test_exact_moments_do_not_compile_the_sparse_path():
     calls = {
         str(sig[-1]): [name in moments.inspect_llvm(sig) for name in ("_split", "_sparse_mom")]
         for sig in moments.signatures
+    }
+    assert calls == {"none": [False, False], "float64": [True, True]}
+    full = numba.njit(estep._full_stats.py_func)
+    out = (np.zeros(3), np.zeros((3, 2)), np.zeros((3, 2, 2)))
+    for sparse in (None, 1e-8):
+        full(xt, w, 8, np.zeros((3, 2)), np.ones((3, 8)), *out, sparse)
+    calls = {
+        str(sig[-1]): [name in full.inspect_llvm(sig) for name in ("_pack_rows", "_packed_mom")]
+        for sig in full.signatures
     }
     assert calls == {"none": [False, False], "float64": [True, True]}
 

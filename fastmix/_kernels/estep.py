@@ -978,7 +978,7 @@ def _chunk_stats(xt, xr, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, w
     prefer_wide_vectors()
     n_features = xt.shape[0]
     if code == FULL:
-        _full_stats(xt, wr, m, shift, resp, nk, s1, s2_mat)
+        _full_stats(xt, wr, m, shift, resp, nk, s1, s2_mat, sparse)
         return
     if code == TIED:
         for j in range(n_features):
@@ -995,7 +995,37 @@ def _chunk_stats(xt, xr, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, w
 
 
 @jit
-def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat):
+def _pack_rows(r, w, tile, rows, sr):
+    """A tile's rows with ``r != 0``, packed: indices to ``rows``, ``sqrt(w r)`` to ``sr``.
+
+    Returns how many.
+    """
+    n = 0
+    for i in range(tile):
+        if r[i] != 0:
+            rows[n] = i
+            sr[n] = np.sqrt(w[i] * r[i])
+            n += 1
+    return n
+
+
+@jit
+def _packed_moments(xt, i0, rows, sr, n, mu, sd, s1):
+    """``sd[j, q] = sr[q] (x_j - mu_j)`` of the packed rows; ``s1 += sum_q sr[q] sd[:, q]``."""
+    for j in range(mu.shape[0]):
+        src = xt[j, i0:]
+        dd = sd[j]
+        c = mu[j]
+        s = 0.0
+        for q in range(n):
+            v = sr[q] * (src[rows[q]] - c)
+            dd[q] = v
+            s += sr[q] * v
+        s1[j] += s
+
+
+@jit
+def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat, sparse):
     """Full-covariance statistics of a chunk given its responsibilities ``resp`` (K, B).
 
     Tiles of ``_STATS_TILE`` rows outside, components inside, as in
@@ -1005,6 +1035,12 @@ def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat):
     instead of weighting one operand by ``w r`` made the statistics 1.5x
     faster (one array to fill instead of two, 136 products per row instead of
     160 at D = 16).
+
+    ``sparse`` is None (exact; pruned at compile time, see
+    :func:`_diag_moments`) or a float, when the caller has set the
+    responsibilities below ``min_resp`` to zero: a component's tile then
+    holds only its rows with a non-zero responsibility, packed, so that its
+    Gram costs what those rows cost.
     """
     prefer_wide_vectors()
     n_components, n_features = shift.shape
@@ -1024,6 +1060,7 @@ def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat):
     # blocks that need only their upper 10 products.
     sd = _scratch(n4, _STATS_TILE, w, True)
     sr = _scratch(1, _STATS_TILE, w, False)[0]
+    rows = np.empty(_STATS_TILE if sparse is not None else 0, dtype=np.int64)
     for i0 in range(0, m, _STATS_TILE):
         tile = min(_STATS_TILE, m - i0)
         wt = w[i0 : i0 + tile]
@@ -1031,6 +1068,12 @@ def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat):
             if not active[k]:
                 continue
             r = resp[k, i0 : i0 + tile]
+            if sparse is not None:
+                n = _pack_rows(r, wt, tile, rows, sr)
+                if n > 0:
+                    _packed_moments(xt, i0, rows, sr, n, shift[k], sd, s1[k])
+                    _symmetric_gram(sd, n, s2_mat[k])
+                continue
             for i in range(tile):
                 sr[i] = np.sqrt(wt[i] * r[i])
             for j in range(n_features):
