@@ -183,7 +183,7 @@ def test_exact_moments_do_not_compile_the_sparse_path():
     for sparse in (None, 1e-8):
         full(xt, w, 8, np.zeros((3, 2)), np.ones((3, 8)), *out, sparse)
     calls = {
-        str(sig[-1]): [name in full.inspect_llvm(sig) for name in ("_pack_rows", "_packed_mom")]
+        str(sig[-1]): [name in full.inspect_llvm(sig) for name in ("_nonzero_rows", "_packed_mom")]
         for sig in full.signatures
     }
     assert calls == {"none": [False, False], "float64": [True, True]}

@@ -685,6 +685,28 @@ def _split_sparse(w, m, resp, nk, active):
 
 
 @jit
+def _nonzero_rows(r, m, rows):
+    """The indices ``i < m`` with ``r[i] != 0``, in order, into ``rows`` (at least m long).
+
+    Returns how many. Found 32 at a time: one vectorised sum of 32
+    responsibilities (r >= 0, so 0 only when all are; NaN is not 0) decides
+    whether to look at them one by one. Slices, not offset indices: those
+    keep numba's wraparound check in the loop and stop it vectorising.
+    """
+    n = 0
+    for i0 in range(0, m, 32):
+        rb = r[i0 : min(i0 + 32, m)]
+        seen = 0.0
+        for i in range(rb.shape[0]):
+            seen += rb[i]
+        if seen != 0.0:
+            for i in range(rb.shape[0]):
+                rows[n] = i0 + i  # n <= i0 + i: never past what is filled
+                n += rb[i] != 0
+    return n
+
+
+@jit
 def _sparse_moments(xr, w, m, shift, resp, components, s1, s2_diag, second):
     """:func:`_diag_moments`' row-wise path for ``components`` with few non-zeros.
 
@@ -695,23 +717,10 @@ def _sparse_moments(xr, w, m, shift, resp, components, s1, s2_diag, second):
     """
     prefer_wide_vectors()
     n_features = shift.shape[1]
-    # The rows of each component, found 32 at a time: one vectorised sum of
-    # 32 responsibilities (r >= 0, so 0 only when all are) decides whether to
-    # look at them one by one. Slices, not offset indices: those keep numba's
-    # wraparound check in the loop and stop it vectorising.
-    rows = np.empty(m + 32, dtype=np.int64)
+    rows = np.empty(m, dtype=np.int64)
     for k in components:
         r = resp[k]
-        n = 0
-        for i0 in range(0, m, 32):
-            rb = r[i0 : min(i0 + 32, m)]
-            seen = 0.0
-            for i in range(rb.shape[0]):
-                seen += rb[i]
-            if seen != 0.0:
-                for i in range(rb.shape[0]):
-                    rows[n] = i0 + i
-                    n += rb[i] != 0
+        n = _nonzero_rows(r, m, rows)
         mu = shift[k]
         a = s1[k]
         if second:
@@ -770,12 +779,13 @@ def _diag_moments(xt, xr, w, m, shift, resp, nk, s1, s2_diag, like, sparse):
     (component, feature) per chunk. A last partial tile of components
     repeats its last component and drops the repeats' sums.
 
-    ``sparse``, None or (when the caller has set the responsibilities below
-    ``min_resp`` to zero) a float, sends a component with at most ``m / _SPARSE_SHARE`` non-zero
-    responsibilities in the chunk down a row-wise path instead: for each of
-    its rows, ``w r (x - shift_k)`` and its square over the row ``xr[i]``
-    ((B, D), the chunk's rows as stored) are added straight into float64,
-    vectorised over the features. Its cost follows the non-zeros, not B x D.
+    ``sparse`` is None, or a float when the caller has set the
+    responsibilities below ``min_resp`` to zero. Then a component with at
+    most ``m / _SPARSE_SHARE`` non-zero responsibilities in the chunk takes
+    a row-wise path instead (:func:`_sparse_moments`): for each of its rows,
+    ``w r (x - shift_k)`` and its square over the row ``xr[i]`` ((B, D), the
+    chunk's rows as stored) are added straight into float64, vectorised over
+    the features. Its cost follows the non-zeros, not B x D.
     """
     prefer_wide_vectors()
     n_components, n_features = shift.shape
@@ -995,23 +1005,11 @@ def _chunk_stats(xt, xr, w, m, code, shift, resp, nk, s1, s2_mat, s2_diag, dt, w
 
 
 @jit
-def _pack_rows(r, w, tile, rows, sr):
-    """A tile's rows with ``r != 0``, packed: indices to ``rows``, ``sqrt(w r)`` to ``sr``.
-
-    Returns how many.
-    """
-    n = 0
-    for i in range(tile):
-        if r[i] != 0:
-            rows[n] = i
-            sr[n] = np.sqrt(w[i] * r[i])
-            n += 1
-    return n
-
-
-@jit
 def _packed_moments(xt, i0, rows, sr, n, mu, sd, s1):
-    """``sd[j, q] = sr[q] (x_j - mu_j)`` of the packed rows; ``s1 += sum_q sr[q] sd[:, q]``."""
+    """``sd[j, q] = sr[q] (x_j - mu_j)`` of the packed rows; ``s1 += sum_q sr[q] sd[:, q]``.
+
+    Row ``q`` is row ``i0 + rows[q]`` of the chunk; ``sr[q]`` its ``sqrt(w r)``.
+    """
     for j in range(mu.shape[0]):
         src = xt[j, i0:]
         dd = sd[j]
@@ -1069,7 +1067,9 @@ def _full_stats(xt, w, m, shift, resp, nk, s1, s2_mat, sparse):
                 continue
             r = resp[k, i0 : i0 + tile]
             if sparse is not None:
-                n = _pack_rows(r, wt, tile, rows, sr)
+                n = _nonzero_rows(r, tile, rows)
+                for q in range(n):
+                    sr[q] = np.sqrt(wt[rows[q]] * r[rows[q]])
                 if n > 0:
                     _packed_moments(xt, i0, rows, sr, n, shift[k], sd, s1[k])
                     _symmetric_gram(sd, n, s2_mat[k])
