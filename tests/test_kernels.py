@@ -642,6 +642,26 @@ def test_reference_m_step_is_scikit_learn(covariance_type, kind):
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_precision_cholesky_is_scikit_learns_bitwise(covariance_type):
+    """LAPACK's potrf/trtrs called directly give scikit-learn's factors, bit for bit.
+
+    As do the precisions formed from them (a stacked matmul, scikit-learn's
+    ``np.dot`` per component); the covariances are ill-conditioned enough
+    that a different triangular solve or product order would show.
+    """
+    rng = np.random.default_rng(31)
+    cov = ref.random_covariances(rng, covariance_type, 5, 7, 1.0)
+    if covariance_type in ("full", "tied"):
+        cov = cov + 1e4 * np.ones(cov.shape[-2:])  # condition number ~1e5
+    want = _compute_precision_cholesky(cov, covariance_type)
+    got = precision_cholesky(cov, covariance_type, np.float64)
+    np.testing.assert_array_equal(got, want)
+    if covariance_type == "full":
+        want_prec = np.array([np.dot(u, u.T) for u in want])
+        np.testing.assert_array_equal(precisions_from_cholesky(got, covariance_type), want_prec)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_reference_log_density_is_scikit_learn(covariance_type):
     X, log_w, means, pc = ref.random_problem(26, covariance_type, n_samples=200)
     got = ref.weighted_log_prob(X, log_w, means, pc, covariance_type) - log_w
