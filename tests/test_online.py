@@ -378,6 +378,26 @@ def test_cli_fit_online_reads_the_data_passes_times(tmp_path, monkeypatch, capsy
     assert "BIC:                    not computed" in capsys.readouterr().out
 
 
+def test_cli_fit_online_progress(tmp_path, capsys):
+    """``--progress none`` prints nothing; ``text`` prints each pass's first and
+    last block, never "converged": online learning has no convergence, and two
+    close batch bounds (below --tol) used to be reported as one."""
+    from fastmix.cli import main
+
+    X = _stream(6000, seed=31)
+    np.save(tmp_path / "x.npy", X)
+    args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "500"]
+    assert main([*args, "--passes", "2", "--progress", "none", "--tol", "1"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*args, "--passes", "2", "--progress", "text", "--tol", "1"]) == 0
+    lines = capsys.readouterr().err.splitlines()[1:]  # after the intro line
+    assert [line.split(",")[0] for line in lines] == ["fastmix fit: pass 1/2"] * 2 + [
+        "fastmix fit: pass 2/2"
+    ] * 2
+    assert "iteration 12/12" in lines[1] and "iteration 12/12" in lines[3]
+    assert not any("converged" in line or "max_iter" in line for line in lines)
+
+
 def test_cli_fit_online_streams_blocks(tmp_path):
     import json
     import subprocess

@@ -112,7 +112,9 @@ def run_fit(args, out=None, err=None):
     )
     first_run_note(prog, err)
     method = "VI" if args.bayesian else "EM"
-    reporter = ProgressReporter(mode, args.n_init, args.tol, err, prog, intro=intro, method=method)
+    reporter = ProgressReporter(
+        mode, args.n_init, args.tol, err, prog, intro=intro, method=method, online=args.online
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -308,5 +310,6 @@ def fit_online(model, X, sample_weight, args, reporter):
             w = None if sample_weight is None else sample_weight[start:stop]
             model.partial_fit(X[start:stop], sample_weight=w)
             bound = model.lower_bound_
-            reporter(p, i, len(starts), bound, bound - previous if i > 1 else np.inf)
+            if reporter.mode != "none":
+                reporter(p, i, len(starts), bound, bound - previous if i > 1 else np.inf)
             previous = bound

@@ -19,15 +19,21 @@ class ProgressReporter:
     ``bar``: one tqdm bar per initialisation (total ``max_iter``), closed when
     the initialisation converges or runs out of iterations. ``text``: one line
     on the first and the last iteration of each initialisation and at most one
-    per ``interval`` seconds in between.
+    per ``interval`` seconds in between. ``online``: the "iterations" are the
+    blocks of a pass (``init`` counts passes); online learning does not
+    converge, so a pass ends at its last block, whatever the change.
     """
 
-    def __init__(self, mode, n_init, tol, stream, prog, intro=None, interval=1.0, method="EM"):
+    def __init__(
+        self, mode, n_init, tol, stream, prog, intro=None, interval=1.0, method="EM",
+        online=False,
+    ):  # fmt: skip
         self.mode = mode
         self.method = method  # "EM", or "VI" for a Bayesian (variational) fit
         self.intro = intro
         self.n_init = n_init
-        self.tol = tol
+        self.online = online
+        self.tol = -math.inf if online else tol
         self.stream = stream
         self.prog = prog
         self.interval = interval
@@ -72,7 +78,7 @@ class ProgressReporter:
         if n_iter == 1 or last or now - self.last_line >= self.interval:
             self.last_line = now
             state = ""
-            if last:
+            if last and not self.online:
                 state = " (converged)" if abs(change) < self.tol else " (max_iter reached)"
             print(
                 f"{self.prog}: {self._label(init)}, iteration {n_iter}/{max_iter}: lower bound "
