@@ -55,17 +55,16 @@ def write_file(path, n_samples, mean_scale, block=2_000_000):
 
 
 def overhead():
-    from fastmix import GaussianMixture
+    """partial_fit's time over its E-step pass, 1e4 x 16 float32 batches, K = 16.
+
+    The issue's figure first (GaussianMixture, diag, three medians), then one
+    median per covariance type of both estimators.
+    """
+    from fastmix import BayesianGaussianMixture, GaussianMixture
     from fastmix._sources import ArraySource
 
     rng = np.random.default_rng(2)
     X = _draw(10_000, rng, _mixture())
-    gm = GaussianMixture(N_COMPONENTS, covariance_type="diag", random_state=0).partial_fit(X)
-    params = gm._kernel_params(np.float32)
-    source = ArraySource(X)
-    for _ in range(20):
-        gm.partial_fit(X)
-        source.estep_pass([params])
 
     def median(f, n=200):
         times = []
@@ -75,13 +74,31 @@ def overhead():
             times.append(time.perf_counter() - t)
         return float(np.median(times))
 
-    for _ in range(3):
-        kernel = median(lambda: source.estep_pass([params]))
-        call = median(lambda: gm.partial_fit(X))
-        print(
-            f"1e4 x 16 float32, K=16 diag: E-step pass {kernel * 1e3:.3f} ms, partial_fit "
-            f"{call * 1e3:.3f} ms: overhead {100 * (call / kernel - 1):.0f}% of the kernel time"
-        )
+    def measure(estimator, covariance_type, rounds):
+        model = estimator(n_components=N_COMPONENTS, covariance_type=covariance_type)
+        model.set_params(random_state=0).partial_fit(X)
+        params = model._stats_params(np.float32)
+        source = ArraySource(X)
+        for _ in range(20):
+            model.partial_fit(X)
+            source.estep_pass([params])
+        for _ in range(rounds):
+            kernel = median(lambda: source.estep_pass([params]))
+            call = median(lambda: model.partial_fit(X))
+            print(
+                f"1e4 x 16 float32, K=16, {estimator.__name__} {covariance_type}: E-step pass "
+                f"{kernel * 1e3:.3f} ms, partial_fit {call * 1e3:.3f} ms: overhead "
+                f"{(call - kernel) * 1e6:.0f} us, "
+                f"{100 * (call / kernel - 1):.0f}% of the kernel time"
+            )
+
+    measure(GaussianMixture, "diag", 3)
+    for estimator, types in [
+        (GaussianMixture, ["spherical", "tied-diagonal", "full", "tied"]),
+        (BayesianGaussianMixture, ["diag", "spherical", "full", "tied"]),
+    ]:
+        for covariance_type in types:
+            measure(estimator, covariance_type, 1)
 
 
 def main(argv=None):
