@@ -351,9 +351,9 @@ def test_gaussian_mixture_constructor_adds_only_keyword_only_parameters():
 
 
 def test_cli_fit_online_reads_the_data_passes_times(tmp_path, monkeypatch, capsys):
-    """``fastmix fit --online --passes 2`` runs the statistics kernels over
-    exactly 2 n rows and no per-row pass: no BIC pass after the fit (its JSON
-    says null, its text says why)."""
+    """``fastmix fit --online --passes 2`` reads the file's rows and runs the
+    statistics kernels over them exactly twice, and no per-row pass: no BIC
+    pass after the fit (its JSON says null, its text says why)."""
     from fastmix._sources import _memory
     from fastmix.cli import main
 
@@ -368,12 +368,22 @@ def test_cli_fit_online_reads_the_data_passes_times(tmp_path, monkeypatch, capsy
 
         return call
 
+    def reading(read):
+        def call(self, start, stop):
+            rows["read"] += stop - start
+            return read(self, start, stop)
+
+        return call
+
+    rows["read"] = 0
     monkeypatch.setattr(_memory, "block_stats", counting("stats", _memory.block_stats))
     monkeypatch.setattr(_memory, "block_outputs", counting("outputs", _memory.block_outputs))
+    monkeypatch.setattr(_memory.BlockSource, "_read", reading(_memory.BlockSource._read))
     args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "1000"]
     assert main([*args, "--passes", "2", "--json", "--progress", "none"]) == 0
     assert json.loads(capsys.readouterr().out)["bic"] is None
-    assert rows == {"stats": 2 * len(X), "outputs": 0}
+    # Each block is read from the file once per pass (not again for a check).
+    assert rows == {"stats": 2 * len(X), "outputs": 0, "read": 2 * len(X)}
     assert main([*args, "--progress", "none"]) == 0
     assert "BIC:                    not computed" in capsys.readouterr().out
 

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from .._sources import BlockSource
 from ._pictures import check_out_and_plot, write_pictures
 from ._readers import (
     TEXT_DELIMITERS,
@@ -303,12 +304,16 @@ def fit_online(model, X, sample_weight, args, reporter):
     starts = np.arange(0, n_samples, args.batch_size)
     rng = np.random.RandomState(args.random_state)
     reporter._label = lambda p: f"pass {p + 1}/{args.passes}"
+    # A memmap's block is read once, into memory, by the reader the fits use
+    # (the map's RSS stays bounded), and partial_fit gets an ndarray: a memmap
+    # slice would be read twice, once for its finiteness check.
+    reader = BlockSource(X, X.dtype) if isinstance(X, np.memmap) else X
     previous = -np.inf
     for p in range(args.passes):
         for i, start in enumerate(starts[rng.permutation(len(starts))], start=1):
             stop = min(start + args.batch_size, n_samples)
             w = None if sample_weight is None else sample_weight[start:stop]
-            model.partial_fit(X[start:stop], sample_weight=w)
+            model.partial_fit(reader[start:stop], sample_weight=w)
             bound = model.lower_bound_
             if reporter.mode != "none":
                 reporter(p, i, len(starts), bound, bound - previous if i > 1 else np.inf)
