@@ -8,6 +8,7 @@ leave the online state untouched; the state survives save/load.
 
 import copy
 import json
+import os
 
 import numpy as np
 import pytest
@@ -406,6 +407,45 @@ def test_cli_fit_online_progress(tmp_path, capsys):
     ] * 2
     assert "iteration 12/12" in lines[1] and "iteration 12/12" in lines[3]
     assert not any("converged" in line or "max_iter" in line for line in lines)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+def test_cli_fit_online_prefetches_the_next_block(tmp_path, monkeypatch):
+    """Before each ``partial_fit`` the disk is asked for the next shuffled
+    block's bytes (POSIX_FADV_WILLNEED on its span in the .npy file), so it
+    reads while the current block is computed; the last block asks for none."""
+    from fastmix._base import BaseMixture
+    from fastmix.cli import main
+
+    X = _stream(5000, seed=29)
+    np.save(tmp_path / "x.npy", X)
+    header = np.load(tmp_path / "x.npy", mmap_mode="r").offset
+    events = []
+    real_fadvise = os.posix_fadvise
+    real_partial_fit = BaseMixture.partial_fit
+
+    def fadvise(fd, offset, length, advice):
+        if advice == os.POSIX_FADV_WILLNEED:
+            events.append(("prefetch", offset, length))
+        return real_fadvise(fd, offset, length, advice)
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        events.append(("fit", np.asarray(X)[0].copy(), len(X)))
+        return real_partial_fit(self, X, y, sample_weight)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    monkeypatch.setattr(BaseMixture, "partial_fit", partial_fit)
+    args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "1500"]
+    assert main([*args, "--progress", "none", "--random-state", "4"]) == 0
+
+    assert [e[0] for e in events] == ["prefetch", "fit"] * 3 + ["fit"]
+    row_bytes = X.shape[1] * X.itemsize
+    prefetches = [e for e in events if e[0] == "prefetch"]
+    fits = [e for e in events if e[0] == "fit"]
+    for (_, offset, length), (_, first_row, n_rows) in zip(prefetches, fits[1:], strict=True):
+        start, rem = divmod(offset - header, row_bytes)
+        assert rem == 0 and length == n_rows * row_bytes
+        assert_array_equal(X[start], first_row)
 
 
 def test_cli_fit_online_streams_blocks(tmp_path):

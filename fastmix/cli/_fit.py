@@ -310,8 +310,12 @@ def fit_online(model, X, sample_weight, args, reporter):
     reader = BlockSource(X, X.dtype) if isinstance(X, np.memmap) else X
     previous = -np.inf
     for p in range(args.passes):
-        for i, start in enumerate(starts[rng.permutation(len(starts))], start=1):
+        order = starts[rng.permutation(len(starts))]
+        for i, start in enumerate(order, start=1):
             stop = min(start + args.batch_size, n_samples)
+            if i < len(order) and reader is not X:
+                # The disk reads the next block while this one is computed.
+                reader.prefetch(order[i], min(order[i] + args.batch_size, n_samples))
             w = None if sample_weight is None else sample_weight[start:stop]
             model.partial_fit(reader[start:stop], sample_weight=w)
             bound = model.lower_bound_
