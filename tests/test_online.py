@@ -9,6 +9,7 @@ leave the online state untouched; the state survives save/load.
 import copy
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -409,12 +410,17 @@ def test_cli_fit_online_progress(tmp_path, capsys):
     assert not any("converged" in line or "max_iter" in line for line in lines)
 
 
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and hasattr(os, "posix_fadvise")),
+    reason="posix_fadvise's read-ahead is counted on Linux",
+)
 def test_cli_fit_online_prefetches_the_next_block(tmp_path, monkeypatch):
-    """Before each ``partial_fit`` the disk is asked for the next shuffled
-    block's bytes (POSIX_FADV_WILLNEED on its span in the .npy file), so it
-    reads while the current block is computed; the last block asks for none."""
+    """After reading a block and before its ``partial_fit``, the disk is asked
+    for the next shuffled block's bytes (POSIX_FADV_WILLNEED on its span in the
+    .npy file), so it reads while this block is computed; the last block of a
+    pass asks for the next pass's first, and the very last asks for none."""
     from fastmix._base import BaseMixture
+    from fastmix._sources import BlockSource
     from fastmix.cli import main
 
     X = _stream(5000, seed=29)
@@ -423,29 +429,41 @@ def test_cli_fit_online_prefetches_the_next_block(tmp_path, monkeypatch):
     events = []
     real_fadvise = os.posix_fadvise
     real_partial_fit = BaseMixture.partial_fit
+    real_getitem = BlockSource.__getitem__
 
     def fadvise(fd, offset, length, advice):
         if advice == os.POSIX_FADV_WILLNEED:
             events.append(("prefetch", offset, length))
         return real_fadvise(fd, offset, length, advice)
 
+    def getitem(self, key):
+        events.append(("read", key.start, key.stop))
+        return real_getitem(self, key)
+
     def partial_fit(self, X, y=None, sample_weight=None):
         events.append(("fit", np.asarray(X)[0].copy(), len(X)))
         return real_partial_fit(self, X, y, sample_weight)
 
     monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    monkeypatch.setattr(BlockSource, "__getitem__", getitem)
     monkeypatch.setattr(BaseMixture, "partial_fit", partial_fit)
     args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "1500"]
-    assert main([*args, "--progress", "none", "--random-state", "4"]) == 0
+    assert main([*args, "--passes", "2", "--progress", "none", "--random-state", "4"]) == 0
 
-    assert [e[0] for e in events] == ["prefetch", "fit"] * 3 + ["fit"]
+    # 4 blocks a pass, 2 passes: every block but the very last prefetches the next.
+    assert [e[0] for e in events] == ["read", "prefetch", "fit"] * 7 + ["read", "fit"]
     row_bytes = X.shape[1] * X.itemsize
     prefetches = [e for e in events if e[0] == "prefetch"]
+    reads = [e for e in events if e[0] == "read"]
     fits = [e for e in events if e[0] == "fit"]
-    for (_, offset, length), (_, first_row, n_rows) in zip(prefetches, fits[1:], strict=True):
-        start, rem = divmod(offset - header, row_bytes)
-        assert rem == 0 and length == n_rows * row_bytes
+    for (_, start, stop), (_, first_row, n_rows) in zip(reads, fits, strict=True):
         assert_array_equal(X[start], first_row)
+        assert stop - start == n_rows
+    for (_, offset, length), (_, start, stop) in zip(prefetches, reads[1:], strict=True):
+        assert (offset - header, length) == (start * row_bytes, (stop - start) * row_bytes)
+    # Each pass visits every block once.
+    firsts = [e[1] for e in reads]
+    assert sorted(firsts[:4]) == sorted(firsts[4:]) == [0, 1500, 3000, 4500]
 
 
 def test_cli_fit_online_streams_blocks(tmp_path):

@@ -309,16 +309,24 @@ def fit_online(model, X, sample_weight, args, reporter):
     # slice would be read twice, once for its finiteness check.
     reader = BlockSource(X, X.dtype) if isinstance(X, np.memmap) else X
     previous = -np.inf
+    order = starts[rng.permutation(len(starts))]
     for p in range(args.passes):
-        order = starts[rng.permutation(len(starts))]
+        # The next pass's order is drawn now (the same draws as at its start),
+        # so the last block of this pass can prefetch the first of the next.
+        following = starts[rng.permutation(len(starts))] if p + 1 < args.passes else None
         for i, start in enumerate(order, start=1):
             stop = min(start + args.batch_size, n_samples)
-            if i < len(order) and reader is not X:
+            block = reader[start:stop]
+            if reader is not X:
                 # The disk reads the next block while this one is computed.
-                reader.prefetch(order[i], min(order[i] + args.batch_size, n_samples))
+                after = order[i] if i < len(order) else None
+                if after is None and following is not None:
+                    after = following[0]
+                if after is not None:
+                    reader.prefetch(after, min(after + args.batch_size, n_samples))
             w = None if sample_weight is None else sample_weight[start:stop]
-            model.partial_fit(reader[start:stop], sample_weight=w)
+            model.partial_fit(block, sample_weight=w)
             bound = model.lower_bound_
-            if reporter.mode != "none":
-                reporter(p, i, len(starts), bound, bound - previous if i > 1 else np.inf)
+            reporter(p, i, len(starts), bound, bound - previous if i > 1 else np.inf)
             previous = bound
+        order = following

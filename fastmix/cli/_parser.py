@@ -423,7 +423,10 @@ def build_parser():
         type=_count,
         default=65536,
         metavar="N",
-        help="with --online: rows per partial_fit call (default: 65536)",
+        help=(
+            "with --online: rows per partial_fit call (default: 65536); each block is "
+            "read into memory, N rows x the features in DATA's dtype"
+        ),
     )
     fit.add_argument(
         "--passes",

@@ -19,7 +19,7 @@ class ProgressReporter:
     ``bar``: one tqdm bar per initialisation (total ``max_iter``), closed when
     the initialisation converges or runs out of iterations. ``text``: one line
     on the first and the last iteration of each initialisation and at most one
-    per ``interval`` seconds in between. ``online``: the "iterations" are the
+    per ``interval`` seconds in between. ``none``: nothing. ``online``: the "iterations" are the
     blocks of a pass (``init`` counts passes); online learning does not
     converge, so a pass ends at its last block, whatever the change.
     """
@@ -44,6 +44,8 @@ class ProgressReporter:
         return f"init {init + 1}/{self.n_init}" if self.n_init > 1 else self.method
 
     def __call__(self, init, n_iter, max_iter, lower_bound, change):
+        if self.mode == "none":
+            return  # also called directly, by ``fastmix fit --online``
         if self.intro is not None:
             # Printed with the first iteration, so that a fit that fails before
             # iterating (bad data) leaves only its one-line error on stderr.
