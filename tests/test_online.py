@@ -466,6 +466,24 @@ def test_cli_fit_online_prefetches_the_next_block(tmp_path, monkeypatch):
     assert sorted(firsts[:4]) == sorted(firsts[4:]) == [0, 1500, 3000, 4500]
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+def test_block_source_prefetch_is_only_a_hint(tmp_path, monkeypatch):
+    """A file system that refuses the read-ahead advice (OSError) costs
+    nothing: prefetch returns and the block still reads."""
+    from fastmix._sources import BlockSource
+
+    X = _stream(300, seed=30)
+    np.save(tmp_path / "x.npy", X)
+    source = BlockSource(np.load(tmp_path / "x.npy", mmap_mode="r"), X.dtype)
+
+    def refuse(fd, offset, length, advice):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    source.prefetch(100, 200)
+    assert_array_equal(source[100:200], X[100:200])
+
+
 def test_cli_fit_online_streams_blocks(tmp_path):
     import json
     import subprocess

@@ -311,6 +311,8 @@ class BlockSource(_InProcessSource):
                 fd, position + start * row_stride, (stop - start) * row_stride,
                 os.POSIX_FADV_WILLNEED,
             )  # fmt: skip
+        except OSError:
+            pass  # a file system that refuses the hint reads the block when asked
         finally:
             os.close(fd)
 
