@@ -191,6 +191,12 @@ def _unresolved(s2, stats, dtype, pooled=False):
     return s2 - centred_sq <= floor
 
 
+def _check_lapack(routine, info):
+    """An illegal argument to a LAPACK routine (``info < 0``) is a bug of ours, not the data's."""
+    if info < 0:
+        raise RuntimeError(f"LAPACK {routine}: illegal value in argument {-info}")
+
+
 def precision_cholesky(covariances, covariance_type, dtype):
     """Upper-triangular Cholesky factors of the precisions (scikit-learn's convention).
 
@@ -214,11 +220,13 @@ def precision_cholesky(covariances, covariance_type, dtype):
         potrf, trtrs = linalg.get_lapack_funcs(("potrf", "trtrs"), (mats,))
         for k in range(mats.shape[0]):
             cov_chol, info = potrf(mats[k], lower=1, clean=1)
-            if info != 0:
+            if info > 0:  # a leading minor not positive: scipy's LinAlgError
                 raise ValueError(precision_error_message(dtype))
+            _check_lapack("potrf", info)
+            # potrf succeeded, so the factor's diagonal is positive and trtrs
+            # cannot report a singular matrix (info > 0).
             inv_chol, info = trtrs(cov_chol, eye, lower=1)
-            if info != 0:  # a zero on the diagonal: singular
-                raise ValueError(precision_error_message(dtype))
+            _check_lapack("trtrs", info)
             out[k] = inv_chol.T
         return out if covariance_type == "full" else out[0]
     if not np.all(np.isfinite(covariances)):

@@ -661,6 +661,26 @@ def test_precision_cholesky_is_scikit_learns_bitwise(covariance_type):
         np.testing.assert_array_equal(precisions_from_cholesky(got, covariance_type), want_prec)
 
 
+@pytest.mark.parametrize("routine", ["potrf", "trtrs"])
+def test_precision_cholesky_reports_a_lapack_argument_error_as_a_bug(routine, monkeypatch):
+    """``info < 0`` (an illegal argument) is an internal error, not the
+    reg_covar advice that a non-positive-definite covariance (``info > 0``) gets."""
+    from fastmix import _update
+
+    real = _update.linalg.get_lapack_funcs
+
+    def get_lapack_funcs(names, arrays):
+        funcs = dict(zip(names, real(names, arrays), strict=True))
+        good = funcs[routine]
+        funcs[routine] = lambda *a, **kw: (good(*a, **kw)[0], -2)
+        return tuple(funcs[name] for name in names)
+
+    monkeypatch.setattr(_update.linalg, "get_lapack_funcs", get_lapack_funcs)
+    cov = ref.random_covariances(np.random.default_rng(3), "full", 2, 3)
+    with pytest.raises(RuntimeError, match=f"LAPACK {routine}: illegal value in argument 2"):
+        precision_cholesky(cov, "full", np.float64)
+
+
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_reference_log_density_is_scikit_learn(covariance_type):
     X, log_w, means, pc = ref.random_problem(26, covariance_type, n_samples=200)
