@@ -591,6 +591,45 @@ def test_stats_from_resp_matches_reference(covariance_type, kind, offset, weight
     ref.assert_params_match(got, want_params, covariance_type, dtype, stats.shift)
 
 
+@pytest.mark.parametrize("kind", ["random", "seeds"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_recentred_and_blended_stats(covariance_type, kind):
+    """Online learning's two operations on statistics. ``recentred`` moves
+    the sums onto another shift (exact algebra: the sums accumulated around it
+    directly); ``blended`` is ``recentred(...).scaled(1 - rho) +
+    batch.scaled(factor)`` in one array per sum. 'seeds' leaves rows
+    unassigned, so the tied statistics carry a row sum that moves too."""
+    dtype = np.float64
+    code = COV_CODES[covariance_type]
+    X, _, means, _, _ = problem(21, covariance_type, dtype, n_samples=150, n_components=3)
+    rng = np.random.default_rng(22)
+    old = means + rng.normal(size=means.shape)
+    new = np.broadcast_to(X.mean(axis=0), means.shape) if covariance_type == "tied" else means
+    w = weights_with_zeros(len(X), 23)
+    r = init_resp(kind, len(X), 3, 24)
+    if covariance_type == "tied":
+        old = np.broadcast_to(old[0], means.shape)
+    stats = stats_from_resp(X, w, lambda a, b: r[a:b], code, old, rows_per_block=40)
+    moved = stats.recentred(new, code)
+    want = ref.stats_from_resp(X, w, r, covariance_type, new)
+    # The terms' scale around either shift bounds the rounding of the algebra.
+    before = ref.stats_from_resp(X, w, r, covariance_type, old)["scale"]
+    scale = {k: 4.0 * np.maximum(v, before[k]) for k, v in want["scale"].items()}
+    assert_stats_close(moved, want, **ref.tol(dtype), scale=scale, fields=REFERENCE_RESP_FIELDS)
+    np.testing.assert_array_equal(moved.shift, new)
+    assert (moved.row_sum is None) == (stats.row_sum is None)
+    if moved.row_sum is not None:
+        ref.assert_close(moved.row_sum, want["row_sum"], dtype, scale["row_sum"])
+
+    r2 = init_resp(kind, len(X), 3, 25)
+    batch = stats_from_resp(X[::-1], None, lambda a, b: r2[a:b], code, new, rows_per_block=40)
+    rho, factor = 0.3, 2.5
+    got = stats.blended(rho, batch, factor, code)
+    want = moved.scaled(1.0 - rho) + batch.scaled(factor)
+    assert_stats_close(got, want, rtol=1e-12, atol=1e-12)
+    assert got.partial == want.partial
+
+
 # --------------------------------------------------------------------------
 # M-step
 # --------------------------------------------------------------------------
