@@ -128,6 +128,9 @@ def main(argv=None):
         "the held-out comparison needs both)",
     )
     args = parser.parse_args(argv)
+    chosen = args.runs.split(",")
+    if not chosen or not set(chosen) <= {"online", "batch"}:
+        parser.error(f"--runs {args.runs}: name online, batch or both, separated by a comma")
     if args.overhead:
         overhead()
         return
@@ -149,7 +152,7 @@ def main(argv=None):
                    "--passes", str(args.passes), "--out", "/tmp/fastmix-online.npz"],
         "batch": [*common, "--out", "/tmp/fastmix-batch.npz"],
     }  # fmt: skip
-    runs = {name: runs[name] for name in args.runs.split(",")}
+    runs = {name: runs[name] for name in chosen}
     wall = {}
     if args.evict:
         # The floor of any one-pass fit: reading DATA once from the disk.
