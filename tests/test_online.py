@@ -371,16 +371,17 @@ def test_cli_fit_online_reads_the_data_passes_times(tmp_path, monkeypatch, capsy
         return call
 
     def reading(read):
-        def call(self, start, stop):
-            rows["read"] += stop - start
-            return read(self, start, stop)
+        def call(self, *args):  # (start, stop), or (fd, start, stop) for O_DIRECT
+            rows["read"] += args[-1] - args[-2]
+            return read(self, *args)
 
         return call
 
     rows["read"] = 0
     monkeypatch.setattr(_memory, "block_stats", counting("stats", _memory.block_stats))
     monkeypatch.setattr(_memory, "block_outputs", counting("outputs", _memory.block_outputs))
-    monkeypatch.setattr(_memory.BlockSource, "_read", reading(_memory.BlockSource._read))
+    for name in ("_read", "_read_direct"):
+        monkeypatch.setattr(_memory.BlockSource, name, reading(getattr(_memory.BlockSource, name)))
     args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "1000"]
     assert main([*args, "--passes", "2", "--json", "--progress", "none"]) == 0
     assert json.loads(capsys.readouterr().out)["bic"] is None
@@ -410,78 +411,169 @@ def test_cli_fit_online_progress(tmp_path, capsys):
     assert not any("converged" in line or "max_iter" in line for line in lines)
 
 
-@pytest.mark.skipif(
-    not (sys.platform.startswith("linux") and hasattr(os, "posix_fadvise")),
-    reason="posix_fadvise's read-ahead is counted on Linux",
-)
-def test_cli_fit_online_prefetches_the_next_block(tmp_path, monkeypatch):
-    """After reading a block and before its ``partial_fit``, the disk is asked
-    for the next shuffled block's bytes (POSIX_FADV_WILLNEED on its span in the
-    .npy file), so it reads while this block is computed; the last block of a
-    pass asks for the next pass's first, and the very last asks for none."""
-    from fastmix._base import BaseMixture
+def _direct_io(path):
+    """Whether ``path``'s file system reads with O_DIRECT (not tmpfs, say)."""
+    if not (sys.platform.startswith("linux") and hasattr(os, "O_DIRECT")):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        return False
+    try:
+        page = np.empty(8192, dtype=np.uint8)
+        aligned = page[-page.ctypes.data % 4096 :][:4096]
+        os.preadv(fd, [aligned], 0)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
+@pytest.mark.parametrize("layout", ["npy", "raw-offset", "fortran", "copy-on-write", "to-float64"])
+def test_block_source_read_ahead(tmp_path, monkeypatch, layout, direct):
+    """``BlockSource.read_ahead`` yields exactly ``X[start:stop]`` in the
+    source's dtype for every range: unaligned starts, the short last block,
+    an empty range, any layout. O_DIRECT (a background thread) where the rows
+    are a contiguous span of a file that allows it, else buffered reads."""
     from fastmix._sources import BlockSource
+
+    X = _stream(3001, seed=32).astype(np.float32)
+    if layout == "npy" or layout == "to-float64":
+        np.save(tmp_path / "x.npy", X)
+        mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    elif layout == "raw-offset":
+        (tmp_path / "x.f32").write_bytes(b"123" + X.tobytes())
+        mapped = np.memmap(tmp_path / "x.f32", np.float32, "r", offset=3, shape=X.shape)
+    elif layout == "fortran":
+        np.save(tmp_path / "x.npy", np.asfortranarray(X))
+        mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    else:
+        np.save(tmp_path / "x.npy", X)
+        mapped = np.load(tmp_path / "x.npy", mmap_mode="c")
+    if direct and not _direct_io(mapped.filename):
+        pytest.skip("no O_DIRECT reads here")
+    if not direct:
+        monkeypatch.delattr(os, "O_DIRECT", raising=False)
+    dtype = np.float64 if layout == "to-float64" else np.float32
+    calls = []
+    real = BlockSource._read_direct
+
+    def spy(self, fd, start, stop):
+        calls.append((start, stop))
+        return real(self, fd, start, stop)
+
+    monkeypatch.setattr(BlockSource, "_read_direct", spy)
+    source = BlockSource(mapped, dtype)
+    ranges = [(1000, 2000), (7, 1000), (2000, 3001), (5, 5), (0, 1), (2999, 4000)]
+    blocks = list(source.read_ahead(ranges))
+    assert len(blocks) == len(ranges)
+    for block, (start, stop) in zip(blocks, ranges, strict=True):
+        assert block.dtype == dtype and block.flags.c_contiguous
+        assert_array_equal(block, X[start:stop].astype(dtype))
+    uses_direct = direct and layout in ("npy", "raw-offset", "to-float64")
+    want = [(2999, 3001) if r == (2999, 4000) else r for r in ranges]
+    assert calls == (want if uses_direct else [])
+
+
+def test_block_source_read_ahead_falls_back_when_direct_reads_fail(tmp_path, monkeypatch):
+    """A file system that opens with O_DIRECT but refuses its reads (EINVAL)
+    gets the buffered read; a file that shrank is an OSError naming it."""
+    from fastmix._sources import BlockSource
+
+    X = _stream(500, seed=33)
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    source = BlockSource(mapped, X.dtype)
+    if source._open_direct() is None:
+        pytest.skip("no O_DIRECT here")
+
+    def refuse(fd, buffers, offset, *flags):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "preadv", refuse)
+    blocks = list(source.read_ahead([(10, 200), (300, 500)]))
+    assert_array_equal(blocks[0], X[10:200])
+    assert_array_equal(blocks[1], X[300:500])
+    monkeypatch.undo()
+    with open(tmp_path / "x.npy", "r+b") as f:
+        f.truncate(mapped.offset + 100 * X.shape[1] * X.itemsize)
+    with pytest.raises(OSError, match="ended before row 500"):
+        list(BlockSource(mapped, X.dtype).read_ahead([(0, 50), (300, 500)]))
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
+def test_cli_fit_online_reads_the_next_block_while_fitting(tmp_path, monkeypatch, direct):
+    """The next shuffled block is asked for before this block's ``partial_fit``:
+    submitted to the reading thread (O_DIRECT), or read here with the one
+    after it asked of the disk (POSIX_FADV_WILLNEED on its span in the .npy
+    file). Across passes too; the very last block asks for none."""
+    from fastmix._base import BaseMixture
+    from fastmix._sources import BlockSource, _memory
     from fastmix.cli import main
 
     X = _stream(5000, seed=29)
     np.save(tmp_path / "x.npy", X)
     header = np.load(tmp_path / "x.npy", mmap_mode="r").offset
+    if direct and not _direct_io(str(tmp_path / "x.npy")):
+        pytest.skip("no O_DIRECT reads here")
+    if not direct:
+        if not (sys.platform.startswith("linux") and hasattr(os, "posix_fadvise")):
+            pytest.skip("posix_fadvise's read-ahead is counted on Linux")
+        monkeypatch.delattr(os, "O_DIRECT", raising=False)
     events = []
-    real_fadvise = os.posix_fadvise
     real_partial_fit = BaseMixture.partial_fit
-    real_getitem = BlockSource.__getitem__
-
-    def fadvise(fd, offset, length, advice):
-        if advice == os.POSIX_FADV_WILLNEED:
-            events.append(("prefetch", offset, length))
-        return real_fadvise(fd, offset, length, advice)
-
-    def getitem(self, key):
-        events.append(("read", key.start, key.stop))
-        return real_getitem(self, key)
 
     def partial_fit(self, X, y=None, sample_weight=None):
         events.append(("fit", np.asarray(X)[0].copy(), len(X)))
         return real_partial_fit(self, X, y, sample_weight)
 
-    monkeypatch.setattr(os, "posix_fadvise", fadvise)
-    monkeypatch.setattr(BlockSource, "__getitem__", getitem)
     monkeypatch.setattr(BaseMixture, "partial_fit", partial_fit)
+    if direct:
+
+        class Pool(_memory.ThreadPoolExecutor):
+            def submit(self, fn, *args):
+                events.append(("read", args[-2], args[-1]))
+                return super().submit(fn, *args)
+
+        monkeypatch.setattr(_memory, "ThreadPoolExecutor", Pool)
+    else:
+        real_fadvise = os.posix_fadvise
+        real_getitem = BlockSource.__getitem__
+
+        def fadvise(fd, offset, length, advice):
+            if advice == os.POSIX_FADV_WILLNEED:
+                events.append(("prefetch", offset, length))
+            return real_fadvise(fd, offset, length, advice)
+
+        def getitem(self, key):
+            events.append(("read", key.start, key.stop))
+            return real_getitem(self, key)
+
+        monkeypatch.setattr(os, "posix_fadvise", fadvise)
+        monkeypatch.setattr(BlockSource, "__getitem__", getitem)
     args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "1500"]
     assert main([*args, "--passes", "2", "--progress", "none", "--random-state", "4"]) == 0
 
-    # 4 blocks a pass, 2 passes: every block but the very last prefetches the next.
-    assert [e[0] for e in events] == ["read", "prefetch", "fit"] * 7 + ["read", "fit"]
-    row_bytes = X.shape[1] * X.itemsize
-    prefetches = [e for e in events if e[0] == "prefetch"]
+    # 4 blocks a pass, 2 passes.
+    kinds = [e[0] for e in events]
+    if direct:  # the first block's read, then each next one's before this one's fit
+        assert kinds == ["read"] + ["read", "fit"] * 7 + ["fit"]
+    else:  # every block but the very last prefetches the next
+        assert kinds == ["read", "prefetch", "fit"] * 7 + ["read", "fit"]
     reads = [e for e in events if e[0] == "read"]
     fits = [e for e in events if e[0] == "fit"]
     for (_, start, stop), (_, first_row, n_rows) in zip(reads, fits, strict=True):
         assert_array_equal(X[start], first_row)
         assert stop - start == n_rows
-    for (_, offset, length), (_, start, stop) in zip(prefetches, reads[1:], strict=True):
+    row_bytes = X.shape[1] * X.itemsize
+    prefetches = [e for e in events if e[0] == "prefetch"]
+    for (_, offset, length), (_, start, stop) in zip(prefetches, reads[1:], strict=False):
         assert (offset - header, length) == (start * row_bytes, (stop - start) * row_bytes)
     # Each pass visits every block once.
     firsts = [e[1] for e in reads]
     assert sorted(firsts[:4]) == sorted(firsts[4:]) == [0, 1500, 3000, 4500]
-
-
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
-def test_block_source_prefetch_is_only_a_hint(tmp_path, monkeypatch):
-    """A file system that refuses the read-ahead advice (OSError) costs
-    nothing: prefetch returns and the block still reads."""
-    from fastmix._sources import BlockSource
-
-    X = _stream(300, seed=30)
-    np.save(tmp_path / "x.npy", X)
-    source = BlockSource(np.load(tmp_path / "x.npy", mmap_mode="r"), X.dtype)
-
-    def refuse(fd, offset, length, advice):
-        raise OSError(22, "Invalid argument")
-
-    monkeypatch.setattr(os, "posix_fadvise", refuse)
-    source.prefetch(100, 200)
-    assert_array_equal(source[100:200], X[100:200])
 
 
 def test_cli_fit_online_streams_blocks(tmp_path):

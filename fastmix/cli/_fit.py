@@ -1,5 +1,6 @@
 """``fastmix fit`` and ``fastmix predict``: fit a mixture to a data file; label data with it."""
 
+import contextlib
 import json
 import math
 import os
@@ -304,29 +305,24 @@ def fit_online(model, X, sample_weight, args, reporter):
     starts = np.arange(0, n_samples, args.batch_size)
     rng = np.random.RandomState(args.random_state)
     reporter._label = lambda p: f"pass {p + 1}/{args.passes}"
-    # A memmap's block is read once, into memory, by the reader the fits use
-    # (the map's RSS stays bounded), and partial_fit gets an ndarray: a memmap
-    # slice would be read twice, once for its finiteness check.
-    reader = BlockSource(X, X.dtype) if isinstance(X, np.memmap) else X
+    # Every pass's order drawn up front (the same draws as pass by pass), so
+    # the reader can read ahead across the passes' boundaries.
+    orders = [starts[rng.permutation(len(starts))] for _ in range(args.passes)]
+    ranges = [(start, min(start + args.batch_size, n_samples)) for o in orders for start in o]
+    if isinstance(X, np.memmap):
+        # Each block is read once, into memory, the next one while partial_fit
+        # computes on this one (BlockSource.read_ahead); partial_fit gets an
+        # ndarray: a memmap slice would be read twice, once for its finiteness check.
+        blocks = BlockSource(X, X.dtype).read_ahead(ranges)
+    else:
+        blocks = (X[start:stop] for start, stop in ranges)
     previous = -np.inf
-    order = starts[rng.permutation(len(starts))]
-    for p in range(args.passes):
-        # The next pass's order is drawn now (the same draws as at its start),
-        # so the last block of this pass can prefetch the first of the next.
-        following = starts[rng.permutation(len(starts))] if p + 1 < args.passes else None
-        for i, start in enumerate(order, start=1):
-            stop = min(start + args.batch_size, n_samples)
-            block = reader[start:stop]
-            if reader is not X:
-                # The disk reads the next block while this one is computed.
-                after = order[i] if i < len(order) else None
-                if after is None and following is not None:
-                    after = following[0]
-                if after is not None:
-                    reader.prefetch(after, min(after + args.batch_size, n_samples))
+    # closing: an error in partial_fit stops the reader (its thread and file) at once.
+    with contextlib.closing(blocks):
+        for b, (block, (start, stop)) in enumerate(zip(blocks, ranges, strict=True)):
+            p, i = divmod(b, len(starts))
             w = None if sample_weight is None else sample_weight[start:stop]
             model.partial_fit(block, sample_weight=w)
             bound = model.lower_bound_
-            reporter(p, i, len(starts), bound, bound - previous if i > 1 else np.inf)
+            reporter(p, i + 1, len(starts), bound, bound - previous if i > 0 else np.inf)
             previous = bound
-        order = following

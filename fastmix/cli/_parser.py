@@ -424,8 +424,8 @@ def build_parser():
         default=65536,
         metavar="N",
         help=(
-            "with --online: rows per partial_fit call (default: 65536); each block is "
-            "read into memory, N rows x the features in DATA's dtype"
+            "with --online: rows per partial_fit call (default: 65536); two blocks of N "
+            "rows are in memory at a time (the next is read while this one is fitted)"
         ),
     )
     fit.add_argument(
