@@ -253,6 +253,7 @@ def seed_trial(X, mean, sample_weight, closest, centres, dist, owner, apart):
         for j in range(n_features):
             cen[t, j] = centres[t, j]
     for g in prange(n_groups):
+        prefer_wide_vectors()  # the loop body is outlined: its own attribute
         buf = np.empty(n_features, dtype=X.dtype)
         near_dist = np.empty((cen.shape[0], CHUNK))
         rows = np.arange(CHUNK)
@@ -433,6 +434,7 @@ def lloyd_pass(
             farther = shift[k]
     off = 0.5 * margin[2]
     for g in prange(n_groups):
+        prefer_wide_vectors()  # the loop body is outlined: its own attribute
         xt = _scratch(cen.shape[1], CHUNK, X, True)
         x_sq = np.empty(CHUNK)
         prod = _scratch(cen.shape[0], CHUNK, x_sq, False)
@@ -572,6 +574,7 @@ def column_moments(X):
     n_chunks, n_groups = _chunk_groups(n_samples)
     partial = np.zeros((n_groups, n_features))
     for g in prange(n_groups):
+        prefer_wide_vectors()  # the loop body is outlined: its own attribute
         s = partial[g]
         rows = X[g * _GROUP * CHUNK : min((g + 1) * _GROUP * CHUNK, n_samples)]
         for i in range(rows.shape[0]):
@@ -585,6 +588,7 @@ def column_moments(X):
     partial[:] = 0.0
     largest = np.zeros(n_groups)
     for g in prange(n_groups):
+        prefer_wide_vectors()  # the loop body is outlined: its own attribute
         s = partial[g]
         rows = X[g * _GROUP * CHUNK : min((g + 1) * _GROUP * CHUNK, n_samples)]
         big = 0.0
