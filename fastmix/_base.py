@@ -8,6 +8,7 @@ while fitting. Every ``X`` is turned into a data source (:mod:`fastmix._sources`
 once, at validation; from there on the loop sees only the source's interface.
 """
 
+import contextlib
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -348,19 +349,21 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self._validate_params()
         return self._on_a_copy(self._fit_inplace, X, sample_weight, want_labels)
 
-    def _on_a_copy(self, method, *args):
+    def _on_a_copy(self, method, *args, limit_blas=True):
         """Run ``method`` (of this model) on a shallow copy, then take the copy's state.
 
         An error anywhere leaves a fitted model untouched. BLAS is held to one
-        thread meanwhile: the updates call it on tiny matrices between parallel
-        kernels, and a BLAS pool spinning beside numba's threads starves them
-        (STYLE habit 13).
+        thread meanwhile (unless ``limit_blas`` is False: for work that calls
+        no BLAS, the limit's four library calls are 5-15 us of a 1e4-row
+        ``partial_fit``): the updates call it on tiny matrices between
+        parallel kernels, and a BLAS pool spinning beside numba's threads
+        starves them (STYLE habit 13).
         """
         # A shallow copy: copy.copy's pickle protocol (scikit-learn's
         # __getstate__/__setstate__) costs 6 us of a 1e4-row partial_fit.
         work = object.__new__(type(self))
         work.__dict__.update(self.__dict__)
-        with single_threaded_blas():
+        with single_threaded_blas() if limit_blas else contextlib.nullcontext():
             result = getattr(work, method.__name__)(*args)
         self.__dict__.clear()
         self.__dict__.update(work.__dict__)
@@ -515,8 +518,15 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 self._online_parameters_checked = values
         else:
             self._validate_params()
-        self._on_a_copy(self._partial_fit_inplace, X, sample_weight)
+        # Only the first call initialises (BLAS on the data's scale), so later
+        # ones hold BLAS to one thread only where the update calls it.
+        limit_blas = not hasattr(self, "n_batches_") or self._update_calls_blas()
+        self._on_a_copy(self._partial_fit_inplace, X, sample_weight, limit_blas=limit_blas)
         return self
+
+    def _update_calls_blas(self):
+        """Whether the update from statistics (not the initialisation) calls BLAS."""
+        return True
 
     def _partial_fit_inplace(self, X, sample_weight):
         first = not hasattr(self, "n_batches_")

@@ -281,6 +281,11 @@ class GaussianMixture(BaseMixture):
     def _compute_lower_bound(self, stats):
         return stats.sum_wlogp / stats.sum_w
 
+    def _update_calls_blas(self):
+        # The diagonal types' updates are elementwise (fastmix._update): only
+        # 'full' and 'tied' multiply and factor matrices.
+        return self.covariance_type in ("full", "tied")
+
     def _online_lower_bound(self, batch, scale):
         # A ratio of two sums: the same at every scale, without scaling them.
         return self._compute_lower_bound(batch)

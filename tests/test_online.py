@@ -306,6 +306,38 @@ def test_partial_fit_float32_stays_float32():
     assert gm.means_.dtype == np.float32 and gm.covariances_.dtype == np.float32
 
 
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_partial_fit_holds_blas_to_one_thread_where_it_is_called(
+    monkeypatch, estimator, covariance_type
+):
+    """The first partial_fit (initialisation) and fit always hold BLAS to one
+    thread; later batches only where the update multiplies or factors
+    matrices ('full', 'tied', and the Bayesian mixture's updates), sparing the
+    limit's library calls on the diagonal types' elementwise updates."""
+    import contextlib
+
+    from fastmix import _base
+
+    entered = []
+
+    @contextlib.contextmanager
+    def counting():
+        entered.append(1)
+        yield
+
+    monkeypatch.setattr(_base, "single_threaded_blas", counting)
+    X = _stream(600, seed=34)
+    model = estimator(n_components=3, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X[:300])
+    assert len(entered) == 1
+    model.partial_fit(X[300:])
+    diagonal = estimator is GaussianMixture and covariance_type not in ("full", "tied")
+    assert len(entered) == (1 if diagonal else 2)
+    fit_quiet(model.set_params(max_iter=2), X)
+    assert len(entered) == (2 if diagonal else 3)
+
+
 def test_partial_fit_accepts_memmaps_and_dask_arrays(tmp_path):
     da = pytest.importorskip("dask.array")
     X1, X2 = _stream(1000, seed=18), _stream(1000, seed=19)
