@@ -223,11 +223,15 @@ def precision_cholesky(covariances, covariance_type, dtype):
             if info > 0:  # a leading minor not positive: scipy's LinAlgError
                 raise ValueError(precision_error_message(dtype))
             _check_lapack("potrf", info)
-            # potrf succeeded, so the factor's diagonal is positive and trtrs
-            # cannot report a singular matrix (info > 0).
+            # potrf checks each pivot for <= 0 only: a NaN pivot (inf - inf, in
+            # a finite matrix with entries near 1e300) passes, and so would
+            # trtrs. A factor with no NaN has a positive diagonal, so trtrs
+            # cannot report a singular one (info > 0); the NaN is caught below.
             inv_chol, info = trtrs(cov_chol, eye, lower=1)
             _check_lapack("trtrs", info)
             out[k] = inv_chol.T
+        if not np.isfinite(out).all():  # one check for every component
+            raise ValueError(precision_error_message(dtype))
         return out if covariance_type == "full" else out[0]
     if not np.all(np.isfinite(covariances)):
         raise ValueError(overflow_error_message(dtype))

@@ -700,6 +700,16 @@ def test_precision_cholesky_is_scikit_learns_bitwise(covariance_type):
         np.testing.assert_array_equal(precisions_from_cholesky(got, covariance_type), want_prec)
 
 
+def test_precision_cholesky_rejects_a_nan_factor():
+    """potrf tests each pivot for <= 0 only: a finite matrix that is not
+    positive-definite can leave inf - inf = NaN there and report success.
+    The factor is refused as scipy's LinAlgError would be, not returned."""
+    cov = np.array([[1e-300, 0.0, 1e300], [0.0, 1.0, 0.0], [1e300, 0.0, 2.0]])
+    for covariance_type, c in [("full", np.stack([np.eye(3), cov])), ("tied", cov)]:
+        with pytest.raises(ValueError, match="reg_covar"):
+            precision_cholesky(c, covariance_type, np.float64)
+
+
 @pytest.mark.parametrize("routine", ["potrf", "trtrs"])
 def test_precision_cholesky_reports_a_lapack_argument_error_as_a_bug(routine, monkeypatch):
     """``info < 0`` (an illegal argument) is an internal error, not the
