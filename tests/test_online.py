@@ -306,8 +306,11 @@ def test_partial_fit_float32_stays_float32():
     assert gm.means_.dtype == np.float32 and gm.covariances_.dtype == np.float32
 
 
-@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize(
+    "estimator, covariance_type",
+    [(GaussianMixture, ct) for ct in (*COV_TYPES, "tied-diagonal", "tied-spherical")]
+    + [(BayesianGaussianMixture, ct) for ct in COV_TYPES],
+)
 def test_partial_fit_holds_blas_to_one_thread_where_it_is_called(
     monkeypatch, estimator, covariance_type
 ):
@@ -402,10 +405,17 @@ def test_cli_fit_online_reads_the_data_passes_times(tmp_path, monkeypatch, capsy
 
         return call
 
+    inside = []
+
     def reading(read):
         def call(self, *args):  # (start, stop), or (fd, start, stop) for O_DIRECT
-            rows["read"] += args[-1] - args[-2]
-            return read(self, *args)
+            if not inside:  # not the buffered fallback of a refused O_DIRECT read
+                rows["read"] += args[-1] - args[-2]
+            inside.append(1)
+            try:
+                return read(self, *args)
+            finally:
+                inside.pop()
 
         return call
 
@@ -498,14 +508,15 @@ def test_block_source_read_ahead(tmp_path, monkeypatch, layout, direct):
 
     monkeypatch.setattr(BlockSource, "_read_direct", spy)
     source = BlockSource(mapped, dtype)
-    ranges = [(1000, 2000), (7, 1000), (2000, 3001), (5, 5), (0, 1), (2999, 4000)]
-    blocks = list(source.read_ahead(ranges))
-    assert len(blocks) == len(ranges)
-    for block, (start, stop) in zip(blocks, ranges, strict=True):
-        assert block.dtype == dtype and block.flags.c_contiguous
+    ranges = [(1000, 2000), (7, 1000), (2000, 3001), (5, 5), (0, 1), (2999, 4000), (10, 5)]
+    # As X[start:stop] clips them (a generator: read one item ahead).
+    want = [(1000, 2000), (7, 1000), (2000, 3001), (5, 5), (0, 1), (2999, 3001), (10, 10)]
+    got = list(source.read_ahead(iter(ranges)))
+    assert [(start, stop) for start, stop, _ in got] == want
+    for start, stop, block in got:
+        assert block.dtype == dtype and block.flags.c_contiguous and block.flags.aligned
         assert_array_equal(block, X[start:stop].astype(dtype))
     uses_direct = direct and layout in ("npy", "raw-offset", "to-float64")
-    want = [(2999, 3001) if r == (2999, 4000) else r for r in ranges]
     assert calls == (want if uses_direct else [])
 
 
@@ -521,18 +532,61 @@ def test_block_source_read_ahead_falls_back_when_direct_reads_fail(tmp_path, mon
     if source._open_direct() is None:
         pytest.skip("no O_DIRECT here")
 
+    tries = []
+
     def refuse(fd, buffers, offset, *flags):
+        tries.append(offset)
         raise OSError(22, "Invalid argument")
 
     monkeypatch.setattr(os, "preadv", refuse)
-    blocks = list(source.read_ahead([(10, 200), (300, 500)]))
+    blocks = [block for _, _, block in source.read_ahead([(10, 200), (300, 500), (0, 5)])]
     assert_array_equal(blocks[0], X[10:200])
     assert_array_equal(blocks[1], X[300:500])
+    assert_array_equal(blocks[2], X[0:5])
+    assert len(tries) == 1  # refused once: buffered reads from then on
     monkeypatch.undo()
     with open(tmp_path / "x.npy", "r+b") as f:
         f.truncate(mapped.offset + 100 * X.shape[1] * X.itemsize)
     with pytest.raises(OSError, match="ended before row 500"):
         list(BlockSource(mapped, X.dtype).read_ahead([(0, 50), (300, 500)]))
+
+
+def test_block_source_read_ahead_stops_its_reader_when_closed(tmp_path):
+    """A reader closed early (the caller's partial_fit raised) joins its thread
+    and closes its file at once, not at garbage collection."""
+    import threading
+
+    from fastmix._sources import BlockSource
+
+    X = _stream(2000, seed=35)
+    np.save(tmp_path / "x.npy", X)
+    source = BlockSource(np.load(tmp_path / "x.npy", mmap_mode="r"), X.dtype)
+    fds = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    blocks = source.read_ahead([(0, 500), (500, 1000), (1000, 1500)])
+    start, stop, block = next(blocks)
+    assert_array_equal(block, X[:500])
+    blocks.close()
+    assert not any(t.name.startswith("fastmix-read") for t in threading.enumerate())
+    if fds is not None:
+        assert set(os.listdir("/proc/self/fd")) <= fds
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+def test_block_source_prefetch_is_only_a_hint(tmp_path, monkeypatch):
+    """A file system that refuses the read-ahead advice (OSError) costs
+    nothing: prefetch returns and the block still reads."""
+    from fastmix._sources import BlockSource
+
+    X = _stream(300, seed=30)
+    np.save(tmp_path / "x.npy", X)
+    source = BlockSource(np.load(tmp_path / "x.npy", mmap_mode="r"), X.dtype)
+
+    def refuse(fd, offset, length, advice):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    source.prefetch(100, 200)
+    assert_array_equal(source[100:200], X[100:200])
 
 
 @pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])

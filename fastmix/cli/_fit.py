@@ -305,21 +305,25 @@ def fit_online(model, X, sample_weight, args, reporter):
     starts = np.arange(0, n_samples, args.batch_size)
     rng = np.random.RandomState(args.random_state)
     reporter._label = lambda p: f"pass {p + 1}/{args.passes}"
-    # Every pass's order drawn up front (the same draws as pass by pass), so
-    # the reader can read ahead across the passes' boundaries.
-    orders = [starts[rng.permutation(len(starts))] for _ in range(args.passes)]
-    ranges = [(start, min(start + args.batch_size, n_samples)) for o in orders for start in o]
+
+    def ranges():
+        # Each pass's order is drawn when its first block is asked for: the
+        # reader asks one block ahead, across the passes' boundaries too.
+        for _ in range(args.passes):
+            for start in starts[rng.permutation(len(starts))]:
+                yield start, min(start + args.batch_size, n_samples)
+
     if isinstance(X, np.memmap):
         # Each block is read once, into memory, the next one while partial_fit
         # computes on this one (BlockSource.read_ahead); partial_fit gets an
         # ndarray: a memmap slice would be read twice, once for its finiteness check.
-        blocks = BlockSource(X, X.dtype).read_ahead(ranges)
+        blocks = BlockSource(X, X.dtype).read_ahead(ranges())
     else:
-        blocks = (X[start:stop] for start, stop in ranges)
+        blocks = ((start, stop, X[start:stop]) for start, stop in ranges())
     previous = -np.inf
     # closing: an error in partial_fit stops the reader (its thread and file) at once.
     with contextlib.closing(blocks):
-        for b, (block, (start, stop)) in enumerate(zip(blocks, ranges, strict=True)):
+        for b, (start, stop, block) in enumerate(blocks):
             p, i = divmod(b, len(starts))
             w = None if sample_weight is None else sample_weight[start:stop]
             model.partial_fit(block, sample_weight=w)
