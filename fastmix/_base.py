@@ -354,7 +354,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
         An error anywhere leaves a fitted model untouched. BLAS is held to one
         thread meanwhile (unless ``limit_blas`` is False: for work that calls
-        no BLAS, the limit's four library calls are 5-15 us of a 1e4-row
+        no BLAS, the limit's four library calls are 7-18 us of a 1e4-row
         ``partial_fit``): the updates call it on tiny matrices between
         parallel kernels, and a BLAS pool spinning beside numba's threads
         starves them (STYLE habit 13).

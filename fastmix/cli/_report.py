@@ -19,9 +19,10 @@ class ProgressReporter:
     ``bar``: one tqdm bar per initialisation (total ``max_iter``), closed when
     the initialisation converges or runs out of iterations. ``text``: one line
     on the first and the last iteration of each initialisation and at most one
-    per ``interval`` seconds in between. ``none``: nothing. ``online``: the "iterations" are the
-    blocks of a pass (``init`` counts passes); online learning does not
-    converge, so a pass ends at its last block, whatever the change.
+    per ``interval`` seconds in between. ``none``: nothing. ``online``: the
+    "iterations" are the blocks of a pass (``init`` counts passes); online
+    learning does not converge, so a pass ends at its last block, whatever
+    the change.
     """
 
     def __init__(
