@@ -77,7 +77,7 @@ TIED_STRUCTURES = ("tied-diagonal", "tied-spherical")
 # rtol = max(2D + 4, 4 ln K + 4) u (:func:`float32_factor`). The tests use
 # D <= 8 and K <= 7, so rtol = (2*8 + 4) u = 1.19e-6, which holds up to
 # K = e**4 = 54. The float32 exp gives 0 below -87 (exp(-87) < 2**-125): such
-# a responsibility is dropped, as the moments below drop w r under 2**-126.
+# a responsibility is dropped, as the moments below drop w r under 2**-86.
 # Measured (tests/test_kernels.py::test_float32_error_budget pins it): per-row
 # outputs reach 1.7e-7 of the scale (~3 u, the bound's typical rather than
 # worst case); a float32 bias (u |bias| ~ 1e-6 of a per-row scale) or
@@ -107,11 +107,12 @@ def float32_factor(n_features, n_components):
 # float64. So the bound is (float32_factor(D, K) + T + 4) u of the term scale,
 # with the data's own D and K: it grows with the tile, not with n_samples
 # (tests/test_kernels.py::test_float32_statistics_many_chunks_at_offset runs
-# 79 chunks). Terms whose w r is below 2**-126, float32's smallest normal
-# number, are dropped (float32 would hold them as subnormals, to 2**-149
-# absolute): each is below 2**-126 |v|**p absolute, which the bound does not
-# carry, so it assumes every component holds some row whose w r is far above
-# 2**-126 (true of every test problem; one with none has nk < n 2**-126).
+# 79 chunks). Terms whose w r is below 2**-86 are dropped (2**-40 above
+# float32's smallest normal number, so that the products w r v and w r v**2
+# stay normal: subnormal arithmetic is slow): each is below 2**-86 |v|**p
+# absolute, which the bound does not carry, so it assumes every component
+# holds some row whose w r is far above 2**-86 (true of every test problem;
+# one with none has nk < n 2**-86).
 # nk, the weights, the log-likelihood sums, and every statistic
 # of 'full' and 'tied' (whose s1 stays float64: it is taken around one common
 # centre there) keep TOL.

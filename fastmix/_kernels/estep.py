@@ -64,8 +64,10 @@ _STATS_TILE = 256
 # T = 512 and D = 128 (the widest diagonal shape of the grid) 4.6e-5: within
 # issue 12's 1e-4 between float32 and float64 fits, and it does not grow with n.
 MOMENT_TILE = 512
-# float32's smallest normal number, 2**-126: see _diag_moments.
-_F32_TINY = 1.1754943508222875e-38
+# float32 moment tiles take a w r below this as 0 (see _diag_moments): 2**-40
+# above float32's smallest normal number, 2**-126, so that the products w r v
+# and w r v**2 stay normal for every |v| >= 2**-20 of the data's units.
+_F32_TINY = 2.0**-86
 
 # A component with at most 1/_SPARSE_SHARE of a chunk's responsibilities
 # non-zero (after ``min_resp``) takes the row-wise moments path: see
@@ -765,7 +767,7 @@ def _diag_moments(xt, xr, w, m, shift, resp, nk, s1, s2_diag, like, sparse):
     5000 x 64, K = 256): the M-steps clamp a float32 scatter at zero
     (``fastmix._update.gaussian_parameters``,
     ``fastmix._variational.moments_from_stats``). A float32 tile takes a
-    ``w r`` below 2**-126 as 0 (see the comment where it is formed). TIED
+    ``w r`` below 2**-86 as 0 (see the comment where it is formed). TIED
     passes ``w``
     (float64): its ``s1`` feeds the between-component term of one pooled
     covariance, ``nk (mean_k - c)(mean_k - c)^T`` around a common centre
@@ -816,12 +818,16 @@ def _diag_moments(xt, xr, w, m, shift, resp, nk, s1, s2_diag, like, sparse):
     # into float64 at the end of every tile.
     wr = _scratch(4, m, like, False)
     zero = np.zeros(1, dtype=like.dtype)[0]
-    # float32 tiles take a w r below float32's smallest normal number as 0:
-    # float32 would hold it as a subnormal (to 2**-149 absolute, the same
-    # order), and subnormal operands made the float32 moments 1.6x slower
-    # (Zen 5, 64 x 256: 81% of the responsibilities of a fitted model were
-    # below it). float64 tiles keep every value (w r >= 0 is never below 0);
-    # NaN fails the comparison and is kept.
+    # float32 tiles take a w r below 2**-86 as 0. Subnormal operands and
+    # results cost microcode assists: a w r below 2**-126, float32's smallest
+    # normal, made the float32 moments 1.6x slower (Zen 5, 64 x 256: 81% of a
+    # fitted model's responsibilities were below it), and the products w r v
+    # and w r v**2 of a w r just above it, subnormal for |v| < 1, made them
+    # 2.1x slower on an Intel Xeon (893 against 427 us a chunk; as fast as
+    # with FTZ/DAZ set once the floor was 2**-86). A term dropped is below
+    # 2**-86 |v|**p absolute, 1e-26 of a unit responsibility's.
+    # float64 tiles keep every value (w r >= 0 is never below 0); NaN fails
+    # the comparison and is kept.
     tiny = _F32_TINY if like.itemsize == 4 else 0.0
     # float64 tiles: one tile per chunk, nothing to flush (as before the tiles).
     tile_rows = MOMENT_TILE if like.itemsize == 4 else max(m, 1)
