@@ -221,6 +221,14 @@ class ArraySource(_InProcessSource):
 
 
 # ------------------------------------------------------------- memmap / arrays
+def _file_ended(path, stop):
+    """The error for a memmap's file that ends before row ``stop`` (it shrank)."""
+    return OSError(
+        f"{path} ended before row {stop} of the memmap (the file is shorter "
+        "than when it was mapped: was it truncated or rewritten?)"
+    )
+
+
 def _byte_bounds(a):
     """Addresses of the first and one past the last byte spanned by a non-empty ``a``."""
     low = high = a.ctypes.data
@@ -400,10 +408,7 @@ class BlockSource(_InProcessSource):
             while low + done < end:
                 n_read = os.preadv(fd, [buffer[done:]], low + done)
                 if not n_read:
-                    raise OSError(
-                        f"{path} ended before row {stop} of the memmap (the file is shorter "
-                        "than when it was mapped: was it truncated or rewritten?)"
-                    )
+                    raise _file_ended(path, stop)
                 done += n_read
         except OSError as error:
             if error.errno is None:
@@ -445,10 +450,7 @@ class BlockSource(_InProcessSource):
             while done < span:
                 n_read = f.readinto(view[done:])
                 if not n_read:
-                    raise OSError(
-                        f"{path} ended before row {stop} of the memmap (the file is shorter "
-                        "than when it was mapped: was it truncated or rewritten?)"
-                    )
+                    raise _file_ended(path, stop)
                 done += n_read
         if contiguous:
             return buffer.view(self._raw_dtype).reshape(n_rows, n_columns)
