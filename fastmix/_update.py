@@ -10,7 +10,8 @@ import math
 import numpy as np
 from scipy import linalg
 
-from ._kernels import FULL, TIED
+from ._kernels import DIAG, FULL
+from ._kernels import update as _kernels
 from ._stats import COV_CODES, KernelParams
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -93,9 +94,30 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
     eps10 = 10 * np.finfo(np.float64).eps * weight_unit
     n_true = stats.nk
-    nk = n_true + eps10
     c = stats.shift
     s1 = stats.s1
+    if covariance_type not in ("full", "tied"):
+        # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk,
+        # in one serial kernel (fastmix._kernels.update.diag_parameters).
+        pooled = covariance_type not in ("diag", "spherical")
+        spherical = covariance_type in ("spherical", "tied-spherical")
+        nk, means, cov = _kernels.diag_parameters(
+            n_true,
+            s1,
+            stats.s2_diag,
+            c,
+            eps10,
+            float(reg_covar),
+            np.dtype(dtype) == np.float32,
+            float(np.finfo(dtype).eps) if reg_covar == 0 else 0.0,
+            pooled,
+            spherical,
+        )
+        # (K or 1, D or 1) to the covariance type's shape.
+        cov = cov[0] if pooled else cov
+        cov = cov[..., 0] if spherical else cov
+        return nk, means, cov
+    nk = n_true + eps10
     # means = sum w r x / nk, written around the shift: sum w r x = s1 + n c.
     means = (s1 + n_true[:, None] * c) / nk[:, None]
     delta = means - c
@@ -110,7 +132,7 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
             + n_true[:, None, None] * delta[:, :, None] * delta[:, None, :]
         )
         if reg_covar == 0:
-            flat = _unresolved(np.diagonal(stats.s2_mat, axis1=1, axis2=2), stats, dtype)
+            flat = _unresolved(np.diagonal(stats.s2_mat, axis1=1, axis2=2), stats, dtype, False)
             scatter = scatter * ~flat[:, :, None] * ~flat[:, None, :]
         cov = scatter / nk[:, None, None]
         cov[:, np.arange(n_features), np.arange(n_features)] += reg_covar
@@ -128,7 +150,7 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
                 + eps10 * means.T @ means
             )
             if reg_covar == 0:
-                flat = _unresolved(np.diagonal(stats.s2_mat[0]), stats, dtype, pooled=True)
+                flat = _unresolved(np.diagonal(stats.s2_mat[0])[None], stats, dtype, True)[0]
                 scatter = scatter * ~flat[:, None] * ~flat[None, :]
         else:
             # Initial responsibilities that leave rows unassigned (one-hot on K
@@ -146,49 +168,14 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
             )
         cov = scatter / nk.sum()
         cov[np.arange(n_features), np.arange(n_features)] += reg_covar
-    else:
-        # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk.
-        scatter = stats.s2_diag - 2.0 * delta * s1 + n_true[:, None] * delta**2
-        if np.dtype(dtype) == np.float32:
-            # The float32 moments' tile sums (fastmix._kernels.estep._diag_moments)
-            # may leave a collapsing component's scatter below zero by their
-            # rounding: the true scatter is then within that of zero.
-            scatter = np.maximum(scatter, 0.0)
-        scatter = scatter + eps10 * means**2
-        pooled = covariance_type not in ("diag", "spherical")
-        if reg_covar == 0:
-            s2 = stats.s2_diag.sum(axis=0) if pooled else stats.s2_diag
-            flat = _unresolved(s2, stats, dtype, pooled=pooled)
-            scatter = scatter * ~flat
-        if pooled:  # tied-diagonal, tied-spherical: one diagonal pooled over the components
-            cov = scatter.sum(axis=0) / nk.sum() + reg_covar
-        else:
-            cov = scatter / nk[:, None] + reg_covar
-        if covariance_type in ("spherical", "tied-spherical"):
-            cov = np.mean(cov, axis=-1)
     return nk, means, cov
 
 
-def _unresolved(s2, stats, dtype, pooled=False):
-    """Where the spread about a component's mean is below the mean's rounding.
-
-    ``s2`` holds ``sum w r (x - shift)^2`` per component and feature (K, D),
-    or pooled over the components (D,) for the tied types. True where
-    ``sum w r (x - m)^2 <= nk (eps m)^2`` with ``eps`` that of ``dtype``: the
-    data cannot resolve a smaller spread (a float32 column that is constant
-    rounds to 1e-13 of its square, not to zero). Pooled: the sums over the
-    components of both sides, one flag per feature.
-    """
-    nk = stats.nk[:, None]
-    s1 = stats.s1
-    filled = nk > 0
-    safe = np.where(filled, nk, 1.0)
-    centred_sq = np.where(filled, s1 * s1 / safe, 0.0)
-    means = np.where(filled, s1 / safe, 0.0) + stats.shift
-    floor = nk * (np.finfo(dtype).eps * means) ** 2
-    if pooled:
-        return s2 - centred_sq.sum(axis=0) <= floor.sum(axis=0)
-    return s2 - centred_sq <= floor
+def _unresolved(s2, stats, dtype, pooled):
+    """:func:`fastmix._kernels.update.unresolved` for ``stats``, ``s2`` (K or 1, D)."""
+    eps = float(np.finfo(dtype).eps)
+    s2 = np.ascontiguousarray(s2, dtype=np.float64)
+    return _kernels.unresolved(s2, stats.nk, stats.s1, stats.shift, eps, pooled)
 
 
 def _check_lapack(routine, info):
@@ -233,11 +220,12 @@ def precision_cholesky(covariances, covariance_type, dtype):
         if not np.isfinite(out).all():  # one check for every component
             raise ValueError(precision_error_message(dtype))
         return out if covariance_type == "full" else out[0]
-    if not np.all(np.isfinite(covariances)):
+    prec_chol, status = _kernels.diag_precision_cholesky(np.ravel(covariances))
+    if status == _kernels.NOT_FINITE:
         raise ValueError(overflow_error_message(dtype))
-    if np.any(covariances <= 0.0):
+    if status == _kernels.NOT_POSITIVE:
         raise ValueError(precision_error_message(dtype))
-    return 1.0 / np.sqrt(covariances)
+    return prec_chol.reshape(covariances.shape)
 
 
 def precision_cholesky_from_precisions(precisions, covariance_type):
@@ -299,6 +287,20 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
     n_components, n_features = means.shape
     code = COV_CODES[covariance_type]
+    if code == DIAG:
+        # One precision row per component, or one shared by every component
+        # (the tied types); one column per feature, or one (spherical).
+        rows = n_components if covariance_type in ("diag", "spherical") else 1
+        extra_bias = np.asarray(extra_bias, dtype=np.float64)
+        if extra_bias.shape != (n_components,):
+            extra_bias = np.full(n_components, extra_bias)
+        shift = np.empty((n_components, n_features), dtype=dtype)
+        precision = np.empty((n_components, n_features), dtype=dtype)
+        bias = np.empty(n_components)
+        _kernels.diag_kernel_inputs(
+            means, prec_chol.reshape(rows, -1), extra_bias, shift, precision, bias
+        )
+        return KernelParams.build(code, shift, precision, bias, dtype)
     bias = (
         np.asarray(extra_bias, dtype=np.float64)
         + log_det_cholesky(prec_chol, covariance_type, n_features)
@@ -308,20 +310,12 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         bias = np.full(n_components, bias)
     if code == FULL:
         return KernelParams.build(code, means, prec_chol, bias, dtype)
-    if code == TIED:
-        # One centre for every component: the weighted data mean is the natural
-        # choice, but the mean of the means is as good a shift and needs no pass.
-        centre = means.mean(axis=0).astype(dtype).astype(np.float64)
-        shift = np.broadcast_to(centre, means.shape)
-        offset = (means - centre) @ prec_chol
-        return KernelParams.build(code, shift, prec_chol[None], bias, dtype, offset=offset)
-    # DIAG: one precision row per component; the tied types repeat theirs.
-    prec = prec_chol**2
-    if covariance_type in ("spherical", "tied-spherical"):
-        prec = prec[..., None]
-    if prec.shape != (n_components, n_features):
-        prec = np.broadcast_to(prec, (n_components, n_features))
-    return KernelParams.build(code, means, prec, bias, dtype)
+    # TIED: one centre for every component. The weighted data mean is the
+    # natural choice, but the mean of the means is as good a shift and needs no pass.
+    centre = means.mean(axis=0).astype(dtype).astype(np.float64)
+    shift = np.broadcast_to(centre, means.shape)
+    offset = (means - centre) @ prec_chol
+    return KernelParams.build(code, shift, prec_chol[None], bias, dtype, offset=offset)
 
 
 __all__ = [

@@ -651,6 +651,33 @@ def test_gaussian_parameters_from_kernel_stats(covariance_type, dtype, weighted,
     ref.assert_params_match(got, want, covariance_type, dtype, stats.shift)
 
 
+@pytest.mark.parametrize(
+    "covariance_type", ["diag", "spherical", "tied-diagonal", "tied-spherical"]
+)
+def test_float32_clamp_keeps_an_overflowed_scatter_non_finite(covariance_type):
+    """float32 statistics clamp a scatter below zero (tile rounding) to zero,
+    but a NaN or infinite one (squares that overflowed) stays what it is, so
+    the update reports the overflow instead of fitting a zero variance."""
+    rng = np.random.default_rng(41)
+    shift = rng.normal(size=(3, 4))
+    stats = Stats(
+        nk=np.array([5.0, 6.0, 7.0]),
+        s1=rng.normal(size=(3, 4)) * 1e-3,
+        s2_mat=np.zeros((0, 4, 4)),
+        s2_diag=np.full((3, 4), 2.0),
+        sum_w=18.0, sum_wlogp=0.0, sum_wrlogr=0.0, shift=shift, n_rows=18.0,
+    )  # fmt: skip
+    stats.s2_diag[1, 2] = -1e-3  # below zero: clamped
+    _, _, cov = gaussian_parameters(stats, 1e-6, "diag", np.float32)
+    assert cov[1, 2] >= 1e-6 and np.isfinite(cov).all()
+    for bad in (np.nan, np.inf):
+        stats.s2_diag[1, 2] = bad
+        _, _, cov = gaussian_parameters(stats, 1e-6, covariance_type, np.float32)
+        assert not np.isfinite(cov).all()
+        with pytest.raises(ValueError, match="covariances overflowed"):
+            precision_cholesky(cov, covariance_type, np.float32)
+
+
 @pytest.mark.parametrize("kind", ["softmax", "partial"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_reference_m_step_is_scikit_learn(covariance_type, kind):
