@@ -66,13 +66,15 @@ def overhead():
     rng = np.random.default_rng(2)
     X = _draw(10_000, rng, _mixture())
 
-    def median(f, n=200):
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t)
-        return float(np.median(times))
+    def paired(kernel, call, n=300):
+        """Medians of the two times, taken alternately: the machine's drift hits both."""
+        times = np.empty((n, 2))
+        for i in range(n):
+            for j, f in enumerate((kernel, call)):
+                t = time.perf_counter()
+                f()
+                times[i, j] = time.perf_counter() - t
+        return np.median(times, axis=0)
 
     def measure(estimator, covariance_type, rounds):
         model = estimator(n_components=N_COMPONENTS, covariance_type=covariance_type)
@@ -83,8 +85,9 @@ def overhead():
             model.partial_fit(X)
             source.estep_pass([params])
         for _ in range(rounds):
-            kernel = median(lambda: source.estep_pass([params]))
-            call = median(lambda: model.partial_fit(X))
+            kernel, call = paired(
+                lambda: source.estep_pass([params]), lambda: model.partial_fit(X)
+            )
             print(
                 f"1e4 x 16 float32, K=16, {estimator.__name__} {covariance_type}: E-step pass "
                 f"{kernel * 1e3:.3f} ms, partial_fit {call * 1e3:.3f} ms: overhead "
