@@ -282,7 +282,7 @@ class GaussianMixture(BaseMixture):
         return stats.sum_wlogp / stats.sum_w
 
     def _update_calls_blas(self):
-        # The diagonal types' updates are elementwise (fastmix._update): only
+        # The diagonal types' updates are elementwise (fastmix._kernels.update): only
         # 'full' and 'tied' multiply and factor matrices.
         return self.covariance_type in ("full", "tied")
 

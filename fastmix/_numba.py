@@ -75,7 +75,7 @@ def _cache_wanted():
     }
 
 
-def jit(func=None, *, parallel=False, reassoc=True, inline=False):
+def jit(func=None, *, parallel=False, reassoc=True, inline=False, exact=False):
     """Compile ``func`` lazily with fastmix's numba options.
 
     Parameters
@@ -95,14 +95,22 @@ def jit(func=None, *, parallel=False, reassoc=True, inline=False):
         ``_scratch`` in a first fit). Inlined helpers have no compilation of
         their own; for small helpers only, as each caller retypes the body.
 
+    exact : bool, default=False
+        No fastmath flag at all: every operation rounded as written. For
+        results that must equal NumPy's bit for bit: with 'arcp', LLVM may
+        turn ``1 / sqrt(x)`` into a reciprocal-square-root estimate on some
+        targets (POWER does; x86-64 and AArch64 keep the exact division).
+
     Returns
     -------
     dispatcher : numba.core.registry.CPUDispatcher
         A dispatcher that compiles on first call (never at import).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, reassoc=reassoc, inline=inline)
+        return lambda f: jit(f, parallel=parallel, reassoc=reassoc, inline=inline, exact=exact)
     flags = set(FASTMATH) if reassoc else set(FASTMATH) - {"reassoc"}
+    if exact:
+        flags = set()
     options = dict(nogil=True, fastmath=flags, parallel=parallel, error_model="numpy")
     if inline:
         options["inline"] = "always"

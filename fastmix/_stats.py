@@ -192,7 +192,17 @@ class Stats:
 
         if code == DIAG:
             # One serial kernel recentres and mixes: the NumPy version's ten
-            # calls were a sixth of a small batch's update.
+            # calls were a sixth of a small batch's update. It indexes without
+            # bounds checks, so the shapes are compared first.
+            if (self.nk.shape, self.s1.shape, self.s2_diag.shape, self.shift.shape) != (
+                batch.nk.shape, batch.s1.shape, batch.s2_diag.shape, batch.shift.shape,
+            ):  # fmt: skip
+                raise ValueError(
+                    f"The running statistics (nk {self.nk.shape}, s1 {self.s1.shape}, "
+                    f"s2 {self.s2_diag.shape}, shift {self.shift.shape}) do not match "
+                    f"the batch's (s1 {batch.s1.shape}): the online state is damaged. "
+                    "Start afresh with fit, or a new model's partial_fit."
+                )
             prev = self
             nk, s1, s2_diag = _blend_diag(
                 self.nk, self.s1, self.s2_diag, self.shift,

@@ -113,9 +113,11 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
             pooled,
             spherical,
         )
-        # (K or 1, D or 1) to the covariance type's shape.
+        # (K or 1, D or 1) to the covariance type's shape; tied-spherical's is
+        # a NumPy scalar, as np.mean gave.
         cov = cov[0] if pooled else cov
-        cov = cov[..., 0] if spherical else cov
+        if spherical:
+            cov = cov[..., 0] if cov.ndim > 1 else cov[0]
         return nk, means, cov
     nk = n_true + eps10
     # means = sum w r x / nk, written around the shift: sum w r x = s1 + n c.
@@ -225,7 +227,8 @@ def precision_cholesky(covariances, covariance_type, dtype):
         raise ValueError(overflow_error_message(dtype))
     if status == _kernels.NOT_POSITIVE:
         raise ValueError(precision_error_message(dtype))
-    return prec_chol.reshape(covariances.shape)
+    prec_chol = prec_chol.reshape(covariances.shape)
+    return prec_chol[()] if prec_chol.ndim == 0 else prec_chol  # a scalar in, a scalar out
 
 
 def precision_cholesky_from_precisions(precisions, covariance_type):
@@ -291,6 +294,21 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         # One precision row per component, or one shared by every component
         # (the tied types); one column per feature, or one (spherical).
         rows = n_components if covariance_type in ("diag", "spherical") else 1
+        cols = 1 if covariance_type in ("spherical", "tied-spherical") else n_features
+        expected = {
+            "diag": (n_components, n_features),
+            "spherical": (n_components,),
+            "tied-diagonal": (n_features,),
+            "tied-spherical": (),
+        }[covariance_type]
+        if prec_chol.shape != expected:
+            # The kernel indexes without bounds checks: refuse, as broadcasting did.
+            raise ValueError(
+                f"precisions_cholesky_ has shape {prec_chol.shape}; covariance_type="
+                f"{covariance_type!r} with {n_components} components and {n_features} "
+                f"features needs {expected}. Refit the model, or set covariance_type "
+                "to the one it was fitted with."
+            )
         extra_bias = np.asarray(extra_bias, dtype=np.float64)
         if extra_bias.shape != (n_components,):
             extra_bias = np.full(n_components, extra_bias)
@@ -298,7 +316,7 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         precision = np.empty((n_components, n_features), dtype=dtype)
         bias = np.empty(n_components)
         _kernels.diag_kernel_inputs(
-            means, prec_chol.reshape(rows, -1), extra_bias, shift, precision, bias
+            means, prec_chol.reshape(rows, cols), extra_bias, shift, precision, bias
         )
         return KernelParams.build(code, shift, precision, bias, dtype)
     bias = (

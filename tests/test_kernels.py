@@ -678,6 +678,55 @@ def test_float32_clamp_keeps_an_overflowed_scatter_non_finite(covariance_type):
             precision_cholesky(cov, covariance_type, np.float32)
 
 
+@pytest.mark.parametrize(
+    "covariance_type", ["diag", "spherical", "tied-diagonal", "tied-spherical"]
+)
+def test_unresolved_spread_that_overflowed_is_still_named_overflow(covariance_type):
+    """With reg_covar = 0 a spread below its mean's rounding is set to zero by
+    multiplying (as scikit-learn's one-pass formula loses it): an infinite
+    scatter (``eps10 m^2`` at |m| = 1e160) becomes NaN, and the error says the
+    covariances overflowed rather than that they are ill-defined."""
+    stats = Stats(
+        nk=np.array([5.0, 6.0]), s1=np.zeros((2, 3)), s2_mat=np.zeros((0, 3, 3)),
+        s2_diag=np.zeros((2, 3)), sum_w=11.0, sum_wlogp=0.0, sum_wrlogr=0.0,
+        shift=np.full((2, 3), 1e160), n_rows=11.0,
+    )  # fmt: skip
+    _, _, cov = gaussian_parameters(stats, 0.0, covariance_type, np.float64)
+    assert np.isnan(cov).all()
+    with pytest.raises(ValueError, match="covariances overflowed"):
+        precision_cholesky(cov, covariance_type, np.float64)
+
+
+@pytest.mark.parametrize(
+    "covariance_type", ["diag", "spherical", "tied-diagonal", "tied-spherical"]
+)
+def test_kernel_params_refuses_a_precision_factor_of_another_shape(covariance_type):
+    """The diagonal kernel inputs are written without bounds checks: a factor
+    of another type's shape (a model whose covariance_type was changed after
+    fitting) is refused with the shapes named, as broadcasting refused it."""
+    means = np.zeros((2, 4))
+    for wrong in [np.ones((2, 3)), np.ones((2, 4, 4)), np.ones(3), np.ones((4, 2))]:
+        with pytest.raises(ValueError, match="precisions_cholesky_ has shape"):
+            kernel_params(means, wrong, covariance_type, np.zeros(2), np.float64)
+
+
+def test_diagonal_precision_cholesky_is_a_new_writeable_array_or_a_scalar():
+    """Read-only covariances (a loaded model) give writeable factors, and the
+    0-d covariance of 'tied-spherical' a NumPy scalar, as NumPy's 1 / sqrt did."""
+    cov = np.array([[1.0, 4.0], [9.0, 16.0]])
+    cov.flags.writeable = False
+    got = precision_cholesky(cov, "diag", np.float64)
+    assert got.flags.writeable and not np.shares_memory(got, cov)
+    np.testing.assert_array_equal(got, 1.0 / np.sqrt(cov))
+    scalar = precision_cholesky(np.float64(4.0), "tied-spherical", np.float64)
+    assert type(scalar) is np.float64 and scalar == 0.5
+    # Bit for bit scikit-learn's on every target: no fastmath flag (with
+    # 'arcp', LLVM emits a reciprocal-square-root estimate for POWER).
+    from fastmix._kernels.update import diag_precision_cholesky
+
+    assert not diag_precision_cholesky.targetoptions["fastmath"]
+
+
 @pytest.mark.parametrize("kind", ["softmax", "partial"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_reference_m_step_is_scikit_learn(covariance_type, kind):

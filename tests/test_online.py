@@ -252,6 +252,27 @@ def test_bad_batches_leave_the_online_state_untouched():
         GaussianMixture(3).partial_fit(X[:2])
 
 
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "tied-diagonal"])
+def test_damaged_online_statistics_are_refused(covariance_type):
+    """Running statistics whose shapes do not match the batch's (a model file
+    edited by hand, an attribute set by mistake) are an error naming the
+    online state, never read out of bounds by the blend kernel."""
+    X = _stream(400, seed=20)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    gm.partial_fit(X).partial_fit(X[:100])
+    nk, s1, s2_mat, s2_diag, shift, scalars = gm.online_stats_
+    for damaged in [
+        (nk[:2], s1, s2_mat, s2_diag, shift, scalars),
+        (nk, s1, s2_mat, s2_diag[:, :1], shift, scalars),
+        (nk, s1[:2], s2_mat, s2_diag[:2], shift[:2], scalars),
+    ]:
+        gm.online_stats_ = damaged
+        before = _state(gm)
+        with pytest.raises(ValueError, match="online state is damaged"):
+            gm.partial_fit(X[:100])
+        _assert_same_state(_state(gm), before)
+
+
 @pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
 @pytest.mark.parametrize("covariance_type", [*COV_TYPES, "tied-diagonal", "tied-spherical"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -4,9 +4,11 @@ An online step on a 1e4-row batch at K = D = 16 runs a 0.4-0.7 ms E-step; the
 update that follows was about 80 NumPy calls on (K, D) arrays, each a
 microsecond or more of dispatch for a few hundred flops: 20-30% of the step.
 These kernels do each stage's elementwise work in one call. They are the only
-implementation of these stages (``fit`` runs them too), and each mirrors the
-NumPy formula it replaced operation by operation; ``tests/reference.py``
-pins the results.
+implementation of these stages (``fit`` runs them too). Each evaluates the
+formulas of the NumPy code it replaced, in the same order; fastmath's
+contraction and reciprocals may change the last bits, within what
+``tests/reference.py`` allows. The precision Cholesky factors are compiled
+without fastmath: they equal scikit-learn's ``1 / sqrt(cov)`` bit for bit.
 
 Everything here is O(K D): no parallelism, no vector-width hint.
 """
@@ -83,11 +85,11 @@ def diag_parameters(nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled
 
     The diagonal branch of :func:`fastmix._update.gaussian_parameters` (its
     docstring has the formulas): ``nk + eps10``, the means, and the scatter
-    ``s2 - 2 d s1 + n d^2 + eps10 m^2`` around each mean (``d = m - shift``),
-    clamped at zero where ``clamp`` (float32 data), zeroed where
-    :func:`unresolved` when ``eps > 0`` (``reg_covar = 0``), divided by the
-    count (or pooled over the components) plus ``reg_covar``, and averaged
-    over the features where ``spherical``.
+    ``s2 - 2 d s1 + n d^2`` around each mean (``d = m - shift``), clamped at
+    zero where ``clamp`` (float32 data), plus ``eps10 m^2``; times 0 where
+    :func:`unresolved` when ``eps > 0`` (``reg_covar = 0``: an overflowed
+    scatter stays NaN); divided by the count (or pooled over the components)
+    plus ``reg_covar``, and averaged over the features where ``spherical``.
 
     Returns
     -------
@@ -120,7 +122,7 @@ def diag_parameters(nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled
         for r in range(scatter.shape[0]):
             for j in range(n_features):
                 if flat[r, j]:
-                    scatter[r, j] = 0.0
+                    scatter[r, j] *= 0.0  # inf * 0 is NaN: still an overflow
     rows = scatter.shape[0]
     cov = np.empty((rows, 1 if spherical else n_features))
     total = nk.sum()
@@ -138,19 +140,20 @@ def diag_parameters(nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled
     return nk, means, cov
 
 
-@jit
+@jit(exact=True)
 def diag_precision_cholesky(cov):
     """``1 / sqrt(cov)`` of a 1-D array and a status: OK, NOT_FINITE or NOT_POSITIVE.
 
     Every value is checked for finiteness before any for positivity, as
-    :func:`fastmix._update.precision_cholesky` orders its two errors.
+    :func:`fastmix._update.precision_cholesky` orders its two errors. No
+    fastmath: the factors are scikit-learn's bit for bit on every target.
     """
     for v in cov:
         if not np.isfinite(v):
-            return cov, NOT_FINITE
+            return np.empty(0), NOT_FINITE  # a fresh array: never the (read-only) input
     for v in cov:
         if v <= 0.0:
-            return cov, NOT_POSITIVE
+            return np.empty(0), NOT_POSITIVE
     out = np.empty(cov.shape[0])
     for i in range(cov.shape[0]):
         out[i] = 1.0 / np.sqrt(cov[i])
