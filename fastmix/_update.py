@@ -13,6 +13,7 @@ from scipy import linalg
 from ._kernels import DIAG, FULL
 from ._kernels import update as _kernels
 from ._stats import COV_CODES, KernelParams
+from ._validation import covariance_shape
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -295,12 +296,7 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         # (the tied types); one column per feature, or one (spherical).
         rows = n_components if covariance_type in ("diag", "spherical") else 1
         cols = 1 if covariance_type in ("spherical", "tied-spherical") else n_features
-        expected = {
-            "diag": (n_components, n_features),
-            "spherical": (n_components,),
-            "tied-diagonal": (n_features,),
-            "tied-spherical": (),
-        }[covariance_type]
+        expected = covariance_shape(covariance_type, n_components, n_features)
         if prec_chol.shape != expected:
             # The kernel indexes without bounds checks: refuse, as broadcasting did.
             raise ValueError(
