@@ -15,7 +15,6 @@ from ._update import kernel_params
 from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
     VariationalPrior,
-    expected_log_weights,
     lower_bound,
     moments_from_stats,
     posterior,
@@ -462,21 +461,29 @@ class BayesianGaussianMixture(BaseMixture):
         self.covariances_ = np.asarray(post["covariances"], dtype=dtype)
         self.precisions_cholesky_ = np.asarray(post["precisions_cholesky"], dtype=dtype)
 
+    def _update_calls_blas(self):
+        # The diagonal types' variational update is serial numba kernels
+        # (fastmix._kernels.variational): only 'full' and 'tied' call BLAS.
+        return self.covariance_type in ("full", "tied")
+
     def _kernel_params(self, dtype):
-        n_features = self.means_.shape[1]
-        log_weights = expected_log_weights(
-            self.weight_concentration_, self.weight_concentration_prior_type
-        )
         bias = variational_bias(
-            log_weights, self.degrees_of_freedom_, self.mean_precision_, n_features
+            self.weight_concentration_,
+            self.weight_concentration_prior_type,
+            self.degrees_of_freedom_,
+            self.mean_precision_,
+            self.means_.shape[1],
         )
         return kernel_params(
             self.means_, self.precisions_cholesky_, self.covariance_type, bias, dtype
         )
 
     def _compute_lower_bound(self, stats):
+        return self._lower_bound(stats.sum_wrlogr)
+
+    def _lower_bound(self, sum_wrlogr):
         return lower_bound(
-            stats.sum_wrlogr,
+            sum_wrlogr,
             self.weight_concentration_,
             self.weight_concentration_prior_type,
             self.mean_precision_,
@@ -485,6 +492,10 @@ class BayesianGaussianMixture(BaseMixture):
             self.covariance_type,
             self.means_.shape[1],
         )
+
+    def _online_lower_bound(self, batch, scale):
+        # The bound reads one sum of the statistics: scale that one alone.
+        return self._lower_bound(batch.sum_wrlogr * scale)
 
     def _online_scale(self, batch):
         # Stochastic VI: the batch stands for total_samples rows.

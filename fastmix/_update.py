@@ -92,34 +92,17 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     formula loses that offset to cancellation and raises its ill-defined
     covariance error there, and so does :func:`precision_cholesky` then.
     """
-    weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
-    eps10 = 10 * np.finfo(np.float64).eps * weight_unit
-    n_true = stats.nk
-    c = stats.shift
-    s1 = stats.s1
     if covariance_type not in ("full", "tied"):
         # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk,
         # in one serial kernel (fastmix._kernels.update.diag_parameters).
-        pooled = covariance_type not in ("diag", "spherical")
-        spherical = covariance_type in ("spherical", "tied-spherical")
         nk, means, cov = _kernels.diag_parameters(
-            n_true,
-            s1,
-            stats.s2_diag,
-            c,
-            eps10,
-            float(reg_covar),
-            np.dtype(dtype) == np.float32,
-            float(np.finfo(dtype).eps) if reg_covar == 0 else 0.0,
-            pooled,
-            spherical,
+            *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype)
         )
-        # (K or 1, D or 1) to the covariance type's shape; tied-spherical's is
-        # a NumPy scalar, as np.mean gave.
-        cov = cov[0] if pooled else cov
-        if spherical:
-            cov = cov[..., 0] if cov.ndim > 1 else cov[0]
-        return nk, means, cov
+        return nk, means, diag_layout(cov, covariance_type)
+    eps10 = _eps10(stats)
+    n_true = stats.nk
+    c = stats.shift
+    s1 = stats.s1
     nk = n_true + eps10
     # means = sum w r x / nk, written around the shift: sum w r x = s1 + n c.
     means = (s1 + n_true[:, None] * c) / nk[:, None]
@@ -174,6 +157,44 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     return nk, means, cov
 
 
+def _eps10(stats):
+    """scikit-learn's ``10 eps`` count offset in float64, times the unit of weight."""
+    weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
+    return 10 * np.finfo(np.float64).eps * weight_unit
+
+
+def diag_parameter_inputs(stats, reg_covar, covariance_type, dtype):
+    """The arguments of :func:`fastmix._kernels.update.diag_parameters` for ``stats``.
+
+    For the diagonal covariance types; :func:`gaussian_parameters` has the formulas.
+    """
+    return (
+        stats.nk,
+        stats.s1,
+        stats.s2_diag,
+        stats.shift,
+        _eps10(stats),
+        float(reg_covar),
+        np.dtype(dtype) == np.float32,
+        float(np.finfo(dtype).eps) if reg_covar == 0 else 0.0,
+        covariance_type not in ("diag", "spherical"),  # pooled
+        covariance_type in ("spherical", "tied-spherical"),  # spherical
+    )
+
+
+def diag_layout(values, covariance_type):
+    """(K or 1, D or 1) values of a diagonal type in scikit-learn's layout for it.
+
+    (K, D) diag, (K,) spherical, (D,) tied-diagonal, and for tied-spherical a
+    NumPy scalar, as np.mean gave.
+    """
+    if covariance_type in ("tied-diagonal", "tied-spherical"):
+        values = values[0]
+    if covariance_type in ("spherical", "tied-spherical"):
+        values = values[..., 0] if values.ndim > 1 else values[0]
+    return values
+
+
 def _unresolved(s2, stats, dtype, pooled):
     """:func:`fastmix._kernels.update.unresolved` for ``stats``, ``s2`` (K or 1, D)."""
     eps = float(np.finfo(dtype).eps)
@@ -224,12 +245,20 @@ def precision_cholesky(covariances, covariance_type, dtype):
             raise ValueError(precision_error_message(dtype))
         return out if covariance_type == "full" else out[0]
     prec_chol, status = _kernels.diag_precision_cholesky(np.ravel(covariances))
+    check_diag_status(status, dtype)
+    prec_chol = prec_chol.reshape(covariances.shape)
+    return prec_chol[()] if prec_chol.ndim == 0 else prec_chol  # a scalar in, a scalar out
+
+
+def check_diag_status(status, dtype):
+    """scikit-learn's error for a failed diagonal factorisation's status.
+
+    ``status`` is :func:`fastmix._kernels.update.diag_precision_cholesky`'s.
+    """
     if status == _kernels.NOT_FINITE:
         raise ValueError(overflow_error_message(dtype))
     if status == _kernels.NOT_POSITIVE:
         raise ValueError(precision_error_message(dtype))
-    prec_chol = prec_chol.reshape(covariances.shape)
-    return prec_chol[()] if prec_chol.ndim == 0 else prec_chol  # a scalar in, a scalar out
 
 
 def precision_cholesky_from_precisions(precisions, covariance_type):
@@ -261,9 +290,13 @@ def log_det_cholesky(prec_chol, covariance_type, n_features):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
     if covariance_type == "tied":
         return np.sum(np.log(np.diag(prec_chol)))
-    if covariance_type in ("diag", "tied-diagonal"):
-        return np.sum(np.log(prec_chol), axis=-1)
-    return n_features * np.log(prec_chol)
+    # The diagonal types: one serial kernel, the E-step inputs' own (rows, D or 1).
+    rows = prec_chol.shape[0] if covariance_type in ("diag", "spherical") else 1
+    cols = 1 if covariance_type in ("spherical", "tied-spherical") else n_features
+    log_det = _kernels.diag_log_det(
+        np.ascontiguousarray(prec_chol).reshape(rows, cols), n_features
+    )
+    return log_det if covariance_type in ("diag", "spherical") else log_det[0]
 
 
 def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):

@@ -1,4 +1,4 @@
-"""Variational-inference updates on :class:`~fastmix._stats.Stats` (NumPy, O(K·D³)).
+"""Variational-inference updates on :class:`~fastmix._stats.Stats` (O(K·D³)).
 
 Mean-field variational Bayes for a Gaussian mixture with a Dirichlet
 (``dirichlet_distribution``) or truncated stick-breaking Dirichlet-process
@@ -15,7 +15,11 @@ each component's mean and precision, exactly as scikit-learn's
   and is *not* divided by the number of samples.
 
 Nothing here reads the data: every function takes K-sized arrays or the
-statistics of one streaming pass.
+statistics of one streaming pass. The closed forms that do not depend on the
+covariance type (weights, means, the E-step bias, the bound), and the
+diagonal types' Wishart posterior, run in the serial kernels of
+:mod:`fastmix._kernels.variational`, digamma and log-gamma included; 'full'
+and 'tied' keep their Wishart posterior here, in NumPy.
 
 References
 ----------
@@ -27,16 +31,20 @@ References
    Dirichlet process mixtures", Bayesian Analysis 1(1).
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaln, digamma, gammaln
 
+from ._kernels import variational as _kernels
 from ._stats import TIED_TYPES
-from ._update import gaussian_parameters, log_det_cholesky, precision_cholesky
-
-_LOG_2 = math.log(2.0)
+from ._update import (
+    check_diag_status,
+    diag_layout,
+    diag_parameter_inputs,
+    gaussian_parameters,
+    log_det_cholesky,
+    precision_cholesky,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,24 @@ class VariationalPrior:
 
 
 # ------------------------------------------------------------------ weights
+def _sticks(concentration, prior_type):
+    """The kernels' form of a weight posterior: ``(a, b, dirichlet_process)``.
+
+    ``b`` is empty for the Dirichlet distribution; float64, contiguous.
+    """
+    if prior_type == "dirichlet_process":
+        a, b = concentration
+        return _float64(a), _float64(b), True
+    return _float64(concentration), _NO_STICKS, False
+
+
+def _float64(values):
+    return np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+
+
+_NO_STICKS = np.empty(0)
+
+
 def weight_concentration(nk, prior_type, concentration_prior):
     """Posterior parameters of the weight distribution (Bishop 10.58; Blei-Jordan).
 
@@ -85,13 +111,11 @@ def weight_concentration(nk, prior_type, concentration_prior):
         Dirichlet process the Beta parameters of the sticks,
         ``(1 + N_k, gamma + sum_{j > k} N_j)``.
     """
-    nk = np.asarray(nk, dtype=np.float64)
-    if prior_type == "dirichlet_process":
-        return (
-            1.0 + nk,
-            concentration_prior + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0)),
-        )
-    return concentration_prior + nk
+    dirichlet_process = prior_type == "dirichlet_process"
+    a, b = _kernels.weight_concentration(
+        _float64(nk), dirichlet_process, float(concentration_prior)
+    )
+    return (a, b) if dirichlet_process else a
 
 
 def expected_log_weights(concentration, prior_type):
@@ -104,33 +128,12 @@ def expected_log_weights(concentration, prior_type):
     -------
     ndarray of shape (K,), float64
     """
-    if prior_type == "dirichlet_process":
-        a = np.asarray(concentration[0], dtype=np.float64)
-        b = np.asarray(concentration[1], dtype=np.float64)
-        digamma_sum = digamma(a + b)
-        digamma_a = digamma(a)
-        digamma_b = digamma(b)
-        return digamma_a - digamma_sum + np.hstack((0, np.cumsum(digamma_b - digamma_sum)[:-1]))
-    alpha = np.asarray(concentration, dtype=np.float64)
-    return digamma(alpha) - digamma(np.sum(alpha))
+    return _kernels.expected_log_weights(*_sticks(concentration, prior_type))
 
 
 def weights_from_concentration(concentration, prior_type):
     """The posterior mean weights (``weights_``), normalised to sum to one."""
-    if prior_type == "dirichlet_process":
-        a = np.asarray(concentration[0], dtype=np.float64)
-        b = np.asarray(concentration[1], dtype=np.float64)
-        total = a + b
-        weights = a / total * np.hstack((1, np.cumprod(b / total)[:-1]))
-        return weights / np.sum(weights)
-    alpha = np.asarray(concentration, dtype=np.float64)
-    return alpha / np.sum(alpha)
-
-
-def log_dirichlet_norm(concentration):
-    """``log C(alpha) = log Gamma(sum alpha) - sum log Gamma(alpha)`` (Bishop B.23)."""
-    concentration = np.asarray(concentration, dtype=np.float64)
-    return gammaln(np.sum(concentration)) - np.sum(gammaln(concentration))
+    return _kernels.weights_from_concentration(*_sticks(concentration, prior_type))
 
 
 # ---------------------------------------------------------- means, Wishart
@@ -142,11 +145,12 @@ def mean_posterior(nk, xk, mean_precision_prior, mean_prior):
     mean_precision : ndarray of shape (K,)
     means : ndarray of shape (K, D)
     """
-    mean_precision = mean_precision_prior + nk
-    means = (mean_precision_prior * mean_prior + nk[:, np.newaxis] * xk) / mean_precision[
-        :, np.newaxis
-    ]
-    return mean_precision, means
+    return _kernels.mean_posterior(
+        _float64(nk),
+        np.ascontiguousarray(xk, dtype=np.float64),
+        float(mean_precision_prior),
+        _float64(mean_prior),
+    )
 
 
 def _wishart_full(nk, xk, sk, mean_precision, prior):
@@ -173,122 +177,38 @@ def _wishart_tied(nk, xk, sk, mean_precision, prior):
     return dof, cov / dof
 
 
-def _wishart_diag(nk, xk, sk, mean_precision, prior):
-    dof = prior.degrees_of_freedom + nk
-    diff = xk - prior.mean
-    cov = prior.covariance + nk[:, np.newaxis] * (
-        sk + (prior.mean_precision / mean_precision)[:, np.newaxis] * np.square(diff)
-    )
-    return dof, cov / dof[:, np.newaxis]
-
-
-def _wishart_spherical(nk, xk, sk, mean_precision, prior):
-    dof = prior.degrees_of_freedom + nk
-    diff = xk - prior.mean
-    cov = prior.covariance + nk * (
-        sk + prior.mean_precision / mean_precision * np.mean(np.square(diff), 1)
-    )
-    return dof, cov / dof
-
-
-def _wishart_shared(nk, sk, mean_precision, prior, square_diff):
-    """One posterior for every component, 'tied' restricted to a diagonal or a variance.
-
-    ``square_diff`` is ``(xbar_k - m_0)^2`` per feature (tied-diagonal) or its
-    mean over features (tied-spherical).
-    """
-    n_components = nk.shape[0]
-    dof = prior.degrees_of_freedom + nk.sum() / n_components
-    cov = (
-        prior.covariance
-        + sk * nk.sum() / n_components
-        + prior.mean_precision / n_components * np.dot(nk / mean_precision, square_diff)
-    )
-    return dof, cov / dof
-
-
-def _wishart_tied_diagonal(nk, xk, sk, mean_precision, prior):
-    return _wishart_shared(nk, sk, mean_precision, prior, np.square(xk - prior.mean))
-
-
-def _wishart_tied_spherical(nk, xk, sk, mean_precision, prior):
-    square_diff = np.mean(np.square(xk - prior.mean), axis=1)
-    return _wishart_shared(nk, sk, mean_precision, prior, square_diff)
-
-
-_WISHART = {
-    "full": _wishart_full,
-    "tied": _wishart_tied,
-    "diag": _wishart_diag,
-    "spherical": _wishart_spherical,
-    "tied-diagonal": _wishart_tied_diagonal,
-    "tied-spherical": _wishart_tied_spherical,
-}
-
-
 def wishart_posterior(nk, xk, sk, mean_precision, prior, covariance_type):
-    """Posterior Wishart degrees of freedom and normalised covariances (10.62-63).
+    """Posterior Wishart degrees of freedom and normalised covariances (10.62-63), full and tied.
 
     ``nu_k = nu_0 + N_k`` and ``W_k^{-1} = W_0^{-1} + N_k S_k + beta_0 N_k /
     beta_k (xbar_k - m_0)(xbar_k - m_0)^T``; the returned covariances are
     ``W_k^{-1} / nu_k``. The tied model shares one Wishart with ``nu = nu_0 +
-    N / K`` (scikit-learn's convention); diag and spherical use the
-    corresponding diagonal / isotropic restriction, and tied-diagonal and
-    tied-spherical that restriction of the shared tied posterior: the diagonal
-    of the tied ``W^{-1}``, and its mean over features.
+    N / K`` (scikit-learn's convention). The diagonal types' restrictions are
+    :func:`fastmix._kernels.variational.diag_wishart`.
 
     Parameters
     ----------
     nk : ndarray of shape (K,)
     xk : ndarray of shape (K, D)
         Weighted component means of the data.
-    sk : ndarray
-        Weighted covariances of the data (with ``reg_covar``), shaped per
-        ``covariance_type``: (K, D, D), (D, D), (K, D), (K,), (D,)
-        (tied-diagonal) or () (tied-spherical).
+    sk : ndarray of shape (K, D, D) or (D, D)
+        Weighted covariances of the data (with ``reg_covar``).
     mean_precision : ndarray of shape (K,)
     prior : VariationalPrior
-    covariance_type : {'full', 'tied', 'diag', 'spherical', 'tied-diagonal', \
-            'tied-spherical'}
+    covariance_type : {'full', 'tied'}
 
     Returns
     -------
-    degrees_of_freedom : ndarray of shape (K,), or a float64 scalar for the
-        tied types
+    degrees_of_freedom : ndarray of shape (K,), or a float64 scalar for 'tied'
     covariances : ndarray shaped like ``sk``
     """
-    return _WISHART[covariance_type](nk, xk, sk, mean_precision, prior)
-
-
-def log_lambda(degrees_of_freedom, n_features):
-    """Wishart expectation term ``E[log|Lambda|] - log|W| = D log 2 + sum_i psi((nu - i) / 2)``.
-
-    The sum runs over ``i = 0 .. D-1`` (Bishop 10.65). Elementwise in
-    ``degrees_of_freedom``.
-    """
-    dof = np.asarray(degrees_of_freedom, dtype=np.float64)
-    return n_features * _LOG_2 + np.sum(
-        digamma(0.5 * (dof[..., np.newaxis] - np.arange(n_features))), axis=-1
-    )
-
-
-def log_wishart_norm(degrees_of_freedom, log_det_precisions_chol, n_features):
-    """Log normaliser of the Wishart distribution, without its ``log pi`` term.
-
-    ``-(nu log|U| + nu D/2 log 2 + sum_i log Gamma((nu - i) / 2))`` with
-    ``log|U| = log|W| / 2`` (Bishop B.79 less ``D(D-1)/4 log pi``). Elementwise
-    in ``degrees_of_freedom``.
-    """
-    dof = np.asarray(degrees_of_freedom, dtype=np.float64)
-    return -(
-        dof * log_det_precisions_chol
-        + dof * n_features * 0.5 * _LOG_2
-        + np.sum(gammaln(0.5 * (dof[..., np.newaxis] - np.arange(n_features))), axis=-1)
-    )
+    if covariance_type == "full":
+        return _wishart_full(nk, xk, sk, mean_precision, prior)
+    return _wishart_tied(nk, xk, sk, mean_precision, prior)
 
 
 # ------------------------------------------------------------ E-step bias
-def variational_bias(log_weights, degrees_of_freedom, mean_precision, n_features):
+def variational_bias(concentration, prior_type, degrees_of_freedom, mean_precision, n_features):
     """Per-component constant of the variational E-step's log-density.
 
     With the precision Cholesky ``U_k`` of ``nu_k W_k`` (scikit-learn's
@@ -297,19 +217,28 @@ def variational_bias(log_weights, degrees_of_freedom, mean_precision, n_features
     ``log rho_nk = log N(x_n | m_k, (nu_k W_k)^{-1}) + E[log pi_k]
     - D/2 log nu_k + (log_lambda_k - D / beta_k) / 2``
 
-    and this function returns the last three terms: the kernel adds
+    with ``log_lambda = D log 2 + sum_{i < D} psi((nu - i) / 2)``, and this
+    function returns the last three terms: the kernel adds
     ``log|U_k| - D/2 log 2 pi`` and the quadratic form itself.
+
+    Parameters
+    ----------
+    concentration : ndarray of shape (K,) or a pair of them
+        The weights' posterior (``weight_concentration_``).
+    prior_type : {'dirichlet_process', 'dirichlet_distribution'}
+    degrees_of_freedom : ndarray of shape (K,), or a scalar for the tied types
+    mean_precision : ndarray of shape (K,)
+    n_features : int
 
     Returns
     -------
     ndarray of shape (K,), float64
     """
-    dof = np.asarray(degrees_of_freedom, dtype=np.float64)
-    mean_precision = np.asarray(mean_precision, dtype=np.float64)
-    return (
-        np.asarray(log_weights, dtype=np.float64)
-        - 0.5 * n_features * np.log(dof)
-        + 0.5 * (log_lambda(dof, n_features) - n_features / mean_precision)
+    return _kernels.variational_bias(
+        *_sticks(concentration, prior_type),
+        _float64(degrees_of_freedom),
+        _float64(mean_precision),
+        int(n_features),
     )
 
 
@@ -394,6 +323,8 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
         scikit-learn's message when a posterior covariance is not
         positive-definite.
     """
+    if covariance_type not in ("full", "tied"):
+        return _diag_posterior(stats, prior, reg_covar, covariance_type, dtype)
     nk, xk, sk = gaussian_parameters(stats, reg_covar, covariance_type, dtype)
     concentration = weight_concentration(
         nk, prior.weight_concentration_prior_type, prior.weight_concentration
@@ -408,6 +339,29 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
         "degrees_of_freedom": dof,
         "covariances": covariances,
         "precisions_cholesky": prec_chol,
+    }
+
+
+def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
+    """:func:`posterior` for the diagonal types: one kernel, the same stages."""
+    dirichlet_process = prior.weight_concentration_prior_type == "dirichlet_process"
+    a, b, mean_precision, means, dof, cov, prec_chol, status = _kernels.diag_posterior(
+        *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype),
+        dirichlet_process,
+        float(prior.weight_concentration),
+        float(prior.mean_precision),
+        _float64(prior.mean),
+        float(prior.degrees_of_freedom),
+        _float64(prior.covariance),
+    )
+    check_diag_status(status, dtype)
+    return {
+        "weight_concentration": (a, b) if dirichlet_process else a,
+        "mean_precision": mean_precision,
+        "means": means,
+        "degrees_of_freedom": dof[0] if covariance_type in TIED_TYPES else dof,
+        "covariances": diag_layout(cov, covariance_type),
+        "precisions_cholesky": diag_layout(prec_chol.reshape(cov.shape), covariance_type),
     }
 
 
@@ -450,30 +404,15 @@ def lower_bound(
         A scalar for every covariance type (scikit-learn returns a
         one-element array for 'tied').
     """
-    mean_precision = np.asarray(mean_precision, dtype=np.float64)
-    dof = np.asarray(degrees_of_freedom, dtype=np.float64)
-    n_components = mean_precision.shape[0]
-    # log|U_k| of the precision without its degrees of freedom: log|W_k| / 2.
-    log_det = log_det_cholesky(
-        precisions_cholesky, covariance_type, n_features
-    ) - 0.5 * n_features * np.log(dof)
-    log_wishart = np.sum(log_wishart_norm(dof, log_det, n_features))
-    if covariance_type in TIED_TYPES:
-        log_wishart = n_components * log_wishart
-    if prior_type == "dirichlet_process":
-        log_norm_weight = -np.sum(
-            betaln(
-                np.asarray(concentration[0], dtype=np.float64),
-                np.asarray(concentration[1], dtype=np.float64),
-            )
-        )
-    else:
-        log_norm_weight = log_dirichlet_norm(concentration)
     return np.float64(
-        -sum_wrlogr
-        - log_wishart
-        - log_norm_weight
-        - 0.5 * n_features * np.sum(np.log(mean_precision))
+        _kernels.lower_bound(
+            float(sum_wrlogr),
+            *_sticks(concentration, prior_type),
+            _float64(mean_precision),
+            _float64(degrees_of_freedom),
+            _float64(log_det_cholesky(precisions_cholesky, covariance_type, n_features)),
+            int(n_features),
+        )
     )
 
 
@@ -482,11 +421,8 @@ __all__ = [
     "weight_concentration",
     "expected_log_weights",
     "weights_from_concentration",
-    "log_dirichlet_norm",
     "mean_posterior",
     "wishart_posterior",
-    "log_lambda",
-    "log_wishart_norm",
     "variational_bias",
     "moments_from_stats",
     "posterior",

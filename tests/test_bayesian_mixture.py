@@ -12,19 +12,18 @@ import pytest
 import reference_vi as ref
 from conftest import COV_TYPES, INIT_PARAMS, fit_quiet, skewed_blobs, vi_prior
 from numpy.testing import assert_allclose
+from scipy import special
 from sklearn import mixture as skm
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 
 from fastmix import BayesianGaussianMixture
+from fastmix._kernels import variational as vk
 from fastmix._stats import COV_CODES, stats_from_resp
 from fastmix._variational import (
     VariationalPrior,
     expected_log_weights,
-    log_dirichlet_norm,
-    log_lambda,
-    log_wishart_norm,
     lower_bound,
     posterior,
     weights_from_concentration,
@@ -287,20 +286,41 @@ def test_posterior_update_matches_reference(covariance_type, prior_type):
     )
 
 
-@pytest.mark.parametrize("n_features", [1, 2, 5])
-def test_wishart_and_dirichlet_terms_match_reference(n_features):
+@pytest.mark.parametrize("n_features", [1, 2, 5, 16, 64])
+def test_wishart_terms_match_reference(n_features):
+    """The kernels' sums of psi and log Gamma over (nu - i) / 2 by the recurrence
+    along the two chains of whole steps equal the reference's D separate calls,
+    down to nu just above D - 1 and up to 1e6. The edge is nu = D - 1 + 2**-7
+    (an argument of 2**-8), for which the reference's own (nu + 1 - i) / 2 is
+    exact: psi' = 6.6e4 there would turn one rounding of nu + 1 into 1e-10."""
     rng = np.random.RandomState(n_features)
-    nu = n_features - 1 + rng.rand(6) * 50 + 0.01
-    expected = [ref.log_lambda(v, n_features) for v in nu]
-    assert_allclose(log_lambda(nu, n_features), expected, rtol=1e-12)
-    half_logdet = rng.randn(6)
-    assert_allclose(
-        log_wishart_norm(nu, half_logdet, n_features),
-        [ref.log_wishart_norm(v, h, n_features) for v, h in zip(nu, half_logdet, strict=True)],
-        rtol=1e-12,
-    )
-    alpha = rng.rand(7) * 3 + 1e-3
-    assert_allclose(log_dirichlet_norm(alpha), ref.log_dirichlet_norm(alpha), rtol=1e-12)
+    nu = np.r_[n_features - 1 + rng.rand(6) * 50 + 0.01, n_features - 1 + 2.0**-7, 1e6]
+    half_logdet = rng.randn(nu.size)
+    for v, h in zip(nu, half_logdet, strict=True):
+        assert_allclose(vk.log_lambda(v, n_features), ref.log_lambda(v, n_features), rtol=1e-12)
+        assert_allclose(
+            vk.log_wishart_norm(v, h, n_features),
+            ref.log_wishart_norm(v, h, n_features),
+            rtol=1e-12,
+        )
+
+
+def test_special_functions_match_scipy():
+    """digamma within a few ulp of |psi| + 1 (relative away from its root at
+    1.4616, absolute near it) and betaln, its asymptotic branch included, as
+    SciPy's, from 1e-8 to 1e9."""
+    x = np.r_[np.logspace(-8, 9, 500), np.linspace(0.5, 3.0, 251), 1.4616321449683622]
+    ours = np.array([vk.digamma(v) for v in x])
+    assert np.all(np.abs(ours - special.digamma(x)) <= 8 * 2.0**-52 * (1 + np.abs(ours)))
+    assert vk.digamma(0.0) == -np.inf and np.isnan(vk.digamma(-0.5))
+    a = np.logspace(-3, 9, 25)
+    for big in a:
+        for small in a:
+            want = special.betaln(big, small)
+            # Both evaluate lgamma(a) + lgamma(b) - lgamma(a + b) between the branches,
+            # which keeps the rounding of the largest log-gamma.
+            scale = 4 * 2.0**-52 * (1 + abs(special.gammaln(max(big, small) + min(big, small))))
+            assert abs(vk.betaln(big, small) - want) <= scale + 1e-14 * abs(want), (big, small)
 
 
 @pytest.mark.parametrize("prior_type", PRIOR_TYPES)

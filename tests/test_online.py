@@ -329,16 +329,19 @@ def test_partial_fit_float32_stays_float32():
 
 @pytest.mark.parametrize(
     "estimator, covariance_type",
-    [(GaussianMixture, ct) for ct in (*COV_TYPES, "tied-diagonal", "tied-spherical")]
-    + [(BayesianGaussianMixture, ct) for ct in COV_TYPES],
+    [
+        (estimator, ct)
+        for estimator in (GaussianMixture, BayesianGaussianMixture)
+        for ct in (*COV_TYPES, "tied-diagonal", "tied-spherical")
+    ],
 )
 def test_partial_fit_holds_blas_to_one_thread_where_it_is_called(
     monkeypatch, estimator, covariance_type
 ):
     """The first partial_fit (initialisation) and fit always hold BLAS to one
     thread; later batches only where the update multiplies or factors
-    matrices ('full', 'tied', and the Bayesian mixture's updates), sparing the
-    limit's library calls on the diagonal types' elementwise updates."""
+    matrices ('full', 'tied'), sparing the limit's library calls on the
+    diagonal types' updates, serial kernels for both estimators."""
     import contextlib
 
     from fastmix import _base
@@ -356,7 +359,7 @@ def test_partial_fit_holds_blas_to_one_thread_where_it_is_called(
     model.partial_fit(X[:300])
     assert len(entered) == 1
     model.partial_fit(X[300:])
-    diagonal = estimator is GaussianMixture and covariance_type not in ("full", "tied")
+    diagonal = covariance_type not in ("full", "tied")
     assert len(entered) == (1 if diagonal else 2)
     fit_quiet(model.set_params(max_iter=2), X)
     assert len(entered) == (2 if diagonal else 3)

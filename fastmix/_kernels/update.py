@@ -160,6 +160,26 @@ def diag_precision_cholesky(cov):
     return out, OK
 
 
+@jit(inline=True)
+def _log_det_row(prec_chol, r, n_features):
+    """``log|U|`` of row ``r`` of a diagonal factor: ``sum log U_j``, or ``D log U``."""
+    if prec_chol.shape[1] == 1:
+        return n_features * np.log(prec_chol[r, 0])
+    log_det = 0.0
+    for j in range(n_features):
+        log_det += np.log(prec_chol[r, j])
+    return log_det
+
+
+@jit
+def diag_log_det(prec_chol, n_features):
+    """``log|U|`` of every row of a diagonal factor (rows, D or 1): shape (rows,)."""
+    out = np.empty(prec_chol.shape[0])
+    for r in range(prec_chol.shape[0]):
+        out[r] = _log_det_row(prec_chol, r, n_features)
+    return out
+
+
 @jit
 def diag_kernel_inputs(means, prec_chol, extra_bias, shift, precision, bias):
     """The E-step kernel's DIAG inputs from means and precision Cholesky factors.
@@ -175,12 +195,7 @@ def diag_kernel_inputs(means, prec_chol, extra_bias, shift, precision, bias):
     rows, cols = prec_chol.shape
     for k in range(n_components):
         r = k if rows > 1 else 0
-        if cols == 1:
-            log_det = n_features * np.log(prec_chol[r, 0])
-        else:
-            log_det = 0.0
-            for j in range(n_features):
-                log_det += np.log(prec_chol[r, j])
+        log_det = _log_det_row(prec_chol, r, n_features)
         bias[k] = extra_bias[k] + log_det - 0.5 * n_features * _LOG_2PI
         for j in range(n_features):
             p = prec_chol[r, j if cols > 1 else 0]
