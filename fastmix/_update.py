@@ -12,7 +12,7 @@ from scipy import linalg
 
 from ._kernels import DIAG, FULL
 from ._kernels import update as _kernels
-from ._stats import COV_CODES, KernelParams
+from ._stats import COV_CODES, TIED_TYPES, KernelParams
 from ._validation import covariance_shape
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -283,20 +283,28 @@ def precisions_from_cholesky(prec_chol, covariance_type):
     return prec_chol**2
 
 
-def log_det_cholesky(prec_chol, covariance_type, n_features):
-    """log|U_k| per component (a scalar for the tied types, as scikit-learn's 'tied')."""
+def factor_diagonals(prec_chol, covariance_type, n_features):
+    """The diagonal of each precision Cholesky factor, as (rows, D or 1) float64.
+
+    A row per component, or one shared by every component (the tied types);
+    a column per feature, or one for the spherical types. ``log|U_k|`` is the
+    sum of the logs of row k (times D where one column stands for D).
+    """
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
     if covariance_type == "full":
-        return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+        return np.diagonal(prec_chol, axis1=1, axis2=2).copy()
     if covariance_type == "tied":
-        return np.sum(np.log(np.diag(prec_chol)))
-    # The diagonal types: one serial kernel, the E-step inputs' own (rows, D or 1).
+        return np.diagonal(prec_chol)[None].copy()
     rows = prec_chol.shape[0] if covariance_type in ("diag", "spherical") else 1
     cols = 1 if covariance_type in ("spherical", "tied-spherical") else n_features
-    log_det = _kernels.diag_log_det(
-        np.ascontiguousarray(prec_chol).reshape(rows, cols), n_features
-    )
-    return log_det if covariance_type in ("diag", "spherical") else log_det[0]
+    return np.ascontiguousarray(prec_chol).reshape(rows, cols)
+
+
+def log_det_cholesky(prec_chol, covariance_type, n_features):
+    """log|U_k| per component (a scalar for the tied types, as scikit-learn's 'tied')."""
+    diagonals = factor_diagonals(prec_chol, covariance_type, n_features)
+    log_det = _kernels.log_det_rows(diagonals, n_features)
+    return log_det[0] if covariance_type in TIED_TYPES else log_det
 
 
 def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):

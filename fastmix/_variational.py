@@ -41,8 +41,8 @@ from ._update import (
     check_diag_status,
     diag_layout,
     diag_parameter_inputs,
+    factor_diagonals,
     gaussian_parameters,
-    log_det_cholesky,
     precision_cholesky,
 )
 
@@ -410,7 +410,7 @@ def lower_bound(
             *_sticks(concentration, prior_type),
             _float64(mean_precision),
             _float64(degrees_of_freedom),
-            _float64(log_det_cholesky(precisions_cholesky, covariance_type, n_features)),
+            factor_diagonals(precisions_cholesky, covariance_type, n_features),
             int(n_features),
         )
     )

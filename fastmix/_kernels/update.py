@@ -161,8 +161,8 @@ def diag_precision_cholesky(cov):
 
 
 @jit(inline=True)
-def _log_det_row(prec_chol, r, n_features):
-    """``log|U|`` of row ``r`` of a diagonal factor: ``sum log U_j``, or ``D log U``."""
+def log_det_row(prec_chol, r, n_features):
+    """``log|U|`` from row ``r`` of factors' diagonals: ``sum log U_jj``, or ``D log U``."""
     if prec_chol.shape[1] == 1:
         return n_features * np.log(prec_chol[r, 0])
     log_det = 0.0
@@ -172,11 +172,15 @@ def _log_det_row(prec_chol, r, n_features):
 
 
 @jit
-def diag_log_det(prec_chol, n_features):
-    """``log|U|`` of every row of a diagonal factor (rows, D or 1): shape (rows,)."""
+def log_det_rows(prec_chol, n_features):
+    """``log|U|`` of every row of triangular factors' diagonals (rows, D or 1): (rows,).
+
+    :func:`fastmix._update.factor_diagonals` gives the rows for every
+    covariance type; the diagonal types' factors are their own diagonals.
+    """
     out = np.empty(prec_chol.shape[0])
     for r in range(prec_chol.shape[0]):
-        out[r] = _log_det_row(prec_chol, r, n_features)
+        out[r] = log_det_row(prec_chol, r, n_features)
     return out
 
 
@@ -195,7 +199,7 @@ def diag_kernel_inputs(means, prec_chol, extra_bias, shift, precision, bias):
     rows, cols = prec_chol.shape
     for k in range(n_components):
         r = k if rows > 1 else 0
-        log_det = _log_det_row(prec_chol, r, n_features)
+        log_det = log_det_row(prec_chol, r, n_features)
         bias[k] = extra_bias[k] + log_det - 0.5 * n_features * _LOG_2PI
         for j in range(n_features):
             p = prec_chol[r, j if cols > 1 else 0]

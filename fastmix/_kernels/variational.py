@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .._numba import jit
-from .update import diag_parameters, diag_precision_cholesky
+from .update import diag_parameters, diag_precision_cholesky, log_det_row
 
 _LOG_2 = math.log(2.0)
 
@@ -351,18 +351,20 @@ def variational_bias(a, b, dirichlet_process, dof, mean_precision, n_features):
 
 
 @jit
-def lower_bound(sum_wrlogr, a, b, dirichlet_process, mean_precision, dof, log_det, n_features):
+def lower_bound(sum_wrlogr, a, b, dirichlet_process, mean_precision, dof, diagonals, n_features):
     """scikit-learn's evidence lower bound (see :func:`fastmix._variational.lower_bound`).
 
-    ``dof`` and ``log_det`` (``log|U_k|`` of the precision Cholesky, degrees
-    of freedom included) hold K values, or one shared Wishart that counts K
-    times (tied types).
+    ``dof`` holds K values, or one shared Wishart that counts K times (tied
+    types); ``diagonals`` the precision factors' diagonals, a row for each
+    (:func:`fastmix._update.factor_diagonals`), whose ``log|U|`` includes
+    the degrees of freedom.
     """
     n_components = a.shape[0]
     log_wishart = 0.0
     for r in range(dof.shape[0]):
         nu = dof[r]
-        half_log_det = log_det[r] - 0.5 * n_features * math.log(nu)
+        log_det = log_det_row(diagonals, r, n_features)
+        half_log_det = log_det - 0.5 * n_features * math.log(nu)
         log_wishart += log_wishart_norm(nu, half_log_det, n_features)
     if dof.shape[0] == 1:
         log_wishart *= n_components
