@@ -157,6 +157,18 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     return nk, means, cov
 
 
+def kernel_array(values):
+    """``values`` as a C-contiguous, writeable float64 array: the one array type the
+    serial kernels are compiled for.
+
+    numba compiles a kernel once per argument type, and a read-only array (a
+    memory-mapped model, a broadcast shift) or a strided one is another type:
+    seconds of compilation at a first fit for a copy of a few K x D values.
+    """
+    out = np.ascontiguousarray(values, dtype=np.float64)
+    return out if out.flags.writeable else out.copy()
+
+
 def _eps10(stats):
     """scikit-learn's ``10 eps`` count offset in float64, times the unit of weight."""
     weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
@@ -169,10 +181,10 @@ def diag_parameter_inputs(stats, reg_covar, covariance_type, dtype):
     For the diagonal covariance types; :func:`gaussian_parameters` has the formulas.
     """
     return (
-        stats.nk,
-        stats.s1,
-        stats.s2_diag,
-        stats.shift,
+        kernel_array(stats.nk),
+        kernel_array(stats.s1),
+        kernel_array(stats.s2_diag),
+        kernel_array(stats.shift),  # an initialisation's is a read-only broadcast
         _eps10(stats),
         float(reg_covar),
         np.dtype(dtype) == np.float32,
@@ -283,21 +295,42 @@ def precisions_from_cholesky(prec_chol, covariance_type):
     return prec_chol**2
 
 
-def factor_diagonals(prec_chol, covariance_type, n_features):
+def factor_diagonals(prec_chol, covariance_type, n_features, n_components=None):
     """The diagonal of each precision Cholesky factor, as (rows, D or 1) float64.
 
     A row per component, or one shared by every component (the tied types);
     a column per feature, or one for the spherical types. ``log|U_k|`` is the
-    sum of the logs of row k (times D where one column stands for D).
+    sum of the logs of row k (times D where one column stands for D); for the
+    diagonal types these are the factors themselves.
+
+    Raises
+    ------
+    ValueError
+        When ``prec_chol`` is not shaped as ``covariance_type`` needs with
+        ``n_features`` features (and ``n_components`` components, when
+        given): the kernels index it without bounds checks.
     """
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    per_component = covariance_type in ("full", "diag", "spherical")
+    given = n_components is not None
+    if not given:
+        n_components = prec_chol.shape[0] if per_component and prec_chol.ndim else 1
+    expected = covariance_shape(covariance_type, n_components, n_features)
+    if prec_chol.shape != expected:
+        components = f"{n_components} components and " if given else ""
+        raise ValueError(
+            f"precisions_cholesky_ has shape {prec_chol.shape}; covariance_type="
+            f"{covariance_type!r} with {components}{n_features} features needs "
+            f"{expected}. Refit the model, or set covariance_type to the one it was "
+            "fitted with."
+        )
     if covariance_type == "full":
         return np.diagonal(prec_chol, axis1=1, axis2=2).copy()
     if covariance_type == "tied":
         return np.diagonal(prec_chol)[None].copy()
-    rows = prec_chol.shape[0] if covariance_type in ("diag", "spherical") else 1
+    rows = n_components if per_component else 1
     cols = 1 if covariance_type in ("spherical", "tied-spherical") else n_features
-    return np.ascontiguousarray(prec_chol).reshape(rows, cols)
+    return kernel_array(prec_chol).reshape(rows, cols)
 
 
 def log_det_cholesky(prec_chol, covariance_type, n_features):
@@ -335,17 +368,7 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
     if code == DIAG:
         # One precision row per component, or one shared by every component
         # (the tied types); one column per feature, or one (spherical).
-        rows = n_components if covariance_type in ("diag", "spherical") else 1
-        cols = 1 if covariance_type in ("spherical", "tied-spherical") else n_features
-        expected = covariance_shape(covariance_type, n_components, n_features)
-        if prec_chol.shape != expected:
-            # The kernel indexes without bounds checks: refuse, as broadcasting did.
-            raise ValueError(
-                f"precisions_cholesky_ has shape {prec_chol.shape}; covariance_type="
-                f"{covariance_type!r} with {n_components} components and {n_features} "
-                f"features needs {expected}. Refit the model, or set covariance_type "
-                "to the one it was fitted with."
-            )
+        factors = factor_diagonals(prec_chol, covariance_type, n_features, n_components)
         extra_bias = np.asarray(extra_bias, dtype=np.float64)
         if extra_bias.shape != (n_components,):
             extra_bias = np.full(n_components, extra_bias)
@@ -353,7 +376,12 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         precision = np.empty((n_components, n_features), dtype=dtype)
         bias = np.empty(n_components)
         _kernels.diag_kernel_inputs(
-            means, prec_chol.reshape(rows, cols), extra_bias, shift, precision, bias
+            kernel_array(means),
+            factors,
+            kernel_array(extra_bias),
+            shift,
+            precision,
+            bias,
         )
         return KernelParams.build(code, shift, precision, bias, dtype)
     bias = (
@@ -379,6 +407,8 @@ __all__ = [
     "precision_cholesky_from_precisions",
     "precisions_from_cholesky",
     "log_det_cholesky",
+    "factor_diagonals",
+    "kernel_array",
     "kernel_params",
     "precision_error_message",
 ]

@@ -43,6 +43,7 @@ from ._update import (
     diag_parameter_inputs,
     factor_diagonals,
     gaussian_parameters,
+    kernel_array,
     precision_cholesky,
 )
 
@@ -88,7 +89,28 @@ def _sticks(concentration, prior_type):
 
 
 def _float64(values):
-    return np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+    """A 1-D :func:`fastmix._update.kernel_array` (a scalar becomes one value)."""
+    return kernel_array(values).reshape(-1)
+
+
+def _check_components(a, b, dirichlet_process, mean_precision, dof):
+    """Refuse fitted attributes that disagree on the number of components.
+
+    The kernels index these K-arrays without bounds checks; NumPy's
+    broadcasting refused such a model, and so does this.
+    """
+    n_components = a.shape[0]
+    for name, shape, allowed in (
+        ("weight_concentration_[1]", b.shape, [a.shape] if dirichlet_process else [b.shape]),
+        ("mean_precision_", mean_precision.shape, [(n_components,)]),
+        ("degrees_of_freedom_", dof.shape, [(n_components,), (1,)]),
+    ):
+        if shape not in allowed:
+            raise ValueError(
+                f"{name} has {shape[0]} values, but weight_concentration_ has "
+                f"{n_components} components: the fitted attributes disagree. Refit the "
+                "model, or set every fitted attribute from the same fit."
+            )
 
 
 _NO_STICKS = np.empty(0)
@@ -204,7 +226,13 @@ def wishart_posterior(nk, xk, sk, mean_precision, prior, covariance_type):
     """
     if covariance_type == "full":
         return _wishart_full(nk, xk, sk, mean_precision, prior)
-    return _wishart_tied(nk, xk, sk, mean_precision, prior)
+    if covariance_type == "tied":
+        return _wishart_tied(nk, xk, sk, mean_precision, prior)
+    raise ValueError(
+        f"wishart_posterior computes 'full' and 'tied' only, got {covariance_type!r}; "
+        "the diagonal types' posterior is fastmix._kernels.variational.diag_wishart "
+        "(through posterior)."
+    )
 
 
 # ------------------------------------------------------------ E-step bias
@@ -234,12 +262,11 @@ def variational_bias(concentration, prior_type, degrees_of_freedom, mean_precisi
     -------
     ndarray of shape (K,), float64
     """
-    return _kernels.variational_bias(
-        *_sticks(concentration, prior_type),
-        _float64(degrees_of_freedom),
-        _float64(mean_precision),
-        int(n_features),
-    )
+    a, b, dirichlet_process = _sticks(concentration, prior_type)
+    dof = _float64(degrees_of_freedom)
+    mean_precision = _float64(mean_precision)
+    _check_components(a, b, dirichlet_process, mean_precision, dof)
+    return _kernels.variational_bias(a, b, dirichlet_process, dof, mean_precision, int(n_features))
 
 
 # ---------------------------------------------------------- data priors
@@ -404,13 +431,28 @@ def lower_bound(
         A scalar for every covariance type (scikit-learn returns a
         one-element array for 'tied').
     """
+    a, b, dirichlet_process = _sticks(concentration, prior_type)
+    dof = _float64(degrees_of_freedom)
+    mean_precision = _float64(mean_precision)
+    _check_components(a, b, dirichlet_process, mean_precision, dof)
+    components = None if covariance_type in TIED_TYPES else a.shape[0]
+    diagonals = factor_diagonals(precisions_cholesky, covariance_type, n_features, components)
+    if diagonals.shape[0] != dof.shape[0]:  # per-component factors, one dof
+        raise ValueError(
+            f"degrees_of_freedom_ has {dof.shape[0]} value(s), but covariance_type="
+            f"{covariance_type!r} with {a.shape[0]} components needs {diagonals.shape[0]}: "
+            "the fitted attributes disagree. Refit the model, or set every fitted "
+            "attribute from the same fit."
+        )
     return np.float64(
         _kernels.lower_bound(
             float(sum_wrlogr),
-            *_sticks(concentration, prior_type),
-            _float64(mean_precision),
-            _float64(degrees_of_freedom),
-            factor_diagonals(precisions_cholesky, covariance_type, n_features),
+            a,
+            b,
+            dirichlet_process,
+            mean_precision,
+            dof,
+            diagonals,
             int(n_features),
         )
     )

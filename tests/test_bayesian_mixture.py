@@ -6,6 +6,7 @@ import copy
 import inspect
 import pickle
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -599,6 +600,105 @@ def test_bad_data_like_gaussian_mixture():
             BayesianGaussianMixture(n_components=3).fit(bad)
     with pytest.raises(ValueError, match="negative"):
         BayesianGaussianMixture(n_components=2).fit(X, sample_weight=-np.ones(len(X)))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["mean_precision", "degrees_of_freedom", "sticks", "tied_factor", "full_factor"],
+)
+def test_fitted_attributes_that_disagree_are_refused(damage):
+    """The variational kernels index the K-sized attributes without bounds
+    checks: a model whose fitted attributes disagree on K (or whose factor has
+    another type's shape) is refused with the attribute named, as NumPy's
+    broadcasting refused it, instead of reading past an array's end."""
+    X = skewed_blobs(seed=3)
+    covariance_type = {"tied_factor": "tied", "full_factor": "full"}.get(damage, "diag")
+    m = fit_quiet(BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                          max_iter=5, random_state=0), X)  # fmt: skip
+    if damage == "mean_precision":
+        m.mean_precision_, name = m.mean_precision_[:2].copy(), "mean_precision_"
+    elif damage == "degrees_of_freedom":
+        m.degrees_of_freedom_, name = m.degrees_of_freedom_[:2].copy(), "degrees_of_freedom_"
+    elif damage == "sticks":
+        a, b = m.weight_concentration_
+        m.weight_concentration_, name = (a, b[:2].copy()), "weight_concentration_"
+    elif damage == "tied_factor":
+        m.precisions_cholesky_ = np.repeat(m.precisions_cholesky_[None], 3, axis=0)
+        name = "precisions_cholesky_"
+    else:
+        m.precisions_cholesky_ = m.precisions_cholesky_[:, :2, :2].copy()
+        name = "precisions_cholesky_"
+    with pytest.raises(ValueError, match=name.replace("[", r"\[")):
+        m.score_samples(X[:3])
+    with pytest.raises(ValueError, match=name.replace("[", r"\[")):
+        m._compute_lower_bound(SimpleNamespace(sum_wrlogr=0.0))
+
+
+def test_mean_and_diagonal_wishart_posteriors_round_as_numpy():
+    """mean_posterior and diag_wishart compile without fastmath: NumPy's
+    rounding of their formulas bit for bit (arcp's reciprocal moved 42% of the
+    means by an ulp, and a mean equal to the prior's off it). With reg_covar = 0
+    a constant feature's tiny variance magnified that ulp into a fit that
+    scikit-learn's ill-defined-covariance error should have stopped."""
+    rng = np.random.RandomState(5)
+    k, d = 7, 4
+    nk = rng.rand(k) * 10.0 ** rng.randint(-3, 7, k)
+    xk = rng.randn(k, d) * 3
+    xk[:, 0] = 1.0
+    m0 = np.r_[1.0, rng.randn(d - 1)]
+    beta0, nu0, cov0 = 0.7, d + 0.3, rng.rand(d) + 0.1
+    beta, means = vk.mean_posterior(nk, xk, beta0, m0)
+    want_beta = beta0 + nk
+    np.testing.assert_array_equal(beta, want_beta)
+    np.testing.assert_array_equal(means, (beta0 * m0 + nk[:, None] * xk) / want_beta[:, None])
+    assert np.all(means[:, 0] == 1.0)
+    sk = rng.rand(k, d)
+    dof, cov = vk.diag_wishart(nk, xk, sk, beta, beta0, m0, nu0, cov0, False)
+    np.testing.assert_array_equal(dof, nu0 + nk)
+    want = cov0 + nk[:, None] * (sk + (beta0 / beta)[:, None] * np.square(xk - m0))
+    np.testing.assert_array_equal(cov, want / (nu0 + nk)[:, None])
+
+    Xc = np.c_[np.ones(40), np.random.RandomState(0).randn(40)]
+    for covariance_type in ("diag", "tied-diagonal"):
+        model = BayesianGaussianMixture(
+            n_components=2, covariance_type=covariance_type, reg_covar=0.0, random_state=0
+        )
+        with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+            model.partial_fit(Xc)
+
+
+def _read_only(value):
+    """A read-only copy of an array, or of each array of a tuple (the sticks)."""
+    if isinstance(value, tuple):
+        return tuple(_read_only(v) for v in value)
+    if not isinstance(value, np.ndarray):
+        return value
+    value = value.copy()
+    value.flags.writeable = False
+    return value
+
+
+def test_variational_kernels_compile_once_per_process():
+    """Every argument the variational kernels get is a C-contiguous writeable
+    float64 array: an initialisation's broadcast shift, a float32 model's
+    attributes and read-only (memory-mapped) ones compile nothing more than
+    the first fit did."""
+    X = skewed_blobs(seed=4)
+    for dtype in (np.float64, np.float32):
+        for covariance_type in ("diag", "tied-spherical"):
+            m = BayesianGaussianMixture(
+                n_components=3, covariance_type=covariance_type, max_iter=3, random_state=0
+            )
+            fit_quiet(m, X.astype(dtype))
+            m.partial_fit(X.astype(dtype))
+            frozen = copy.copy(m)
+            for name, value in vars(m).items():
+                if isinstance(value, (np.ndarray, tuple)) and name.endswith("_"):
+                    setattr(frozen, name, _read_only(value))
+            frozen.score_samples(X)
+            frozen._compute_lower_bound(SimpleNamespace(sum_wrlogr=0.0))
+    for kernel in (vk.diag_posterior, vk.variational_bias, vk.lower_bound):
+        assert len(kernel.signatures) == 1, (kernel, kernel.signatures)
 
 
 def test_failed_fit_leaves_fitted_model_untouched():

@@ -9,6 +9,8 @@ formulas of the NumPy code it replaced, in the same order; fastmath's
 contraction and reciprocals may change the last bits, within what
 ``tests/reference.py`` allows. The precision Cholesky factors are compiled
 without fastmath: they equal scikit-learn's ``1 / sqrt(cov)`` bit for bit.
+``log|U|`` (:func:`log_det_rows`) serves every covariance type, from the
+factors' diagonals (:func:`fastmix._update.factor_diagonals`).
 
 Everything here is O(K D): no parallelism, no vector-width hint.
 """

@@ -73,7 +73,7 @@ def betaln(a, b):
 
     ``lgamma(a) + lgamma(b) - lgamma(a + b)`` loses the digits of
     ``lgamma(a)`` when ``a`` dwarfs ``b`` (a stick's Beta(1 + N_k, gamma +
-    sum_j N_j) at 1e6 samples): there, as SciPy's ``lbeta`` does, the first
+    sum_{j > k} N_j) at 1e6 samples): there, as SciPy's ``lbeta`` does, the first
     terms of ``lgamma(a) - lgamma(a + b)`` in powers of ``1 / a``.
     Elsewhere the sum is within a few ulp of ``lgamma(a + b)``, as SciPy's
     is above its Gamma-function range (171).
@@ -205,9 +205,15 @@ def weights_from_concentration(a, b, dirichlet_process):
 
 
 # ------------------------------------------------------ means and Wishart
-@jit
+@jit(exact=True)
 def mean_posterior(nk, xk, mean_precision_prior, mean_prior):
-    """``beta_k = beta_0 + N_k`` and ``m_k = (beta_0 m_0 + N_k xbar_k) / beta_k`` (10.60-61)."""
+    """``beta_k = beta_0 + N_k`` and ``m_k = (beta_0 m_0 + N_k xbar_k) / beta_k`` (10.60-61).
+
+    No fastmath, as in :func:`diag_wishart`: rounded as NumPy rounds the
+    formula (``arcp`` would multiply by ``1 / beta_k``, moving a mean that
+    equals the prior's by an ulp, which a reg_covar = 0 fit's tiny variance
+    then magnifies).
+    """
     n_components, n_features = xk.shape
     mean_precision = np.empty(n_components)
     means = np.empty((n_components, n_features))
@@ -219,7 +225,7 @@ def mean_posterior(nk, xk, mean_precision_prior, mean_prior):
     return mean_precision, means
 
 
-@jit
+@jit(exact=True)
 def diag_wishart(
     nk, xk, cov, mean_precision, mean_precision_prior, mean_prior, dof_prior, prior_cov, pooled
 ):
@@ -235,6 +241,9 @@ def diag_wishart(
     tied-spherical), the restriction of the shared 'tied' posterior,
     ``nu = nu_0 + N / K`` and
     ``W_0^{-1} + S N / K + beta_0 / K sum_k N_k / beta_k (xbar_k - m_0)^2``.
+
+    No fastmath: the per-component types equal NumPy's rounding of these
+    formulas bit for bit.
 
     Returns
     -------
