@@ -158,12 +158,12 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
 
 
 def kernel_array(values):
-    """``values`` as a C-contiguous, writeable float64 array: the one array type the
-    serial kernels are compiled for.
+    """``values`` as a C-contiguous, writeable float64 array (copied only if needed).
 
-    numba compiles a kernel once per argument type, and a read-only array (a
-    memory-mapped model, a broadcast shift) or a strided one is another type:
-    seconds of compilation at a first fit for a copy of a few K x D values.
+    The one array type the serial kernels are compiled for: numba compiles a
+    kernel once per argument type, and a read-only array (a memory-mapped
+    model, a broadcast shift) or a strided one is another type, seconds of
+    compilation at a first fit, for a copy of a few K x D values.
     """
     out = np.ascontiguousarray(values, dtype=np.float64)
     return out if out.flags.writeable else out.copy()

@@ -83,8 +83,10 @@ def _sticks(concentration, prior_type):
     ``b`` is empty for the Dirichlet distribution; float64, contiguous.
     """
     if prior_type == "dirichlet_process":
-        a, b = concentration
-        return _float64(a), _float64(b), True
+        a, b = (_float64(c) for c in concentration)
+        if b.shape != a.shape:  # the kernels index both by k, unchecked
+            _refuse("weight_concentration_[1]", b.shape[0], a.shape[0])
+        return a, b, True
     return _float64(concentration), _NO_STICKS, False
 
 
@@ -93,24 +95,25 @@ def _float64(values):
     return kernel_array(values).reshape(-1)
 
 
-def _check_components(a, b, dirichlet_process, mean_precision, dof):
+def _check_components(a, mean_precision, dof):
     """Refuse fitted attributes that disagree on the number of components.
 
     The kernels index these K-arrays without bounds checks; NumPy's
     broadcasting refused such a model, and so does this.
     """
     n_components = a.shape[0]
-    for name, shape, allowed in (
-        ("weight_concentration_[1]", b.shape, [a.shape] if dirichlet_process else [b.shape]),
-        ("mean_precision_", mean_precision.shape, [(n_components,)]),
-        ("degrees_of_freedom_", dof.shape, [(n_components,), (1,)]),
-    ):
-        if shape not in allowed:
-            raise ValueError(
-                f"{name} has {shape[0]} values, but weight_concentration_ has "
-                f"{n_components} components: the fitted attributes disagree. Refit the "
-                "model, or set every fitted attribute from the same fit."
-            )
+    if mean_precision.shape != (n_components,):
+        _refuse("mean_precision_", mean_precision.shape[0], n_components)
+    if dof.shape[0] not in (1, n_components):
+        _refuse("degrees_of_freedom_", dof.shape[0], n_components)
+
+
+def _refuse(name, n_values, n_components):
+    raise ValueError(
+        f"{name} has {n_values} values, but weight_concentration_ has {n_components} "
+        "components: the fitted attributes disagree. Refit the model, or set every "
+        "fitted attribute from the same fit."
+    )
 
 
 _NO_STICKS = np.empty(0)
@@ -169,7 +172,7 @@ def mean_posterior(nk, xk, mean_precision_prior, mean_prior):
     """
     return _kernels.mean_posterior(
         _float64(nk),
-        np.ascontiguousarray(xk, dtype=np.float64),
+        kernel_array(xk),
         float(mean_precision_prior),
         _float64(mean_prior),
     )
@@ -265,7 +268,7 @@ def variational_bias(concentration, prior_type, degrees_of_freedom, mean_precisi
     a, b, dirichlet_process = _sticks(concentration, prior_type)
     dof = _float64(degrees_of_freedom)
     mean_precision = _float64(mean_precision)
-    _check_components(a, b, dirichlet_process, mean_precision, dof)
+    _check_components(a, mean_precision, dof)
     return _kernels.variational_bias(a, b, dirichlet_process, dof, mean_precision, int(n_features))
 
 
@@ -434,7 +437,7 @@ def lower_bound(
     a, b, dirichlet_process = _sticks(concentration, prior_type)
     dof = _float64(degrees_of_freedom)
     mean_precision = _float64(mean_precision)
-    _check_components(a, b, dirichlet_process, mean_precision, dof)
+    _check_components(a, mean_precision, dof)
     components = None if covariance_type in TIED_TYPES else a.shape[0]
     diagonals = factor_diagonals(precisions_cholesky, covariance_type, n_features, components)
     if diagonals.shape[0] != dof.shape[0]:  # per-component factors, one dof

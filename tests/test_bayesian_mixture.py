@@ -632,6 +632,9 @@ def test_fitted_attributes_that_disagree_are_refused(damage):
         m.score_samples(X[:3])
     with pytest.raises(ValueError, match=name.replace("[", r"\[")):
         m._compute_lower_bound(SimpleNamespace(sum_wrlogr=0.0))
+    if damage == "sticks":  # weights_ from the sticks, e.g. after a load
+        with pytest.raises(ValueError, match="weight_concentration_"):
+            m._derive_parameters()
 
 
 def test_mean_and_diagonal_wishart_posteriors_round_as_numpy():
