@@ -183,11 +183,15 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     @abstractmethod
     def _m_step(self, stats, dtype):
-        """Update the parameters from one E-step's statistics."""
+        """Update the parameters, and the arrays derived from them, from one E-step's statistics.
+
+        Returns the ``terms`` that :meth:`_compute_lower_bound` may take
+        (what the update already computed of the bound), or None.
+        """
 
     @abstractmethod
-    def _compute_lower_bound(self, stats):
-        """The quantity whose change decides convergence."""
+    def _compute_lower_bound(self, stats, terms=None):
+        """The quantity whose change decides convergence (``terms``: :meth:`_m_step`'s)."""
 
     # Fitted attributes that define the model: n_init keeps the best trial's.
     _parameter_names: tuple = ()
@@ -202,12 +206,17 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _derive_parameters(self):
         """Set the fitted arrays that follow from the parameters (``precisions_``)."""
-        dtype = self.precisions_cholesky_.dtype
+        prec_chol = self.precisions_cholesky_
+        if self.covariance_type not in ("full", "tied"):
+            # Squares: float32's, exact products rounded once, are the float64
+            # squares rounded to float32 bit for bit, so no float64 round trip.
+            # An array even when 0-d ('tied-spherical'), as covariances_ is.
+            self.precisions_ = np.asarray(np.square(prec_chol))
+            return
         precisions = precisions_from_cholesky(
-            np.asarray(self.precisions_cholesky_, dtype=np.float64), self.covariance_type
+            np.asarray(prec_chol, dtype=np.float64), self.covariance_type
         )
-        # An array even when 0-d ('tied-spherical'), as covariances_ is.
-        self.precisions_ = np.asarray(precisions, dtype=dtype)
+        self.precisions_ = np.asarray(precisions, dtype=prec_chol.dtype)
 
     # ------------------------------------------------------------ validation
     def _validate_batch(self, X, sample_weight):
@@ -434,8 +443,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     stats = yield self._stats_params(dtype)
                     if not np.isfinite(stats.sum_wlogp):
                         raise ValueError(precision_error_message(dtype))
-                    self._m_step(stats, dtype)
-                    lower_bound = self._compute_lower_bound(stats)
+                    terms = self._m_step(stats, dtype)
+                    lower_bound = self._compute_lower_bound(stats, terms)
                     current_lower_bounds.append(lower_bound)
 
                     change = lower_bound - prev_lower_bound
@@ -554,8 +563,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             rho = (self.learning_offset + self.n_batches_ + 1) ** -self.learning_decay
             previous = Stats.from_arrays(self.online_stats_)
             running = previous.blended(rho, batch, scale * rho, code)
-        self._m_step(self._online_update_stats(running, batch), dtype)
-        self._derive_parameters()
+        terms = self._m_step(self._online_update_stats(running, batch), dtype)
         self.online_stats_ = running.to_arrays()
         self.n_batches_ += 1
         self.n_samples_seen_ += source.n_samples
@@ -563,7 +571,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.converged_ = False
         # The estimator's own bound on this batch (EM: its mean log-likelihood
         # per row; VI: the ELBO of the batch scaled to total_samples).
-        self.lower_bound_ = self._online_lower_bound(batch, scale)
+        self.lower_bound_ = self._online_lower_bound(batch, scale, terms)
         self.lower_bounds_.append(self.lower_bound_)
 
     def _online_scale(self, batch):
@@ -574,9 +582,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """The statistics the update sees: the running ones in the batch's units."""
         return running.scaled(batch.sum_w)
 
-    def _online_lower_bound(self, batch, scale):
+    def _online_lower_bound(self, batch, scale, terms=None):
         """The bound recorded for a batch: the estimator's own, at the running scale."""
-        return self._compute_lower_bound(batch.scaled(scale))
+        return self._compute_lower_bound(batch.scaled(scale), terms)
 
     # ------------------------------------------------------------ prediction
     def _outputs(self, X, want_resp):

@@ -460,6 +460,16 @@ class BayesianGaussianMixture(BaseMixture):
         self.degrees_of_freedom_ = _as_dtype(post["degrees_of_freedom"], dtype)
         self.covariances_ = np.asarray(post["covariances"], dtype=dtype)
         self.precisions_cholesky_ = np.asarray(post["precisions_cholesky"], dtype=dtype)
+        # The derived arrays, from the update's kernel where it computed them
+        # (the diagonal types; the same numbers as _derive_parameters').
+        weights = post.get("weights")
+        if weights is None:
+            weights = weights_from_concentration(
+                self.weight_concentration_, self.weight_concentration_prior_type
+            )
+        self.weights_ = weights.astype(dtype)
+        super()._derive_parameters()
+        return post.get("bound_terms")
 
     def _update_calls_blas(self):
         # The diagonal types' variational update is serial numba kernels
@@ -478,10 +488,12 @@ class BayesianGaussianMixture(BaseMixture):
             self.means_, self.precisions_cholesky_, self.covariance_type, bias, dtype
         )
 
-    def _compute_lower_bound(self, stats):
-        return self._lower_bound(stats.sum_wrlogr)
+    def _compute_lower_bound(self, stats, terms=None):
+        return self._lower_bound(stats.sum_wrlogr, terms)
 
-    def _lower_bound(self, sum_wrlogr):
+    def _lower_bound(self, sum_wrlogr, terms=None):
+        if terms is not None:  # the update's: the kernel's lower_bound, in its order
+            return np.float64(terms - sum_wrlogr)
         return lower_bound(
             sum_wrlogr,
             self.weight_concentration_,
@@ -493,9 +505,9 @@ class BayesianGaussianMixture(BaseMixture):
             self.means_.shape[1],
         )
 
-    def _online_lower_bound(self, batch, scale):
+    def _online_lower_bound(self, batch, scale, terms=None):
         # The bound reads one sum of the statistics: scale that one alone.
-        return self._lower_bound(batch.sum_wrlogr * scale)
+        return self._lower_bound(batch.sum_wrlogr * scale, terms)
 
     def _online_scale(self, batch):
         # Stochastic VI: the batch stands for total_samples rows.

@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import StrOptions
 from ._base import BaseMixture
 from ._format import persistable
 from ._update import (
+    diag_gaussian_update,
     gaussian_parameters,
     kernel_params,
     precision_cholesky,
@@ -250,35 +251,50 @@ class GaussianMixture(BaseMixture):
         self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
 
     def _kernel_params(self, dtype):
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(np.asarray(self.weights_, dtype=np.float64))
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        if weights.all():  # no errstate context (2 us of a small online batch)
+            log_weights = np.log(weights)
+        else:
+            with np.errstate(divide="ignore"):  # an empty component: log 0 = -inf
+                log_weights = np.log(weights)
         return kernel_params(
             self.means_, self.precisions_cholesky_, self.covariance_type, log_weights, dtype
         )
 
     def _m_step(self, stats, dtype):
-        nk, means, covariances = gaussian_parameters(
-            stats, self.reg_covar, self.covariance_type, dtype
+        # A component left with no responsibility at or above min_responsibility
+        # keeps its mean and covariance (its weight still goes to ~0): the
+        # update of an empty component, mean 0 and covariance reg_covar, would
+        # be a spike at the origin, whose log-determinant can outbid its
+        # weight there. ('tied' takes every row whole: nothing is left out.)
+        keep = (
+            self.min_responsibility > 0
+            and self.covariance_type != "tied"
+            and bool((stats.nk == 0).any())
         )
-        if self.min_responsibility > 0 and self.covariance_type != "tied":
-            # A component left with no responsibility at or above the threshold
-            # keeps its mean and covariance (its weight still goes to ~0): the
-            # update of an empty component, mean 0 and covariance reg_covar,
-            # would be a spike at the origin, whose log-determinant can outbid
-            # its weight there.
-            empty = stats.nk == 0
-            if empty.any():
+        if self.covariance_type not in ("full", "tied"):
+            # One serial kernel: a small online batch's update is mostly call overhead.
+            previous = (self.means_, self.covariances_) if keep else None
+            nk, means, covariances, prec_chol = diag_gaussian_update(
+                stats, self.reg_covar, self.covariance_type, dtype, previous
+            )
+        else:
+            nk, means, covariances = gaussian_parameters(
+                stats, self.reg_covar, self.covariance_type, dtype
+            )
+            if keep:
+                empty = stats.nk == 0
                 means[empty] = self.means_[empty]
-                if self.covariance_type in ("full", "diag", "spherical"):
-                    covariances[empty] = self.covariances_[empty]
-        prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
+                covariances[empty] = self.covariances_[empty]
+            prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
         self.weights_ = (nk / nk.sum()).astype(dtype)
         self.means_ = means.astype(dtype)
         # np.asarray: 'tied-spherical' keeps 0-d arrays, not NumPy scalars.
         self.covariances_ = np.asarray(covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
+        self._derive_parameters()
 
-    def _compute_lower_bound(self, stats):
+    def _compute_lower_bound(self, stats, terms=None):
         return stats.sum_wlogp / stats.sum_w
 
     def _update_calls_blas(self):
@@ -286,7 +302,7 @@ class GaussianMixture(BaseMixture):
         # 'full' and 'tied' multiply and factor matrices.
         return self.covariance_type in ("full", "tied")
 
-    def _online_lower_bound(self, batch, scale):
+    def _online_lower_bound(self, batch, scale, terms=None):
         # A ratio of two sums: the same at every scale, without scaling them.
         return self._compute_lower_bound(batch)
 

@@ -229,11 +229,15 @@ class Stats:
 
     def scaled(self, factor):
         """Every sum times ``factor`` (``shift`` and ``partial`` kept)."""
+
+        def times(a):  # the other code's empty stack is kept: each product costs 1 us
+            return a * factor if a.size else a
+
         return Stats(
             nk=self.nk * factor,
             s1=self.s1 * factor,
-            s2_mat=self.s2_mat * factor,
-            s2_diag=self.s2_diag * factor,
+            s2_mat=times(self.s2_mat),
+            s2_diag=times(self.s2_diag),
             sum_w=self.sum_w * factor,
             sum_wlogp=self.sum_wlogp * factor,
             sum_wrlogr=self.sum_wrlogr * factor,
@@ -293,9 +297,20 @@ class Stats:
     @classmethod
     def from_arrays(cls, arrays):
         """Inverse of :meth:`to_arrays`."""
-        nk, s1, s2_mat, s2_diag, shift, scalars = (np.asarray(a, np.float64) for a in arrays)
-        sum_w, sum_wlogp, sum_wrlogr, n_rows = (float(v) for v in scalars)
-        return cls(nk, s1, s2_mat, s2_diag, sum_w, sum_wlogp, sum_wrlogr, shift, n_rows)
+        nk, s1, s2_mat, s2_diag, shift, scalars = arrays
+        f64 = np.float64
+        sum_w, sum_wlogp, sum_wrlogr, n_rows = np.asarray(scalars, f64).tolist()
+        return cls(
+            np.asarray(nk, f64),
+            np.asarray(s1, f64),
+            np.asarray(s2_mat, f64),
+            np.asarray(s2_diag, f64),
+            sum_w,
+            sum_wlogp,
+            sum_wrlogr,
+            np.asarray(shift, f64),
+            n_rows,
+        )
 
     def settle(self):
         """Drop ``row_sum`` where every row's responsibilities summed to one."""

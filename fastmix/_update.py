@@ -157,6 +157,47 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     return nk, means, cov
 
 
+def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None):
+    """:func:`gaussian_parameters` then :func:`precision_cholesky`, diagonal types, one kernel.
+
+    ``previous`` is None, or the fitted ``(means_, covariances_)`` whose rows
+    a component with no responsibility keeps (its covariance only where it
+    has its own: 'diag' and 'spherical'); see
+    :func:`fastmix._kernels.update.diag_m_step`.
+
+    Returns
+    -------
+    nk, means, covariances, precisions_cholesky
+        float64; the last two in scikit-learn's layout for ``covariance_type``.
+
+    Raises
+    ------
+    ValueError
+        :func:`precision_cholesky`'s errors.
+    """
+    if previous is None:
+        prev_means = prev_cov = _NO_ROWS
+    else:
+        prev_means = kernel_array(previous[0])
+        own = covariance_type in ("diag", "spherical")
+        prev_cov = kernel_array(previous[1]).reshape(prev_means.shape[0], -1) if own else _NO_ROWS
+    nk, means, cov, prec_chol, status = _kernels.diag_m_step(
+        *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype), prev_means, prev_cov
+    )
+    check_diag_status(status, dtype)
+    return (
+        nk,
+        means,
+        diag_layout(cov, covariance_type),
+        diag_layout(prec_chol.reshape(cov.shape), covariance_type),
+    )
+
+
+# No previous rows: diag_m_step's argument where none is kept (writeable,
+# float64, C-contiguous: the one array type the kernel compiles for).
+_NO_ROWS = np.empty((0, 0))
+
+
 def kernel_array(values):
     """``values`` as a C-contiguous, writeable float64 array (copied only if needed).
 
@@ -310,7 +351,7 @@ def factor_diagonals(prec_chol, covariance_type, n_features, n_components=None):
         ``n_features`` features (and ``n_components`` components, when
         given): the kernels index it without bounds checks.
     """
-    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    prec_chol = np.asarray(prec_chol)
     per_component = covariance_type in ("full", "diag", "spherical")
     given = n_components is not None
     if not given:
@@ -325,9 +366,9 @@ def factor_diagonals(prec_chol, covariance_type, n_features, n_components=None):
             "fitted with."
         )
     if covariance_type == "full":
-        return np.diagonal(prec_chol, axis1=1, axis2=2).copy()
+        return kernel_array(np.diagonal(prec_chol, axis1=1, axis2=2))
     if covariance_type == "tied":
-        return np.diagonal(prec_chol)[None].copy()
+        return kernel_array(np.diagonal(prec_chol)[None])
     rows = n_components if per_component else 1
     cols = 1 if covariance_type in ("spherical", "tied-spherical") else n_features
     return kernel_array(prec_chol).reshape(rows, cols)
@@ -361,29 +402,32 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
     -------
     KernelParams
     """
-    means = np.asarray(means, dtype=np.float64)
-    prec_chol = np.asarray(prec_chol, dtype=np.float64)
-    n_components, n_features = means.shape
     code = COV_CODES[covariance_type]
     if code == DIAG:
         # One precision row per component, or one shared by every component
         # (the tied types); one column per feature, or one (spherical).
+        means = kernel_array(means)
+        n_components, n_features = means.shape
         factors = factor_diagonals(prec_chol, covariance_type, n_features, n_components)
-        extra_bias = np.asarray(extra_bias, dtype=np.float64)
+        extra_bias = kernel_array(extra_bias)
         if extra_bias.shape != (n_components,):
             extra_bias = np.full(n_components, extra_bias)
         shift = np.empty((n_components, n_features), dtype=dtype)
         precision = np.empty((n_components, n_features), dtype=dtype)
         bias = np.empty(n_components)
-        _kernels.diag_kernel_inputs(
-            kernel_array(means),
-            factors,
-            kernel_array(extra_bias),
+        _kernels.diag_kernel_inputs(means, factors, extra_bias, shift, precision, bias)
+        # The kernel's own arrays, already in the kernel's types: no build.
+        return KernelParams(
+            code,
             shift,
+            np.empty((0, n_features, n_features), dtype=dtype),
             precision,
+            np.zeros((n_components, n_features), dtype=dtype),
             bias,
         )
-        return KernelParams.build(code, shift, precision, bias, dtype)
+    means = np.asarray(means, dtype=np.float64)
+    prec_chol = np.asarray(prec_chol, dtype=np.float64)
+    n_components, n_features = means.shape
     bias = (
         np.asarray(extra_bias, dtype=np.float64)
         + log_det_cholesky(prec_chol, covariance_type, n_features)

@@ -144,14 +144,20 @@ def check_sample_weight(sample_weight, n_samples, n_components):
 # ---------------------------------------------------------- model parameters
 def covariance_shape(covariance_type, n_components, n_features):
     """Shape of ``covariances_`` / ``precisions_`` / ``precisions_cholesky_``."""
-    return {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-        "tied-diagonal": (n_features,),
-        "tied-spherical": (),
-    }[covariance_type]
+    # Tests, not a dict of six shapes built per call: every E-step's inputs ask.
+    if covariance_type == "diag":
+        return (n_components, n_features)
+    if covariance_type == "full":
+        return (n_components, n_features, n_features)
+    if covariance_type == "spherical":
+        return (n_components,)
+    if covariance_type == "tied":
+        return (n_features, n_features)
+    if covariance_type == "tied-diagonal":
+        return (n_features,)
+    if covariance_type == "tied-spherical":
+        return ()
+    raise KeyError(covariance_type)
 
 
 def check_shape(param, param_shape, name):

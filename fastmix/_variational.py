@@ -92,7 +92,8 @@ def _sticks(concentration, prior_type):
 
 def _float64(values):
     """A 1-D :func:`fastmix._update.kernel_array` (a scalar becomes one value)."""
-    return kernel_array(values).reshape(-1)
+    out = kernel_array(values)
+    return out if out.ndim == 1 else out.reshape(-1)
 
 
 def _check_components(a, mean_precision, dof):
@@ -345,7 +346,11 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
     dict
         float64 ``weight_concentration`` (array or pair of arrays),
         ``mean_precision``, ``means``, ``degrees_of_freedom``, ``covariances``
-        and ``precisions_cholesky``.
+        and ``precisions_cholesky``. The diagonal types' also hold
+        ``weights`` and ``bound_terms``: :func:`weights_from_concentration`
+        and the parameters' terms of :func:`lower_bound` (the bound is
+        ``bound_terms - sum_wrlogr``), both of the posterior rounded to
+        ``dtype``, as the model stores it.
 
     Raises
     ------
@@ -375,17 +380,22 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
 def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
     """:func:`posterior` for the diagonal types: one kernel, the same stages."""
     dirichlet_process = prior.weight_concentration_prior_type == "dirichlet_process"
-    a, b, mean_precision, means, dof, cov, prec_chol, status = _kernels.diag_posterior(
-        *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype),
-        dirichlet_process,
-        float(prior.weight_concentration),
-        float(prior.mean_precision),
-        _float64(prior.mean),
-        float(prior.degrees_of_freedom),
-        _float64(prior.covariance),
+    a, b, mean_precision, means, dof, cov, prec_chol, status, weights, terms = (
+        _kernels.diag_posterior(
+            *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype),
+            dirichlet_process,
+            float(prior.weight_concentration),
+            float(prior.mean_precision),
+            _float64(prior.mean),
+            float(prior.degrees_of_freedom),
+            _float64(prior.covariance),
+            np.dtype(dtype) == np.float32,
+        )
     )
     check_diag_status(status, dtype)
     return {
+        "weights": weights,
+        "bound_terms": terms,
         "weight_concentration": (a, b) if dirichlet_process else a,
         "mean_precision": mean_precision,
         "means": means,

@@ -287,6 +287,55 @@ def test_posterior_update_matches_reference(covariance_type, prior_type):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_update_weights_and_bound_terms_are_the_stored_posteriors(
+    covariance_type, prior_type, dtype
+):
+    """The diagonal update's ``weights`` and ``bound_terms`` (which spare an
+    online step two kernel calls) are those of the posterior as the model
+    stores it, rounded to ``dtype``: the same numbers as weights_from_concentration
+    and lower_bound evaluated on the stored attributes afterwards."""
+    X, resp, sw, prior, vprior, stats = _random_problem(covariance_type, prior_type)
+    post = posterior(stats, vprior, 1e-6, covariance_type, dtype)
+
+    def stored(name):
+        value = post[name]
+        if isinstance(value, tuple):
+            return tuple(np.asarray(v, dtype=dtype) for v in value)
+        return np.asarray(value, dtype=dtype)
+
+    conc = stored("weight_concentration")
+    assert_allclose(
+        post["weights"], weights_from_concentration(conc, prior_type), rtol=1e-15, atol=0
+    )
+    sum_wrlogr = float(np.sum(sw[:, None] * resp * np.log(resp)))
+    expected = lower_bound(
+        sum_wrlogr,
+        conc,
+        prior_type,
+        stored("mean_precision"),
+        stored("degrees_of_freedom"),
+        stored("precisions_cholesky"),
+        covariance_type,
+        X.shape[1],
+    )
+    assert_allclose(post["bound_terms"] - sum_wrlogr, expected, rtol=1e-14, atol=0)
+    if dtype == np.float32:  # the rounding matters: float64's values give other terms
+        unrounded = lower_bound(
+            sum_wrlogr,
+            post["weight_concentration"],
+            prior_type,
+            post["mean_precision"],
+            post["degrees_of_freedom"],
+            post["precisions_cholesky"],
+            covariance_type,
+            X.shape[1],
+        )
+        assert abs(unrounded - expected) > 1e-12 * abs(expected)
+
+
 @pytest.mark.parametrize("n_features", [1, 2, 5, 16, 64])
 def test_wishart_terms_match_reference(n_features):
     """The kernels' sums of psi and log Gamma over (nu - i) / 2 by the recurrence

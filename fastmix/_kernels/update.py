@@ -162,6 +162,37 @@ def diag_precision_cholesky(cov):
     return out, OK
 
 
+@jit
+def diag_m_step(
+    nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical, prev_means, prev_cov
+):
+    """GaussianMixture's M-step for the diagonal types, in one call.
+
+    :func:`diag_parameters` (the first ten arguments are its own); then,
+    where ``prev_means`` has rows (``min_responsibility > 0``), each
+    component with no responsibility (``nk_true == 0``) keeps its row of
+    ``prev_means`` and, unless ``pooled``, of ``prev_cov`` (K, D or 1);
+    then :func:`diag_precision_cholesky` of the covariances.
+
+    Returns
+    -------
+    nk, means, covariances, precisions_cholesky, status
+        ``covariances`` in ``diag_parameters``' (K or 1, D or 1) layout,
+        ``precisions_cholesky`` flattened (empty unless ``status`` is OK).
+    """
+    nk, means, cov = diag_parameters(
+        nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical
+    )
+    if prev_means.shape[0]:
+        for k in range(nk_true.shape[0]):
+            if nk_true[k] == 0.0:
+                means[k, :] = prev_means[k, :]
+                if not pooled:
+                    cov[k, :] = prev_cov[k, :]
+    prec_chol, status = diag_precision_cholesky(cov.ravel())
+    return nk, means, cov, prec_chol, status
+
+
 @jit(inline=True)
 def log_det_row(prec_chol, r, n_features):
     """``log|U|`` from row ``r`` of factors' diagonals: ``sum log U_jj``, or ``D log U``."""

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .._numba import jit
-from .update import diag_parameters, diag_precision_cholesky, log_det_row
+from .update import OK, diag_parameters, diag_precision_cholesky, log_det_row
 
 _LOG_2 = math.log(2.0)
 
@@ -310,19 +310,25 @@ def diag_posterior(
     mean_prior,
     dof_prior,
     prior_cov,
+    single,
 ):
     """The diagonal types' whole variational M-step from their statistics, in one call.
 
     :func:`fastmix._kernels.update.diag_parameters` (the first ten
     arguments are its own), then :func:`weight_concentration`,
     :func:`mean_posterior`, :func:`diag_wishart` and
-    :func:`fastmix._kernels.update.diag_precision_cholesky`.
+    :func:`fastmix._kernels.update.diag_precision_cholesky`; then what
+    follows from the posterior as the model stores it (rounded to float32
+    where ``single``, a float32 model): :func:`weights_from_concentration`
+    and :func:`bound_terms`, as computed from the fitted attributes.
 
     Returns
     -------
-    a, b, mean_precision, means, dof, covariances, precisions_cholesky, status
+    a, b, mean_precision, means, dof, covariances, precisions_cholesky, status, \
+weights, terms
         ``covariances`` in ``diag_parameters``' (K or 1, D or 1) layout,
-        ``precisions_cholesky`` flattened (empty unless ``status`` is OK).
+        ``precisions_cholesky`` flattened; it and ``weights`` are empty and
+        ``terms`` NaN unless ``status`` is OK.
     """
     nk, xk, cov = diag_parameters(
         nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical
@@ -333,7 +339,25 @@ def diag_posterior(
         nk, xk, cov, mean_precision, mean_precision_prior, mean_prior, dof_prior, prior_cov, pooled
     )
     prec_chol, status = diag_precision_cholesky(covariances.ravel())
-    return a, b, mean_precision, means, dof, covariances, prec_chol, status
+    posterior = (a, b, mean_precision, means, dof, covariances, prec_chol, status)
+    if status != OK:
+        return (*posterior, np.empty(0), np.nan)
+    if single:
+        sa, sb, smp, sdof, sprec = (
+            _single(a), _single(b), _single(mean_precision), _single(dof), _single(prec_chol)
+        )  # fmt: skip
+    else:
+        sa, sb, smp, sdof, sprec = a, b, mean_precision, dof, prec_chol
+    weights = weights_from_concentration(sa, sb, dirichlet_process)
+    diagonals = sprec.reshape(covariances.shape)
+    terms = bound_terms(sa, sb, dirichlet_process, smp, sdof, diagonals, s1.shape[1])
+    return (*posterior, weights, terms)
+
+
+@jit(inline=True)
+def _single(values):
+    """float64 values rounded to float32 and back: what a float32 model stores and reads."""
+    return values.astype(np.float32).astype(np.float64)
 
 
 # ------------------------------------------------------- E-step and bound
@@ -368,6 +392,17 @@ def lower_bound(sum_wrlogr, a, b, dirichlet_process, mean_precision, dof, diagon
     (:func:`fastmix._update.factor_diagonals`), whose ``log|U|`` includes
     the degrees of freedom.
     """
+    terms = bound_terms(a, b, dirichlet_process, mean_precision, dof, diagonals, n_features)
+    return terms - sum_wrlogr
+
+
+@jit
+def bound_terms(a, b, dirichlet_process, mean_precision, dof, diagonals, n_features):
+    """:func:`lower_bound` without the responsibilities' entropy: ``bound + sum_wrlogr``.
+
+    The terms that depend on the parameters alone, so that an update can
+    evaluate them once for a bound whose ``sum_wrlogr`` comes from elsewhere.
+    """
     n_components = a.shape[0]
     log_wishart = 0.0
     for r in range(dof.shape[0]):
@@ -388,4 +423,4 @@ def lower_bound(sum_wrlogr, a, b, dirichlet_process, mean_precision, dof, diagon
     log_beta = 0.0
     for k in range(n_components):
         log_beta += math.log(mean_precision[k])
-    return -sum_wrlogr - log_wishart - log_norm_weight - 0.5 * n_features * log_beta
+    return -log_wishart - log_norm_weight - 0.5 * n_features * log_beta
