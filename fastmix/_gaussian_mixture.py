@@ -8,9 +8,11 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseMixture
 from ._format import persistable
+from ._kernels import update as _kernels
 from ._update import (
     diag_gaussian_update,
     gaussian_parameters,
+    kernel_array,
     kernel_params,
     precision_cholesky,
     precision_cholesky_from_precisions,
@@ -250,13 +252,11 @@ class GaussianMixture(BaseMixture):
         self.covariances_ = np.asarray(covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
 
+    _estep_sources = ("weights_", "means_", "precisions_cholesky_")
+
     def _kernel_params(self, dtype):
-        weights = np.asarray(self.weights_, dtype=np.float64)
-        if weights.all():  # no errstate context (2 us of a small online batch)
-            log_weights = np.log(weights)
-        else:
-            with np.errstate(divide="ignore"):  # an empty component: log 0 = -inf
-                log_weights = np.log(weights)
+        # The log the diagonal update forms the same inputs with (a weight of 0: -inf).
+        log_weights = _kernels.log_weights(kernel_array(self.weights_))
         return kernel_params(
             self.means_, self.precisions_cholesky_, self.covariance_type, log_weights, dtype
         )
@@ -272,10 +272,12 @@ class GaussianMixture(BaseMixture):
             and self.covariance_type != "tied"
             and bool((stats.nk == 0).any())
         )
+        params = None
         if self.covariance_type not in ("full", "tied"):
-            # One serial kernel: a small online batch's update is mostly call overhead.
+            # One serial kernel, the next E-step's inputs included: a small
+            # online batch's update is mostly call overhead.
             previous = (self.means_, self.covariances_) if keep else None
-            nk, means, covariances, prec_chol = diag_gaussian_update(
+            weights, means, covariances, prec_chol, params = diag_gaussian_update(
                 stats, self.reg_covar, self.covariance_type, dtype, previous
             )
         else:
@@ -287,12 +289,15 @@ class GaussianMixture(BaseMixture):
                 means[empty] = self.means_[empty]
                 covariances[empty] = self.covariances_[empty]
             prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
-        self.weights_ = (nk / nk.sum()).astype(dtype)
+            weights = nk / nk.sum()
+        self.weights_ = weights.astype(dtype)
         self.means_ = means.astype(dtype)
         # np.asarray: 'tied-spherical' keeps 0-d arrays, not NumPy scalars.
         self.covariances_ = np.asarray(covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
         self._derive_parameters()
+        if params is not None:
+            self._keep_estep_inputs(params, dtype)
 
     def _compute_lower_bound(self, stats, terms=None):
         return stats.sum_wlogp / stats.sum_w

@@ -167,8 +167,11 @@ def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None
 
     Returns
     -------
-    nk, means, covariances, precisions_cholesky
+    weights, means, covariances, precisions_cholesky : ndarray
         float64; the last two in scikit-learn's layout for ``covariance_type``.
+    params : KernelParams
+        The next E-step's inputs in ``dtype``: :func:`kernel_params` of the
+        log-weights, means and factors rounded to ``dtype``.
 
     Raises
     ------
@@ -181,15 +184,55 @@ def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None
         prev_means = kernel_array(previous[0])
         own = covariance_type in ("diag", "spherical")
         prev_cov = kernel_array(previous[1]).reshape(prev_means.shape[0], -1) if own else _NO_ROWS
-    nk, means, cov, prec_chol, status = _kernels.diag_m_step(
-        *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype), prev_means, prev_cov
+    outputs = diag_kernel_outputs(*stats.s1.shape, np.float64)
+    means, cov, prec_chol, weights, status = _kernels.diag_m_step(
+        *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype),
+        prev_means,
+        prev_cov,
+        np.dtype(dtype) == np.float32,
+        *outputs,
     )
     check_diag_status(status, dtype)
     return (
-        nk,
+        weights,
         means,
         diag_layout(cov, covariance_type),
         diag_layout(prec_chol.reshape(cov.shape), covariance_type),
+        diag_kernel_params(*outputs, dtype=dtype),
+    )
+
+
+def diag_kernel_outputs(n_components, n_features, dtype):
+    """Empty ``(shift, precision, bias)`` for :func:`fastmix._kernels.update.diag_kernel_inputs`.
+
+    ``shift`` and ``precision`` in ``dtype``: the data's, or float64 in
+    the updates' kernels, which compile once for both (their float64
+    values rounded to the data's dtype afterwards are the same numbers:
+    the kernel rounds on the store).
+    """
+    return (
+        np.empty((n_components, n_features), dtype=dtype),
+        np.empty((n_components, n_features), dtype=dtype),
+        np.empty(n_components),
+    )
+
+
+def diag_kernel_params(shift, precision, bias, dtype=None):
+    """KernelParams of the DIAG code from :func:`diag_kernel_outputs` once filled.
+
+    The kernel's own arrays, converted only to ``dtype`` where given.
+    """
+    if dtype is not None:
+        shift = shift.astype(dtype, copy=False)
+        precision = precision.astype(dtype, copy=False)
+    n_components, n_features = shift.shape
+    return KernelParams(
+        DIAG,
+        shift,
+        np.empty((0, n_features, n_features), dtype=shift.dtype),
+        precision,
+        np.zeros((n_components, n_features), dtype=shift.dtype),
+        bias,
     )
 
 
@@ -412,19 +455,9 @@ def kernel_params(means, prec_chol, covariance_type, extra_bias, dtype):
         extra_bias = kernel_array(extra_bias)
         if extra_bias.shape != (n_components,):
             extra_bias = np.full(n_components, extra_bias)
-        shift = np.empty((n_components, n_features), dtype=dtype)
-        precision = np.empty((n_components, n_features), dtype=dtype)
-        bias = np.empty(n_components)
-        _kernels.diag_kernel_inputs(means, factors, extra_bias, shift, precision, bias)
-        # The kernel's own arrays, already in the kernel's types: no build.
-        return KernelParams(
-            code,
-            shift,
-            np.empty((0, n_features, n_features), dtype=dtype),
-            precision,
-            np.zeros((n_components, n_features), dtype=dtype),
-            bias,
-        )
+        outputs = diag_kernel_outputs(n_components, n_features, dtype)
+        _kernels.diag_kernel_inputs(means, factors, extra_bias, *outputs)
+        return diag_kernel_params(*outputs)
     means = np.asarray(means, dtype=np.float64)
     prec_chol = np.asarray(prec_chol, dtype=np.float64)
     n_components, n_features = means.shape

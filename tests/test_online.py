@@ -214,13 +214,19 @@ def _state(model):
 def _assert_same_state(a, b):
     assert a.keys() == b.keys()
     for k in a:
-        if isinstance(a[k], np.ndarray):
-            assert_array_equal(a[k], b[k], err_msg=k)
-        elif isinstance(a[k], tuple):
-            for x, y in zip(a[k], b[k], strict=True):
-                assert_array_equal(x, y, err_msg=k)
-        else:
-            assert a[k] == b[k], k
+        _assert_same_value(a[k], b[k], k)
+
+
+def _assert_same_value(a, b, name):
+    """Equal arrays and sequences of values (the kept E-step inputs, for one)."""
+    if isinstance(a, np.ndarray):
+        assert_array_equal(a, b, err_msg=name)
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b), name
+        for x, y in zip(a, b, strict=True):
+            _assert_same_value(x, y, name)
+    else:
+        assert a == b, name
 
 
 def test_bad_batches_leave_the_online_state_untouched():
@@ -716,3 +722,44 @@ def test_cli_fit_online_streams_blocks(tmp_path):
     assert abs(online.score(held_out) - batch.score(held_out)) < 0.01
     bad = subprocess.run([*cmd[:-1], "--passes", "2"], capture_output=True, text=True)
     assert bad.returncode == 2 and "need --online" in bad.stderr
+
+
+# ------------------------------------------------ E-step inputs of the update
+DIAG_TYPES = ["diag", "spherical", "tied-diagonal", "tied-spherical"]
+
+
+def _assert_same_params(kept, fresh):
+    assert kept.code == fresh.code
+    for name in ("shift", "prec_mat", "prec_diag", "offset", "bias"):
+        a, b = getattr(kept, name), getattr(fresh, name)
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+@pytest.mark.parametrize("covariance_type", DIAG_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_update_leaves_the_next_estep_inputs_bitwise(estimator, covariance_type, dtype):
+    """The diagonal updates compute the next E-step's inputs in their kernel;
+    the next pass uses them while the fitted attributes hold the values they
+    came from: bitwise what _kernel_params gives from those attributes, after
+    fit and after partial_fit (float32 models round first), and never once an
+    attribute has been edited in place or the covariance type changed."""
+    X = _stream(600, seed=23).astype(dtype)
+    model = estimator(n_components=3, covariance_type=covariance_type, random_state=0)
+    fit_quiet(model.set_params(max_iter=4), X)
+    for step in range(3):
+        if step:
+            model.partial_fit(X[100 * step : 100 * step + 200])
+        assert "_estep_inputs" in vars(model)
+        kept = model._stats_params(dtype)
+        _assert_same_params(kept, model._kernel_params(dtype))
+        assert kept.min_resp == model.min_responsibility
+    # An edit in place: the kept inputs no longer apply.
+    model.means_[0, 0] += 1.0
+    after_edit = model._stats_params(dtype)
+    assert after_edit.shift[0, 0] == model.means_[0, 0]
+    _assert_same_params(after_edit, model._kernel_params(dtype))
+    # Other dtype asked (float64 data on a float32 model): computed afresh.
+    other = np.float64 if dtype == np.float32 else np.float32
+    assert model._stats_params(other).shift.dtype == other

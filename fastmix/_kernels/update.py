@@ -164,7 +164,22 @@ def diag_precision_cholesky(cov):
 
 @jit
 def diag_m_step(
-    nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical, prev_means, prev_cov
+    nk_true,
+    s1,
+    s2,
+    shift,
+    eps10,
+    reg_covar,
+    clamp,
+    eps,
+    pooled,
+    spherical,
+    prev_means,
+    prev_cov,
+    single,
+    out_shift,
+    out_precision,
+    out_bias,
 ):
     """GaussianMixture's M-step for the diagonal types, in one call.
 
@@ -172,13 +187,18 @@ def diag_m_step(
     where ``prev_means`` has rows (``min_responsibility > 0``), each
     component with no responsibility (``nk_true == 0``) keeps its row of
     ``prev_means`` and, unless ``pooled``, of ``prev_cov`` (K, D or 1);
-    then :func:`diag_precision_cholesky` of the covariances.
+    then :func:`diag_precision_cholesky` of the covariances and the weights
+    ``nk / sum(nk)``. Last, the next E-step's inputs (:func:`diag_kernel_inputs`
+    into the three ``out_`` arrays) from the parameters as the model stores
+    them, rounded to float32 where ``single``: the numbers
+    :func:`fastmix._update.kernel_params` gives from the fitted attributes.
 
     Returns
     -------
-    nk, means, covariances, precisions_cholesky, status
-        ``covariances`` in ``diag_parameters``' (K or 1, D or 1) layout,
-        ``precisions_cholesky`` flattened (empty unless ``status`` is OK).
+    means, covariances, precisions_cholesky, weights, status
+        float64; ``covariances`` in ``diag_parameters``' (K or 1, D or 1)
+        layout, ``precisions_cholesky`` flattened. Unless ``status`` is OK,
+        the factors and weights are empty and the ``out_`` arrays unset.
     """
     nk, means, cov = diag_parameters(
         nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical
@@ -190,7 +210,30 @@ def diag_m_step(
                 if not pooled:
                     cov[k, :] = prev_cov[k, :]
     prec_chol, status = diag_precision_cholesky(cov.ravel())
-    return nk, means, cov, prec_chol, status
+    if status != OK:
+        return means, cov, prec_chol, np.empty(0), status
+    weights = nk / nk.sum()
+    if single:
+        stored_weights, stored_means, stored_factors = (
+            stored_single(weights), stored_single(means), stored_single(prec_chol)
+        )  # fmt: skip
+    else:
+        stored_weights, stored_means, stored_factors = weights, means, prec_chol
+    diag_kernel_inputs(
+        stored_means,
+        stored_factors.reshape(cov.shape),
+        log_weights(stored_weights),
+        out_shift,
+        out_precision,
+        out_bias,
+    )
+    return means, cov, prec_chol, weights, status
+
+
+@jit(inline=True)
+def stored_single(values):
+    """float64 values rounded to float32 and back: what a float32 model stores and reads."""
+    return values.astype(np.float32).astype(np.float64)
 
 
 @jit(inline=True)
@@ -217,7 +260,18 @@ def log_det_rows(prec_chol, n_features):
     return out
 
 
-@jit
+@jit(exact=True)
+def log_weights(weights):
+    """``log(weights)`` (``-inf`` where a weight is 0, with no warning).
+
+    One compiled log for the E-step's log-weights wherever they are formed
+    (from the fitted ``weights_``, or in :func:`diag_m_step`): NumPy's own
+    SIMD log may round differently from libm's.
+    """
+    return np.log(weights)
+
+
+@jit(exact=True)
 def diag_kernel_inputs(means, prec_chol, extra_bias, shift, precision, bias):
     """The E-step kernel's DIAG inputs from means and precision Cholesky factors.
 

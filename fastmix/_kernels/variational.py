@@ -26,7 +26,14 @@ import math
 import numpy as np
 
 from .._numba import jit
-from .update import OK, diag_parameters, diag_precision_cholesky, log_det_row
+from .update import (
+    OK,
+    diag_kernel_inputs,
+    diag_parameters,
+    diag_precision_cholesky,
+    log_det_row,
+    stored_single,
+)
 
 _LOG_2 = math.log(2.0)
 
@@ -163,7 +170,7 @@ def weight_concentration(nk, dirichlet_process, concentration_prior):
     return a, b
 
 
-@jit
+@jit(exact=True)
 def expected_log_weights(a, b, dirichlet_process):
     """``E[log pi_k]`` under the weights' posterior.
 
@@ -311,6 +318,9 @@ def diag_posterior(
     dof_prior,
     prior_cov,
     single,
+    out_shift,
+    out_precision,
+    out_bias,
 ):
     """The diagonal types' whole variational M-step from their statistics, in one call.
 
@@ -319,16 +329,19 @@ def diag_posterior(
     :func:`mean_posterior`, :func:`diag_wishart` and
     :func:`fastmix._kernels.update.diag_precision_cholesky`; then what
     follows from the posterior as the model stores it (rounded to float32
-    where ``single``, a float32 model): :func:`weights_from_concentration`
-    and :func:`bound_terms`, as computed from the fitted attributes.
+    where ``single``, a float32 model), as computed from the fitted
+    attributes: :func:`weights_from_concentration`, :func:`bound_terms`
+    and the next E-step's inputs (:func:`variational_bias` and
+    :func:`fastmix._kernels.update.diag_kernel_inputs` into the three
+    ``out_`` arrays).
 
     Returns
     -------
     a, b, mean_precision, means, dof, covariances, precisions_cholesky, status, \
 weights, terms
         ``covariances`` in ``diag_parameters``' (K or 1, D or 1) layout,
-        ``precisions_cholesky`` flattened; it and ``weights`` are empty and
-        ``terms`` NaN unless ``status`` is OK.
+        ``precisions_cholesky`` flattened; it and ``weights`` are empty,
+        ``terms`` NaN and the ``out_`` arrays unset unless ``status`` is OK.
     """
     nk, xk, cov = diag_parameters(
         nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical
@@ -342,26 +355,28 @@ weights, terms
     posterior = (a, b, mean_precision, means, dof, covariances, prec_chol, status)
     if status != OK:
         return (*posterior, np.empty(0), np.nan)
+    stored = (a, b, mean_precision, means, dof, prec_chol)
     if single:
-        sa, sb, smp, sdof, sprec = (
-            _single(a), _single(b), _single(mean_precision), _single(dof), _single(prec_chol)
-        )  # fmt: skip
-    else:
-        sa, sb, smp, sdof, sprec = a, b, mean_precision, dof, prec_chol
+        stored = (
+            stored_single(a),
+            stored_single(b),
+            stored_single(mean_precision),
+            stored_single(means),
+            stored_single(dof),
+            stored_single(prec_chol),
+        )
+    sa, sb, smp, smeans, sdof, sprec = stored
+    n_features = s1.shape[1]
     weights = weights_from_concentration(sa, sb, dirichlet_process)
     diagonals = sprec.reshape(covariances.shape)
-    terms = bound_terms(sa, sb, dirichlet_process, smp, sdof, diagonals, s1.shape[1])
+    terms = bound_terms(sa, sb, dirichlet_process, smp, sdof, diagonals, n_features)
+    bias = variational_bias(sa, sb, dirichlet_process, sdof, smp, n_features)
+    diag_kernel_inputs(smeans, diagonals, bias, out_shift, out_precision, out_bias)
     return (*posterior, weights, terms)
 
 
-@jit(inline=True)
-def _single(values):
-    """float64 values rounded to float32 and back: what a float32 model stores and reads."""
-    return values.astype(np.float32).astype(np.float64)
-
-
 # ------------------------------------------------------- E-step and bound
-@jit
+@jit(exact=True)
 def variational_bias(a, b, dirichlet_process, dof, mean_precision, n_features):
     """The per-component constant of the variational E-step, ``E[log pi_k]`` included.
 
