@@ -469,23 +469,12 @@ class BayesianGaussianMixture(BaseMixture):
             )
         self.weights_ = weights.astype(dtype)
         super()._derive_parameters()
-        if "kernel_params" in post:
-            self._keep_estep_inputs(post["kernel_params"], dtype)
         return post.get("bound_terms")
 
     def _update_calls_blas(self):
         # The diagonal types' variational update is serial numba kernels
         # (fastmix._kernels.variational): only 'full' and 'tied' call BLAS.
         return self.covariance_type in ("full", "tied")
-
-    _estep_sources = (
-        "weight_concentration_prior_type",
-        "weight_concentration_",
-        "degrees_of_freedom_",
-        "mean_precision_",
-        "means_",
-        "precisions_cholesky_",
-    )
 
     def _kernel_params(self, dtype):
         bias = variational_bias(

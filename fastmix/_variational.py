@@ -39,8 +39,6 @@ from ._kernels import variational as _kernels
 from ._stats import TIED_TYPES
 from ._update import (
     check_diag_status,
-    diag_kernel_outputs,
-    diag_kernel_params,
     diag_layout,
     diag_parameter_inputs,
     factor_diagonals,
@@ -382,7 +380,6 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
 def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
     """:func:`posterior` for the diagonal types: one kernel, the same stages."""
     dirichlet_process = prior.weight_concentration_prior_type == "dirichlet_process"
-    outputs = diag_kernel_outputs(*stats.s1.shape, np.float64)
     a, b, mean_precision, means, dof, cov, prec_chol, status, weights, terms = (
         _kernels.diag_posterior(
             *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype),
@@ -393,14 +390,12 @@ def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
             float(prior.degrees_of_freedom),
             _float64(prior.covariance),
             np.dtype(dtype) == np.float32,
-            *outputs,
         )
     )
     check_diag_status(status, dtype)
     return {
         "weights": weights,
         "bound_terms": terms,
-        "kernel_params": diag_kernel_params(*outputs, dtype=dtype),
         "weight_concentration": (a, b) if dirichlet_process else a,
         "mean_precision": mean_precision,
         "means": means,

@@ -26,14 +26,7 @@ import math
 import numpy as np
 
 from .._numba import jit
-from .update import (
-    OK,
-    diag_kernel_inputs,
-    diag_parameters,
-    diag_precision_cholesky,
-    log_det_row,
-    stored_single,
-)
+from .update import OK, diag_parameters, diag_precision_cholesky, log_det_row, stored_single
 
 _LOG_2 = math.log(2.0)
 
@@ -170,7 +163,7 @@ def weight_concentration(nk, dirichlet_process, concentration_prior):
     return a, b
 
 
-@jit(exact=True)
+@jit
 def expected_log_weights(a, b, dirichlet_process):
     """``E[log pi_k]`` under the weights' posterior.
 
@@ -318,9 +311,6 @@ def diag_posterior(
     dof_prior,
     prior_cov,
     single,
-    out_shift,
-    out_precision,
-    out_bias,
 ):
     """The diagonal types' whole variational M-step from their statistics, in one call.
 
@@ -329,19 +319,18 @@ def diag_posterior(
     :func:`mean_posterior`, :func:`diag_wishart` and
     :func:`fastmix._kernels.update.diag_precision_cholesky`; then what
     follows from the posterior as the model stores it (rounded to float32
-    where ``single``, a float32 model), as computed from the fitted
-    attributes: :func:`weights_from_concentration`, :func:`bound_terms`
-    and the next E-step's inputs (:func:`variational_bias` and
-    :func:`fastmix._kernels.update.diag_kernel_inputs` into the three
-    ``out_`` arrays).
+    where ``single``, a float32 model): :func:`weights_from_concentration`
+    and :func:`bound_terms`, as computed from the fitted attributes. (Not
+    the next E-step's inputs: composing :func:`variational_bias` here too
+    doubled this kernel's compilation, about 10 s, for 2-4 us a call.)
 
     Returns
     -------
     a, b, mean_precision, means, dof, covariances, precisions_cholesky, status, \
 weights, terms
         ``covariances`` in ``diag_parameters``' (K or 1, D or 1) layout,
-        ``precisions_cholesky`` flattened; it and ``weights`` are empty,
-        ``terms`` NaN and the ``out_`` arrays unset unless ``status`` is OK.
+        ``precisions_cholesky`` flattened; it and ``weights`` are empty and
+        ``terms`` NaN unless ``status`` is OK.
     """
     nk, xk, cov = diag_parameters(
         nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical
@@ -355,28 +344,24 @@ weights, terms
     posterior = (a, b, mean_precision, means, dof, covariances, prec_chol, status)
     if status != OK:
         return (*posterior, np.empty(0), np.nan)
-    stored = (a, b, mean_precision, means, dof, prec_chol)
+    stored = (a, b, mean_precision, dof, prec_chol)
     if single:
         stored = (
             stored_single(a),
             stored_single(b),
             stored_single(mean_precision),
-            stored_single(means),
             stored_single(dof),
             stored_single(prec_chol),
         )
-    sa, sb, smp, smeans, sdof, sprec = stored
-    n_features = s1.shape[1]
+    sa, sb, smp, sdof, sprec = stored
     weights = weights_from_concentration(sa, sb, dirichlet_process)
     diagonals = sprec.reshape(covariances.shape)
-    terms = bound_terms(sa, sb, dirichlet_process, smp, sdof, diagonals, n_features)
-    bias = variational_bias(sa, sb, dirichlet_process, sdof, smp, n_features)
-    diag_kernel_inputs(smeans, diagonals, bias, out_shift, out_precision, out_bias)
+    terms = bound_terms(sa, sb, dirichlet_process, smp, sdof, diagonals, s1.shape[1])
     return (*posterior, weights, terms)
 
 
 # ------------------------------------------------------- E-step and bound
-@jit(exact=True)
+@jit
 def variational_bias(a, b, dirichlet_process, dof, mean_precision, n_features):
     """The per-component constant of the variational E-step, ``E[log pi_k]`` included.
 
