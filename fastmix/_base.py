@@ -180,7 +180,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """
         kept = self._kept_estep_inputs(dtype)
         if kept is not None:
-            params = KernelParams(*kept)  # its own min_resp
+            params = KernelParams(*kept)  # a fresh one: min_resp is set below
         else:
             params = self._kernel_params(dtype)
         if self.covariance_type != "tied":
@@ -239,9 +239,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         return params
 
     @abstractmethod
-    def _m_step(self, stats, dtype):
-        """Update the parameters, and the arrays derived from them, from one E-step's statistics.
+    def _m_step(self, stats, dtype, derive=True):
+        """Update the parameters from one E-step's statistics.
 
+        With ``derive``, the arrays derived from them too (as
+        :meth:`_derive_parameters`, from what the update computed where it
+        can); ``fit``'s iterations read none of them and pass False.
         Returns the ``terms`` that :meth:`_compute_lower_bound` may take
         (what the update already computed of the bound), or None.
         """
@@ -257,9 +260,16 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         return tuple(getattr(self, name) for name in self._parameter_names)
 
     def _set_parameters(self, params):
+        self.__dict__.pop("_estep_inputs", None)  # another trial's, or these: both dead now
         for name, value in zip(self._parameter_names, params, strict=True):
             setattr(self, name, value)
         self._derive_parameters()
+
+    def __getstate__(self):
+        # The kept E-step inputs are a cache of the attributes: recomputed, never pickled.
+        state = super().__getstate__()
+        state.pop("_estep_inputs", None)
+        return state
 
     def _derive_parameters(self):
         """Set the fitted arrays that follow from the parameters (``precisions_``)."""
@@ -437,7 +447,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _fit_inplace(self, X, sample_weight, want_labels):
         source = self._validate_fit_data(X, sample_weight)
-        for name in (*self._online_attributes, "_online_parameters_checked"):
+        for name in (*self._online_attributes, "_online_parameters_checked", "_estep_inputs"):
             # A fit starts afresh (scikit-learn's convention after partial_fit).
             self.__dict__.pop(name, None)
         fit_in_lockstep(source, [self])
@@ -500,7 +510,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     stats = yield self._stats_params(dtype)
                     if not np.isfinite(stats.sum_wlogp):
                         raise ValueError(precision_error_message(dtype))
-                    terms = self._m_step(stats, dtype)
+                    terms = self._m_step(stats, dtype, derive=False)
                     lower_bound = self._compute_lower_bound(stats, terms)
                     current_lower_bounds.append(lower_bound)
 

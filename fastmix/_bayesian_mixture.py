@@ -446,7 +446,7 @@ class BayesianGaussianMixture(BaseMixture):
     def _initialize(self, source, stats, inits):
         self._m_step(stats, source.dtype)
 
-    def _m_step(self, stats, dtype):
+    def _m_step(self, stats, dtype, derive=True):
         post = posterior(
             stats, self._variational_prior(), self.reg_covar, self.covariance_type, dtype
         )
@@ -460,15 +460,16 @@ class BayesianGaussianMixture(BaseMixture):
         self.degrees_of_freedom_ = _as_dtype(post["degrees_of_freedom"], dtype)
         self.covariances_ = np.asarray(post["covariances"], dtype=dtype)
         self.precisions_cholesky_ = np.asarray(post["precisions_cholesky"], dtype=dtype)
-        # The derived arrays, from the update's kernel where it computed them
-        # (the diagonal types; the same numbers as _derive_parameters').
-        weights = post.get("weights")
-        if weights is None:
-            weights = weights_from_concentration(
-                self.weight_concentration_, self.weight_concentration_prior_type
-            )
-        self.weights_ = weights.astype(dtype)
-        super()._derive_parameters()
+        if derive:
+            # The derived arrays, from the update's kernel where it computed them
+            # (the diagonal types; the same numbers as _derive_parameters').
+            weights = post.get("weights")
+            if weights is None:
+                weights = weights_from_concentration(
+                    self.weight_concentration_, self.weight_concentration_prior_type
+                )
+            self.weights_ = weights.astype(dtype)
+            super()._derive_parameters()
         return post.get("bound_terms")
 
     def _update_calls_blas(self):

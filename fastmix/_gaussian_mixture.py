@@ -261,7 +261,7 @@ class GaussianMixture(BaseMixture):
             self.means_, self.precisions_cholesky_, self.covariance_type, log_weights, dtype
         )
 
-    def _m_step(self, stats, dtype):
+    def _m_step(self, stats, dtype, derive=True):
         # A component left with no responsibility at or above min_responsibility
         # keeps its mean and covariance (its weight still goes to ~0): the
         # update of an empty component, mean 0 and covariance reg_covar, would
@@ -295,9 +295,12 @@ class GaussianMixture(BaseMixture):
         # np.asarray: 'tied-spherical' keeps 0-d arrays, not NumPy scalars.
         self.covariances_ = np.asarray(covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
-        self._derive_parameters()
+        if derive:
+            self._derive_parameters()
         if params is not None:
             self._keep_estep_inputs(params, dtype)
+        else:  # the full and tied updates keep none: an earlier one is dead
+            self.__dict__.pop("_estep_inputs", None)
 
     def _compute_lower_bound(self, stats, terms=None):
         return stats.sum_wlogp / stats.sum_w

@@ -167,8 +167,9 @@ def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None
 
     Returns
     -------
-    weights, means, covariances, precisions_cholesky : ndarray
-        float64; the last two in scikit-learn's layout for ``covariance_type``.
+    weights, means, covariances, precisions_cholesky
+        float64 arrays; the last two in scikit-learn's layout for
+        ``covariance_type`` (NumPy scalars for 'tied-spherical').
     params : KernelParams
         The next E-step's inputs in ``dtype``: :func:`kernel_params` of the
         log-weights, means and factors rounded to ``dtype``.

@@ -137,6 +137,14 @@ def test_a_component_left_with_no_responsibility_keeps_its_mean_and_covariance(
     # Exact EM moves it to the weighted mean of its tiny responsibilities.
     exact = GaussianMixture(**params).fit(X)
     assert np.all(np.abs(exact.means_[2] - means[2]) > 1.0)
+    if covariance_type != "full":
+        # The diagonal update's kept E-step inputs include the kept rows.
+        online = GaussianMixture(**params, min_responsibility=1e-8).partial_fit(X)
+        np.testing.assert_array_equal(online.means_[2], means[2])
+        assert "_estep_inputs" in vars(online)
+        kept, fresh = online._stats_params(X.dtype), online._kernel_params(X.dtype)
+        for name in ("shift", "prec_diag", "bias"):
+            np.testing.assert_array_equal(getattr(kept, name), getattr(fresh, name))
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -9,6 +9,7 @@ leave the online state untouched; the state survives save/load.
 import copy
 import json
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -736,24 +737,47 @@ def _assert_same_params(kept, fresh):
         assert_array_equal(a, b, err_msg=name)
 
 
+# Each diagonal type, and another whose fitted arrays have other shapes.
+_OTHER_TYPE = {
+    "diag": "spherical",
+    "spherical": "diag",
+    "tied-diagonal": "tied-spherical",
+    "tied-spherical": "tied-diagonal",
+}
+
+
 @pytest.mark.parametrize("covariance_type", DIAG_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_update_leaves_the_next_estep_inputs_bitwise(covariance_type, dtype):
-    """GaussianMixture's diagonal updates compute the next E-step's inputs in their kernel;
-    the next pass uses them while the fitted attributes hold the values they
-    came from: bitwise what _kernel_params gives from those attributes, after
-    fit and after partial_fit (float32 models round first), and never once an
-    attribute has been edited in place or the covariance type changed."""
+def test_update_leaves_the_next_estep_inputs_bitwise(covariance_type, dtype, monkeypatch):
+    """GaussianMixture's diagonal updates compute the next E-step's inputs in
+    their kernel; the next pass uses them while the fitted attributes hold the
+    values they came from. They are bitwise what _kernel_params gives from
+    those attributes (float32 models round first): a fit that uses them is
+    bitwise a fit that never keeps them, and so is every partial_fit step.
+    Never used once an attribute is edited in place, the covariance type
+    changed or another dtype asked; never pickled; dropped when a fit ends."""
     X = _stream(600, seed=23).astype(dtype)
-    model = GaussianMixture(n_components=3, covariance_type=covariance_type, random_state=0)
-    fit_quiet(model.set_params(max_iter=4), X)
-    for step in range(3):
-        if step:
-            model.partial_fit(X[100 * step : 100 * step + 200])
+    params = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    model = fit_quiet(GaussianMixture(**params, max_iter=4), X)
+    assert "_estep_inputs" not in vars(model)  # the best trial's parameters restored
+    for step in (1, 2):
+        model.partial_fit(X[100 * step : 100 * step + 200])
         assert "_estep_inputs" in vars(model)
         kept = model._stats_params(dtype)
         _assert_same_params(kept, model._kernel_params(dtype))
         assert kept.min_resp == model.min_responsibility
+    restored = pickle.loads(pickle.dumps(model))
+    assert "_estep_inputs" not in vars(restored)
+    _assert_same_params(restored._stats_params(dtype), kept)
+    # Without keeping them, a fit and two steps end bitwise the same.
+    monkeypatch.setattr(GaussianMixture, "_keep_estep_inputs", lambda self, p, d: None)
+    plain = fit_quiet(GaussianMixture(**params, max_iter=4), X)
+    for step in (1, 2):
+        plain.partial_fit(X[100 * step : 100 * step + 200])
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert_array_equal(getattr(plain, name), getattr(model, name), err_msg=name)
+    assert plain.lower_bounds_ == model.lower_bounds_
+    monkeypatch.undo()
     # An edit in place: the kept inputs no longer apply.
     model.means_[0, 0] += 1.0
     after_edit = model._stats_params(dtype)
@@ -762,3 +786,8 @@ def test_update_leaves_the_next_estep_inputs_bitwise(covariance_type, dtype):
     # Other dtype asked (float64 data on a float32 model): computed afresh.
     other = np.float64 if dtype == np.float32 else np.float32
     assert model._stats_params(other).shift.dtype == other
+    # Another covariance type reads the attributes afresh (whose shapes it refuses).
+    model.partial_fit(X[:200])
+    model.set_params(covariance_type=_OTHER_TYPE[covariance_type])
+    with pytest.raises(ValueError, match="precisions_cholesky_"):
+        model._stats_params(dtype)
