@@ -11,14 +11,13 @@ from ._format import persistable
 from ._kernels import DIAG, FULL
 from ._predictive import predictive_mixture
 from ._stats import KernelParams
-from ._update import kernel_params
 from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
     VariationalPrior,
     lower_bound,
     moments_from_stats,
     posterior,
-    variational_bias,
+    variational_kernel_params,
     weights_from_concentration,
 )
 
@@ -430,6 +429,23 @@ class BayesianGaussianMixture(BaseMixture):
         self.covariance_prior_ = _as_dtype(covariance_prior, dtype)
 
     def _variational_prior(self):
+        # Built once per prior: an online step is mostly call overhead, and
+        # the conversions were 5 us of it.
+        sources = (
+            self.weight_concentration_prior_type,
+            self.weight_concentration_prior_,
+            self.mean_precision_prior_,
+            self.mean_prior_,
+            self.degrees_of_freedom_prior_,
+            self.covariance_prior_,
+        )
+        prior = self._recall("_prior", sources)
+        if prior is None:
+            prior = self._build_variational_prior()
+            self._remember("_prior", sources, prior)
+        return prior
+
+    def _build_variational_prior(self):
         return VariationalPrior(
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration=float(self.weight_concentration_prior_),
@@ -452,7 +468,8 @@ class BayesianGaussianMixture(BaseMixture):
         )
         concentration = post["weight_concentration"]
         if self.weight_concentration_prior_type == "dirichlet_process":
-            self.weight_concentration_ = tuple(np.asarray(c, dtype=dtype) for c in concentration)
+            a, b = concentration
+            self.weight_concentration_ = (np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype))
         else:
             self.weight_concentration_ = np.asarray(concentration, dtype=dtype)
         self.mean_precision_ = np.asarray(post["mean_precision"], dtype=dtype)
@@ -478,15 +495,15 @@ class BayesianGaussianMixture(BaseMixture):
         return self.covariance_type in ("full", "tied")
 
     def _kernel_params(self, dtype):
-        bias = variational_bias(
+        return variational_kernel_params(
             self.weight_concentration_,
             self.weight_concentration_prior_type,
             self.degrees_of_freedom_,
             self.mean_precision_,
-            self.means_.shape[1],
-        )
-        return kernel_params(
-            self.means_, self.precisions_cholesky_, self.covariance_type, bias, dtype
+            self.means_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+            dtype,
         )
 
     def _compute_lower_bound(self, stats, terms=None):

@@ -297,10 +297,7 @@ class GaussianMixture(BaseMixture):
         self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
         if derive:
             self._derive_parameters()
-        if params is not None:
-            self._keep_estep_inputs(params, dtype)
-        else:  # the full and tied updates keep none: an earlier one is dead
-            self.__dict__.pop("_estep_inputs", None)
+        self._keep_estep_inputs(params, dtype)
 
     def _compute_lower_bound(self, stats, terms=None):
         return stats.sum_wlogp / stats.sum_w

@@ -257,7 +257,10 @@ def kernel_array(values):
 def _eps10(stats):
     """scikit-learn's ``10 eps`` count offset in float64, times the unit of weight."""
     weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
-    return 10 * np.finfo(np.float64).eps * weight_unit
+    return _EPS10 * weight_unit
+
+
+_EPS10 = 10 * float(np.finfo(np.float64).eps)
 
 
 def diag_parameter_inputs(stats, reg_covar, covariance_type, dtype):

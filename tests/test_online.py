@@ -7,6 +7,7 @@ leave the online state untouched; the state survives save/load.
 """
 
 import copy
+import dataclasses
 import json
 import os
 import pickle
@@ -222,6 +223,9 @@ def _assert_same_value(a, b, name):
     """Equal arrays and sequences of values (the kept E-step inputs, for one)."""
     if isinstance(a, np.ndarray):
         assert_array_equal(a, b, err_msg=name)
+    elif dataclasses.is_dataclass(a):  # a cached VariationalPrior
+        assert type(a) is type(b), name
+        _assert_same_value(tuple(vars(a).values()), tuple(vars(b).values()), name)
     elif isinstance(a, (tuple, list)):
         assert len(a) == len(b), name
         for x, y in zip(a, b, strict=True):
@@ -744,6 +748,36 @@ _OTHER_TYPE = {
     "tied-diagonal": "tied-spherical",
     "tied-spherical": "tied-diagonal",
 }
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_the_cached_prior_follows_the_prior_attributes(covariance_type):
+    """BayesianGaussianMixture builds its VariationalPrior once and reuses it
+    while the prior attributes are the same objects with the same values: a
+    prior attribute edited in place, or replaced, is read afresh (a model
+    restored from a pickle, which has no cache, takes the same step)."""
+    X = _stream(600, seed=24)
+    model = BayesianGaussianMixture(
+        n_components=3, covariance_type=covariance_type, random_state=0
+    )
+    model.partial_fit(X[:300])
+    assert "_prior" in vars(model)
+    for edit in (
+        lambda m: m.mean_prior_.__iadd__(1.0),  # in place
+        lambda m: setattr(m, "mean_precision_prior_", 10.0),  # replaced
+    ):
+        fresh = pickle.loads(pickle.dumps(model))
+        assert "_prior" not in vars(fresh)
+        for m in (model, fresh):
+            edit(m)
+            m.partial_fit(X[300:])
+        _assert_same_state(
+            {k: v for k, v in vars(model).items() if k not in model._caches},
+            {k: v for k, v in vars(fresh).items() if k not in fresh._caches},
+        )
+        prior = model._variational_prior()
+        assert_array_equal(prior.mean, model.mean_prior_)
+        assert prior.mean_precision == model.mean_precision_prior_
 
 
 @pytest.mark.parametrize("covariance_type", DIAG_TYPES)

@@ -162,7 +162,7 @@ def finish_stats(accumulators):
     out = []
     for stats, scal in accumulators:
         stats.s2_mat = _symmetrise_upper(stats.s2_mat)
-        stats.sum_w, stats.sum_wlogp, stats.sum_wrlogr = (float(v) for v in scal)
+        stats.sum_w, stats.sum_wlogp, stats.sum_wrlogr = scal.tolist()  # Python floats
         out.append(stats)
     return out
 
