@@ -11,13 +11,14 @@ from ._format import persistable
 from ._kernels import DIAG, FULL
 from ._predictive import predictive_mixture
 from ._stats import KernelParams
+from ._update import kernel_params
 from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
     VariationalPrior,
     lower_bound,
     moments_from_stats,
     posterior,
-    variational_kernel_params,
+    variational_bias,
     weights_from_concentration,
 )
 
@@ -495,15 +496,15 @@ class BayesianGaussianMixture(BaseMixture):
         return self.covariance_type in ("full", "tied")
 
     def _kernel_params(self, dtype):
-        return variational_kernel_params(
+        bias = variational_bias(
             self.weight_concentration_,
             self.weight_concentration_prior_type,
             self.degrees_of_freedom_,
             self.mean_precision_,
-            self.means_,
-            self.precisions_cholesky_,
-            self.covariance_type,
-            dtype,
+            self.means_.shape[1],
+        )
+        return kernel_params(
+            self.means_, self.precisions_cholesky_, self.covariance_type, bias, dtype
         )
 
     def _compute_lower_bound(self, stats, terms=None):

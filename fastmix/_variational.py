@@ -35,19 +35,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import DIAG
 from ._kernels import variational as _kernels
-from ._stats import COV_CODES, TIED_TYPES
+from ._stats import TIED_TYPES
 from ._update import (
     check_diag_status,
-    diag_kernel_outputs,
-    diag_kernel_params,
     diag_layout,
     diag_parameter_inputs,
     factor_diagonals,
     gaussian_parameters,
     kernel_array,
-    kernel_params,
     precision_cholesky,
 )
 
@@ -277,49 +273,6 @@ def variational_bias(concentration, prior_type, degrees_of_freedom, mean_precisi
     return _kernels.variational_bias(a, b, dirichlet_process, dof, mean_precision, int(n_features))
 
 
-def variational_kernel_params(
-    concentration,
-    prior_type,
-    degrees_of_freedom,
-    mean_precision,
-    means,
-    precisions_cholesky,
-    covariance_type,
-    dtype,
-):
-    """The E-step's inputs of a variational model.
-
-    :func:`fastmix._update.kernel_params` with the :func:`variational_bias`
-    of the same posterior; the diagonal types' in one kernel,
-    :func:`fastmix._kernels.variational.diag_estep_inputs` (the same
-    numbers).
-
-    Returns
-    -------
-    KernelParams
-    """
-    if COV_CODES[covariance_type] != DIAG:
-        bias = variational_bias(
-            concentration, prior_type, degrees_of_freedom, mean_precision, means.shape[1]
-        )
-        return kernel_params(means, precisions_cholesky, covariance_type, bias, dtype)
-    a, b, dirichlet_process = _sticks(concentration, prior_type)
-    dof = _float64(degrees_of_freedom)
-    mean_precision = _float64(mean_precision)
-    _check_components(a, mean_precision, dof)
-    means = kernel_array(means)
-    n_components, n_features = means.shape
-    if n_components != a.shape[0]:  # the kernel indexes the bias by the means' rows
-        _refuse("means_", n_components, a.shape[0])
-    factors = factor_diagonals(precisions_cholesky, covariance_type, n_features, n_components)
-    # float64 outputs: one compilation for every dtype.
-    outputs = diag_kernel_outputs(n_components, n_features, np.float64)
-    _kernels.diag_estep_inputs(
-        a, b, dirichlet_process, dof, mean_precision, means, factors, *outputs
-    )
-    return diag_kernel_params(*outputs, dtype=dtype)
-
-
 # ---------------------------------------------------------- data priors
 def moments_from_stats(stats, covariance_type):
     """The data-dependent prior defaults from one-component statistics.
@@ -526,7 +479,6 @@ __all__ = [
     "mean_posterior",
     "wishart_posterior",
     "variational_bias",
-    "variational_kernel_params",
     "moments_from_stats",
     "posterior",
     "lower_bound",

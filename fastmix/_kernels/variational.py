@@ -26,14 +26,7 @@ import math
 import numpy as np
 
 from .._numba import jit
-from .update import (
-    OK,
-    diag_kernel_inputs,
-    diag_parameters,
-    diag_precision_cholesky,
-    log_det_row,
-    stored_single,
-)
+from .update import OK, diag_parameters, diag_precision_cholesky, log_det_row, stored_single
 
 _LOG_2 = math.log(2.0)
 
@@ -388,23 +381,6 @@ def variational_bias(a, b, dirichlet_process, dof, mean_precision, n_features):
             wishart = -0.5 * n_features * math.log(nu) + 0.5 * log_lambda(nu, n_features)
         bias[k] = log_weights[k] + wishart - 0.5 * n_features / mean_precision[k]
     return bias
-
-
-@jit
-def diag_estep_inputs(
-    a, b, dirichlet_process, dof, mean_precision, means, prec_chol, shift, precision, bias
-):
-    """The diagonal types' E-step inputs of a variational model, in one call.
-
-    :func:`variational_bias` then
-    :func:`fastmix._kernels.update.diag_kernel_inputs` (its ``prec_chol``
-    and outputs): the same numbers as the two calls, each callee keeping its
-    own fastmath flags, without the two calls' conversions and boxing
-    between them (:func:`fastmix._variational.variational_kernel_params`
-    calls it with float64 outputs: one compilation for every dtype).
-    """
-    extra_bias = variational_bias(a, b, dirichlet_process, dof, mean_precision, means.shape[1])
-    diag_kernel_inputs(means, prec_chol, extra_bias, shift, precision, bias)
 
 
 @jit
