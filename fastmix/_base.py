@@ -292,11 +292,11 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self._derive_parameters()
 
     def __getstate__(self):
-        # The caches of values computed from the attributes: recomputed, never pickled.
+        # The caches of values computed from the attributes: recomputed, never
+        # pickled. A new dict: object.__getstate__ returns the instance's own
+        # __dict__, which pickling must not change.
         state = super().__getstate__()
-        for name in self._caches:
-            state.pop(name, None)
-        return state
+        return {name: value for name, value in state.items() if name not in self._caches}
 
     def _derive_parameters(self):
         """Set the fitted arrays that follow from the parameters (``precisions_``)."""

@@ -751,12 +751,15 @@ _OTHER_TYPE = {
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
-def test_the_cached_prior_follows_the_prior_attributes(covariance_type):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_cached_prior_follows_the_prior_attributes(covariance_type, dtype):
     """BayesianGaussianMixture builds its VariationalPrior once and reuses it
     while the prior attributes are the same objects with the same values: a
     prior attribute edited in place, or replaced, is read afresh (a model
-    restored from a pickle, which has no cache, takes the same step)."""
-    X = _stream(600, seed=24)
+    restored from a pickle, which has no cache, takes the same step). A
+    float32 model's prior holds float64 copies, which only the bytes check
+    sees go stale."""
+    X = _stream(600, seed=24).astype(dtype)
     model = BayesianGaussianMixture(
         n_components=3, covariance_type=covariance_type, random_state=0
     )
@@ -768,6 +771,7 @@ def test_the_cached_prior_follows_the_prior_attributes(covariance_type):
     ):
         fresh = pickle.loads(pickle.dumps(model))
         assert "_prior" not in vars(fresh)
+        assert "_prior" in vars(model)  # pickling leaves the model as it was
         for m in (model, fresh):
             edit(m)
             m.partial_fit(X[300:])
