@@ -263,8 +263,23 @@ def _interrupt_compilation(monkeypatch, kernel, then="compile"):
     return compile_
 
 
+@pytest.fixture
+def python_sigint():
+    """SIGINT handled as an interactive Python handles it, whoever started pytest.
+
+    A shell starts a background job (``pytest &``, ``nohup``) with SIGINT
+    ignored, and Python then installs no handler of its own: a Ctrl-C would
+    never arrive.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("then", ["compile", "SystemError"])
-def test_ctrl_c_during_compilation_is_a_keyboard_interrupt(monkeypatch, then):
+def test_ctrl_c_during_compilation_is_a_keyboard_interrupt(monkeypatch, python_sigint, then):
     """Ctrl-C during a kernel's first call ends it as KeyboardInterrupt: not a
     finished call (the Ctrl-C lost in llvmlite's callback), not SystemError.
     The kernel compiles on the next call; SIGINT's handler is Python's again."""
