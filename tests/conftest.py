@@ -23,6 +23,8 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
+import fastmix
+
 COV_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -192,6 +194,24 @@ def single_thread(blas=True):
         numba.set_num_threads(previous)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _children_import_the_fastmix_under_test():
+    """Every child Python (``python -m fastmix``, ``-c`` scripts) imports the
+    fastmix these tests import.
+
+    ``python -m pytest`` in a checkout imports the checkout's fastmix, while a
+    child started in another folder would import the installed copy: other
+    code (stale in a non-editable install), with its own numba cache, which a
+    fresh install compiles a second time (the demo test alone paid 70 s).
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastmix.__file__)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(
+            "PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        )
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """For modules that check numbers, not speed (``pytestmark =
@@ -281,13 +301,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_python(script, *args, env=None, timeout=300):
-    """Run ``script`` in a fresh interpreter on this checkout; its last stdout line as JSON.
+    """Run ``script`` in a fresh interpreter on the fastmix under test: its last line, JSON.
 
     ``env`` entries are added to the environment (threading layers, cache
     directories: settings numba reads once per process). Fails with the
     child's stderr when it exits non-zero, dies on a signal or times out.
     """
-    full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, **(env or {}))
+    full_env = dict(os.environ, **(env or {}))  # PYTHONPATH: the fixture above
     # A file, not ``-c``: spawn and forkserver workers import the parent's __main__.
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "script.py")
