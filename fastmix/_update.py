@@ -12,6 +12,7 @@ from scipy import linalg
 
 from ._kernels import DIAG, FULL
 from ._kernels import update as _kernels
+from ._numba import kernel_view
 from ._stats import COV_CODES, TIED_TYPES, KernelParams
 from ._validation import covariance_shape
 
@@ -344,7 +345,8 @@ def precision_cholesky(covariances, covariance_type, dtype):
         if not np.isfinite(out).all():  # one check for every component
             raise ValueError(precision_error_message(dtype))
         return out if covariance_type == "full" else out[0]
-    prec_chol, status = _kernels.diag_precision_cholesky(np.ravel(covariances))
+    # A read-only input (a user's covariances) would compile a second kernel.
+    prec_chol, status = _kernels.diag_precision_cholesky(kernel_view(np.ravel(covariances)))
     check_diag_status(status, dtype)
     prec_chol = prec_chol.reshape(covariances.shape)
     return prec_chol[()] if prec_chol.ndim == 0 else prec_chol  # a scalar in, a scalar out

@@ -7,6 +7,7 @@ its seed as an argument and draws from its own random state, so a dataset is a
 function of its arguments only.
 """
 
+import copy
 import json
 import os
 import subprocess
@@ -161,6 +162,27 @@ def fit_quiet(model, X, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(X, **kw)
+
+
+def read_only(value):
+    """A read-only copy of an array, or of each array of a tuple (the sticks);
+    anything else as it is."""
+    if isinstance(value, tuple):
+        return tuple(read_only(v) for v in value)
+    if not isinstance(value, np.ndarray):
+        return value
+    value = value.copy()
+    value.flags.writeable = False
+    return value
+
+
+def frozen_copy(model):
+    """A copy of a fitted model whose fitted arrays are read-only (as memory-mapped ones are)."""
+    frozen = copy.copy(model)
+    for name, value in vars(model).items():
+        if name.endswith("_") and isinstance(value, (np.ndarray, tuple)):
+            setattr(frozen, name, read_only(value))
+    return frozen
 
 
 def record_takes(monkeypatch, source_cls):

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import reference_vi as ref
-from conftest import COV_TYPES, INIT_PARAMS, fit_quiet, skewed_blobs, vi_prior
+from conftest import COV_TYPES, INIT_PARAMS, fit_quiet, frozen_copy, skewed_blobs, vi_prior
 from numpy.testing import assert_allclose
 from scipy import special
 from sklearn import mixture as skm
@@ -719,17 +719,6 @@ def test_mean_and_diagonal_wishart_posteriors_round_as_numpy():
             model.partial_fit(Xc)
 
 
-def _read_only(value):
-    """A read-only copy of an array, or of each array of a tuple (the sticks)."""
-    if isinstance(value, tuple):
-        return tuple(_read_only(v) for v in value)
-    if not isinstance(value, np.ndarray):
-        return value
-    value = value.copy()
-    value.flags.writeable = False
-    return value
-
-
 def test_variational_kernels_compile_once_per_process():
     """Every argument the variational kernels get is a C-contiguous writeable
     float64 array: an initialisation's broadcast shift, a float32 model's
@@ -743,10 +732,7 @@ def test_variational_kernels_compile_once_per_process():
             )
             fit_quiet(m, X.astype(dtype))
             m.partial_fit(X.astype(dtype))
-            frozen = copy.copy(m)
-            for name, value in vars(m).items():
-                if isinstance(value, (np.ndarray, tuple)) and name.endswith("_"):
-                    setattr(frozen, name, _read_only(value))
+            frozen = frozen_copy(m)
             frozen.score_samples(X)
             frozen._compute_lower_bound(SimpleNamespace(sum_wrlogr=0.0))
     for kernel in (vk.diag_posterior, vk.variational_bias, vk.lower_bound):

@@ -9,10 +9,13 @@ import sys
 import textwrap
 
 import numba
+import numpy as np
 import pytest
-from conftest import run_python
+from conftest import fit_quiet, frozen_copy, read_only, run_python, three_blobs
+from sklearn.base import clone
 
-from fastmix import _numba
+from fastmix import BayesianGaussianMixture, GaussianMixture, _numba
+from fastmix._kernels import estep, kmeans, labels, update, variational
 
 
 def _run(code, env=None, cwd=None):
@@ -313,3 +316,58 @@ def test_ctrl_c_during_compilation_reaches_a_programs_own_handler(monkeypatch):
         assert signal.getsignal(signal.SIGINT) is own
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _read_only_signatures():
+    """``(kernel, signature)`` of every fastmix kernel compiled in this process for
+    a read-only array argument."""
+    found = []
+    for module in (estep, kmeans, labels, update, variational):
+        for kernel in vars(module).values():
+            if isinstance(kernel, numba.core.registry.CPUDispatcher):
+                found += [
+                    (kernel.py_func.__qualname__, sig)
+                    for sig in kernel.signatures
+                    if any(isinstance(t, numba.types.Array) and not t.mutable for t in sig)
+                ]
+    return found
+
+
+def test_read_only_inputs_run_the_kernels_compiled_for_writeable_ones():
+    """numba types a read-only array apart from a writeable one, and would compile
+    each kernel again for it (20-35 s for the statistics pass). Read-only X and
+    sample weights (a pandas 3 DataFrame's values are read-only), one component
+    (its broadcast centre is a read-only array) and a model with read-only
+    (memory-mapped) attributes all run the kernels compiled for writeable arrays."""
+    X = read_only(three_blobs(n_per=200))
+    w = read_only(np.linspace(0.5, 2.0, X.shape[0]))
+    for estimator in (GaussianMixture, BayesianGaussianMixture):
+        for covariance_type in ("full", "tied", "diag"):
+            for n_components in (1, 3):
+                m = estimator(
+                    n_components=n_components, covariance_type=covariance_type, max_iter=2
+                )
+                fit_quiet(m.set_params(random_state=0), X, sample_weight=w)
+                m.partial_fit(X, sample_weight=w)
+                writeable = fit_quiet(clone(m), X.copy(), sample_weight=w.copy())
+                writeable.partial_fit(X.copy(), sample_weight=w.copy())
+                np.testing.assert_array_equal(m.means_, writeable.means_)
+                frozen = frozen_copy(m)
+                np.testing.assert_array_equal(frozen.predict_proba(X), m.predict_proba(X))
+                assert frozen.score(X) == m.score(X)
+    assert _read_only_signatures() == []
+
+
+def test_kernel_view_is_a_writeable_view_of_a_read_only_array():
+    a = np.arange(12.0).reshape(3, 4)
+    assert _numba.kernel_view(a) is a
+    assert _numba.kernel_view(3.0) == 3.0
+    for array in (read_only(a), read_only(np.asfortranarray(a)), read_only(a)[:, 1:3]):
+        view = _numba.kernel_view(array)
+        assert view.flags.writeable and np.shares_memory(view, array)
+        assert view.strides == array.strides
+        np.testing.assert_array_equal(view, array)
+    view = _numba.kernel_view(read_only(a))  # the only reference to the read-only copy
+    np.testing.assert_array_equal(view, a)  # still alive: the view holds it
+    empty = _numba.kernel_view(read_only(np.empty((0, 4))))
+    assert empty.flags.writeable and empty.shape == (0, 4)
