@@ -299,8 +299,12 @@ def diag_layout(values, covariance_type):
 def _unresolved(s2, stats, dtype, pooled):
     """:func:`fastmix._kernels.update.unresolved` for ``stats``, ``s2`` (K or 1, D)."""
     eps = float(np.finfo(dtype).eps)
-    s2 = np.ascontiguousarray(s2, dtype=np.float64)
-    return _kernels.unresolved(s2, stats.nk, stats.s1, stats.shift, eps, pooled)
+    # An initialisation's shift is a read-only broadcast: kernel_array's copy
+    # keeps to the one compiled signature.
+    return _kernels.unresolved(
+        kernel_array(s2), kernel_array(stats.nk), kernel_array(stats.s1),
+        kernel_array(stats.shift), eps, pooled,
+    )  # fmt: skip
 
 
 def _check_lapack(routine, info):
