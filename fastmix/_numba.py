@@ -338,10 +338,10 @@ def kernel_view(value):
 
     numba types a read-only array apart from a writeable one and compiles a
     kernel again for it: 20-35 s for the statistics pass, the k-means and
-    per-row kernels as much again. Read-only arrays are common inputs: a
-    pandas 3 DataFrame's values (copy-on-write), a memory-mapped model's
-    attributes, a broadcast centre. Only for arguments the kernel reads and
-    never writes. Nothing is copied but an empty array.
+    per-row kernels as much again. Read-only arrays are common inputs: an
+    array another library froze (``np.frombuffer``, Arrow buffers), a
+    memory-mapped model's attributes, a broadcast centre. Only for arguments
+    the kernel reads and never writes. Nothing is copied but an empty array.
     """
     if not isinstance(value, np.ndarray) or value.flags.writeable:
         return value
