@@ -11,8 +11,10 @@ and a new empty ``NUMBA_CACHE_DIR``:
 
 - ``demo``: the wall time of ``python -m fastmix demo --no-plot``;
 - ``fit``: a default ``GaussianMixture(4, random_state=0)`` on 20,000 x 8
-  float64 rows, then the same on float32 rows, then ``predict_proba``, each
-  timed in the same process (each compiles what the one before did not).
+  float64 rows, then the same on float32 rows, then ``predict_proba``, then
+  the first fit again on a read-only copy of the rows (``ro``), then
+  ``GaussianMixture(1, covariance_type='tied')`` (``k1tied``), each timed in
+  the same process (each compiles what the ones before did not).
 
 Trees are alternated within each round, so machine load falls on all alike.
 """
@@ -35,7 +37,13 @@ fastmix.GaussianMixture(4, random_state=0).fit(X.astype(np.float32))
 t2 = time.perf_counter()
 gm.predict_proba(X)
 t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2)
+frozen = X.copy()
+frozen.flags.writeable = False
+fastmix.GaussianMixture(4, random_state=0).fit(frozen)
+t4 = time.perf_counter()
+fastmix.GaussianMixture(1, covariance_type="tied", random_state=0).fit(X)
+t5 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
 """
 
 
@@ -55,13 +63,13 @@ def main(argv=None):
     parser.add_argument("trees", nargs="+", help="source trees (a checkout or worktree)")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args(argv)
-    print(f"{'round':>5}  {'tree':<30} {'demo':>7} {'fit':>7} {'fit32':>7} {'proba':>7}  (s)")
+    columns = ("demo", "fit", "fit32", "proba", "ro", "k1tied")
+    print(f"{'round':>5}  {'tree':<30} " + " ".join(f"{c:>7}" for c in columns) + "  (s)")
     for r in range(1, args.rounds + 1):
         for tree in args.trees:
             demo, _ = _run(tree, ["-m", "fastmix", "demo", "--no-plot"])
             _, out = _run(tree, ["-c", _FIT])
-            fit, fit32, proba = (float(v) for v in out.split())
-            times = f"{demo:7.1f} {fit:7.1f} {fit32:7.1f} {proba:7.1f}"
+            times = " ".join(f"{t:7.1f}" for t in (demo, *map(float, out.split())))
             print(f"{r:>5}  {tree:<30} {times}", flush=True)
 
 
