@@ -18,11 +18,11 @@ from .._synthetic import explicit_init
 FIRST_RUN_SECONDS = "40-80"
 
 
-def first_run_note(prog, stream):
-    """Say, before anything compiles, that the kernels will be compiled now.
+def main_kernels_cached():
+    """Whether any of the main kernels has a current on-disk cache entry.
 
-    Printed when none of the main kernels has a current on-disk cache entry
-    (a first run, a new fastmix or numba version, caching switched off).
+    Any of them cached: not a first run (a run needing a kernel its
+    predecessors did not, e.g. another dtype, compiles only that one).
     """
     from .. import _numba
     from .._kernels import estep, kmeans
@@ -31,9 +31,18 @@ def first_run_note(prog, stream):
         estep.estep_stats, estep.estep_stats_serial, estep.estep_rows, estep.estep_rows_serial,
         kmeans.seed_trial, kmeans.lloyd_pass, kmeans.column_moments,
     )  # fmt: skip
-    # Any of them cached: not a first run (a run needing a kernel its
-    # predecessors did not, e.g. another dtype, compiles only that one).
-    if any(_numba.is_cached(k) for k in kernels):
+    return any(_numba.is_cached(k) for k in kernels)
+
+
+def first_run_note(prog, stream):
+    """Say, before anything compiles, that the kernels will be compiled now.
+
+    Printed when none of the main kernels has a current on-disk cache entry
+    (a first run, a new fastmix or numba version, caching switched off).
+    """
+    from .. import _numba
+
+    if main_kernels_cached():
         return
     when = "first run only" if _numba._cache_wanted() else "every run: FASTMIX_NUMBA_CACHE is off"
     print(
