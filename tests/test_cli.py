@@ -880,7 +880,8 @@ def test_first_run_says_it_compiles(data, tmp_path, capsys):
     # The note comes before anything compiles, so the child is stopped once it
     # has said it: its compilation (a minute) is the one this process makes.
     note = "fastmix fit: compiling fastmix kernels (first run only, ~"
-    assert _first_stderr_line(child, empty).startswith(note)
+    line = _first_stderr_line(child, empty)
+    assert line.startswith(note), line
 
     # The same fit here leaves its kernels in this process's numba cache, which
     # a child shares: it loads them and says nothing.
