@@ -657,7 +657,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             rho = (self.learning_offset + self.n_batches_ + 1) ** -self.learning_decay
             previous = Stats.from_arrays(self.online_stats_)
             running = previous.blended(rho, batch, scale * rho, code)
-        terms = self._m_step(self._online_update_stats(running, batch), dtype)
+        terms = self._online_m_step(running, batch, dtype)
         self.online_stats_ = running.to_arrays()
         self.n_batches_ += 1
         self.n_samples_seen_ += source.n_samples
@@ -672,9 +672,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """Factor from a batch's statistics to the running statistics' units."""
         return 1.0 / batch.sum_w
 
-    def _online_update_stats(self, running, batch):
-        """The statistics the update sees: the running ones in the batch's units."""
-        return running.scaled(batch.sum_w)
+    def _online_m_step(self, running, batch, dtype):
+        """:meth:`_m_step` from the running statistics (in the batch's units for EM)."""
+        return self._m_step(running.scaled(batch.sum_w), dtype)
 
     def _online_lower_bound(self, batch, scale, terms=None):
         """The bound recorded for a batch: the estimator's own, at the running scale."""

@@ -532,8 +532,8 @@ class BayesianGaussianMixture(BaseMixture):
         # Stochastic VI: the batch stands for total_samples rows.
         return self.total_samples / batch.sum_w
 
-    def _online_update_stats(self, running, batch):
-        return running
+    def _online_m_step(self, running, batch, dtype):
+        return self._m_step(running, dtype)
 
     def log_predictive(self, X):
         """Log of the posterior predictive density of each sample.

@@ -261,7 +261,14 @@ class GaussianMixture(BaseMixture):
             self.means_, self.precisions_cholesky_, self.covariance_type, log_weights, dtype
         )
 
-    def _m_step(self, stats, dtype, derive=True):
+    def _online_m_step(self, running, batch, dtype):
+        return self._m_step(running, dtype, scale=batch.sum_w)
+
+    def _m_step(self, stats, dtype, derive=True, scale=1.0):
+        # The update of stats.scaled(scale): an online step's running
+        # statistics, per row, in the batch's units. The diagonal types' kernel
+        # scales the sums itself, a copy of every sum fewer.
+        #
         # A component left with no responsibility at or above min_responsibility
         # keeps its mean and covariance (its weight still goes to ~0): the
         # update of an empty component, mean 0 and covariance reg_covar, would
@@ -278,9 +285,11 @@ class GaussianMixture(BaseMixture):
             # online batch's update is mostly call overhead.
             previous = (self.means_, self.covariances_) if keep else None
             weights, means, covariances, prec_chol, params = diag_gaussian_update(
-                stats, self.reg_covar, self.covariance_type, dtype, previous
+                stats, self.reg_covar, self.covariance_type, dtype, previous, scale
             )
         else:
+            if scale != 1.0:
+                stats = stats.scaled(scale)
             nk, means, covariances = gaussian_parameters(
                 stats, self.reg_covar, self.covariance_type, dtype
             )

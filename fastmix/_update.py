@@ -158,10 +158,11 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     return nk, means, cov
 
 
-def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None):
+def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None, scale=1.0):
     """:func:`gaussian_parameters` then :func:`precision_cholesky`, diagonal types, one kernel.
 
-    ``previous`` is None, or the fitted ``(means_, covariances_)`` whose rows
+    Of ``stats.scaled(scale)``, the same numbers without that copy of the
+    statistics. ``previous`` is None, or the fitted ``(means_, covariances_)`` whose rows
     a component with no responsibility keeps (its covariance only where it
     has its own: 'diag' and 'spherical'); see
     :func:`fastmix._kernels.update.diag_m_step`.
@@ -188,7 +189,8 @@ def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None
         prev_cov = kernel_array(previous[1]).reshape(prev_means.shape[0], -1) if own else _NO_ROWS
     outputs = diag_kernel_outputs(*stats.s1.shape, np.float64)
     means, cov, prec_chol, weights, status = _kernels.diag_m_step(
-        *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype),
+        *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype, scale),
+        float(scale),
         prev_means,
         prev_cov,
         np.dtype(dtype) == np.float32,
@@ -255,26 +257,32 @@ def kernel_array(values):
     return out if out.flags.writeable else out.copy()
 
 
-def _eps10(stats):
-    """scikit-learn's ``10 eps`` count offset in float64, times the unit of weight."""
-    weight_unit = min(1.0, stats.sum_w / stats.n_rows) if stats.n_rows > 0 else 1.0
+def _eps10(stats, scale=1.0):
+    """scikit-learn's ``10 eps`` count offset in float64, times the unit of weight.
+
+    Of ``stats.scaled(scale)``, bit for bit.
+    """
+    n_rows = stats.n_rows * scale
+    weight_unit = min(1.0, (stats.sum_w * scale) / n_rows) if n_rows > 0 else 1.0
     return _EPS10 * weight_unit
 
 
 _EPS10 = 10 * float(np.finfo(np.float64).eps)
 
 
-def diag_parameter_inputs(stats, reg_covar, covariance_type, dtype):
+def diag_parameter_inputs(stats, reg_covar, covariance_type, dtype, scale=1.0):
     """The arguments of :func:`fastmix._kernels.update.diag_parameters` for ``stats``.
 
-    For the diagonal covariance types; :func:`gaussian_parameters` has the formulas.
+    For the diagonal covariance types; :func:`gaussian_parameters` has the
+    formulas. The sums are ``stats``' own; the count offset is that of
+    ``stats.scaled(scale)``, for a kernel that scales the sums itself.
     """
     return (
         kernel_array(stats.nk),
         kernel_array(stats.s1),
         kernel_array(stats.s2_diag),
         kernel_array(stats.shift),  # an initialisation's is a read-only broadcast
-        _eps10(stats),
+        _eps10(stats, scale),
         float(reg_covar),
         np.dtype(dtype) == np.float32,
         float(np.finfo(dtype).eps) if reg_covar == 0 else 0.0,

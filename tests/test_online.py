@@ -750,6 +750,36 @@ _OTHER_TYPE = {
 }
 
 
+@pytest.mark.parametrize("covariance_type", [*COV_TYPES, "tied-diagonal", "tied-spherical"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_update_of_scaled_statistics_is_bitwise_the_scaled_copy(covariance_type, dtype):
+    """GaussianMixture's online step updates from its running statistics per
+    row in the batch's units: _m_step(stats, scale=c) is bitwise
+    _m_step(stats.scaled(c)), which the diagonal types' kernel computes
+    without the copy (the count offset included)."""
+    X = _stream(500, seed=25).astype(dtype)
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X[:300])
+    model.partial_fit(X[300:])  # blended statistics, per row
+    stats = fastmix._stats.Stats.from_arrays(model.online_stats_)
+    scaled, copied = copy.deepcopy(model), copy.deepcopy(model)
+    scaled._m_step(stats, dtype, scale=200.0)
+    copied._m_step(stats.scaled(200.0), dtype)
+    assert stats.sum_w == pytest.approx(1.0)  # the sums were left per row
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
+        assert_array_equal(getattr(scaled, name), getattr(copied, name), err_msg=name)
+    if dtype == np.float64:
+        # The scale is not lost on the way: in exact arithmetic only the count
+        # offset sees it, but the scaled sums round otherwise (a float32
+        # model's attributes round that away).
+        unscaled = copy.deepcopy(model)
+        unscaled._m_step(stats, dtype)
+        assert any(
+            not np.array_equal(getattr(unscaled, name), getattr(scaled, name))
+            for name in ("means_", "covariances_")
+        )
+
+
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_cached_prior_follows_the_prior_attributes(covariance_type, dtype):

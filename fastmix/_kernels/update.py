@@ -174,6 +174,7 @@ def diag_m_step(
     eps,
     pooled,
     spherical,
+    scale,
     prev_means,
     prev_cov,
     single,
@@ -183,7 +184,9 @@ def diag_m_step(
 ):
     """GaussianMixture's M-step for the diagonal types, in one call.
 
-    :func:`diag_parameters` (the first ten arguments are its own); then,
+    :func:`diag_parameters` (the first ten arguments are its own) of the
+    statistics times ``scale`` (1 leaves them as they are; an online step's
+    running statistics per row come in the batch's units); then,
     where ``prev_means`` has rows (``min_responsibility > 0``), each
     component with no responsibility (``nk_true == 0``) keeps its row of
     ``prev_means`` and, unless ``pooled``, of ``prev_cov`` (K, D or 1);
@@ -200,6 +203,8 @@ def diag_m_step(
         layout, ``precisions_cholesky`` flattened. Unless ``status`` is OK,
         the factors and weights are empty and the ``out_`` arrays unset.
     """
+    if scale != 1.0:
+        nk_true, s1, s2 = nk_true * scale, s1 * scale, s2 * scale
     nk, means, cov = diag_parameters(
         nk_true, s1, s2, shift, eps10, reg_covar, clamp, eps, pooled, spherical
     )
