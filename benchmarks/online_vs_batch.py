@@ -4,6 +4,8 @@ Usage (from the repository root; the file is written once and kept)::
 
     python benchmarks/online_vs_batch.py --path /tmp/online.f32 --n-samples 100000000
     python benchmarks/online_vs_batch.py --overhead      # partial_fit's per-call overhead
+    git worktree add /tmp/base HEAD~1
+    python benchmarks/online_vs_batch.py --overhead --vs /tmp/base   # the same, A/B
 
 Writes a float32 raw file of N x 16 rows from a 16-component diagonal mixture
 (a fixed seed; 6.4 GB at N = 1e8), then times, as whole processes from the
@@ -13,14 +15,26 @@ default tol, max_iter 100), both ``-k 16 --covariance-type diag``, and
 compares the held-out log-likelihood per row of the two saved models on rows
 drawn afresh from the same mixture. ``--overhead`` times ``partial_fit`` on
 1e4 x 16 float32 batches against the E-step pass it runs (the kernel time).
+With ``--vs TREE`` it times that tree's ``fastmix`` too, loaded beside this
+one from a copy (``fastmix_vs``), in one process: each tree's ``partial_fit``
+right after its own E-step pass, the two trees' pairs alternating in order.
+On a shared machine the overhead moves by half its size from one process to
+the next, which hides a change of 10-30 us between runs of the two trees.
+(The first such A/B timed both trees' calls after one tree's pass: the other
+tree's compiled kernel, a second copy of the machine code, ran cold and
+read 10-25 us worse.)
 """
 
 import argparse
+import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -54,55 +68,74 @@ def write_file(path, n_samples, mean_scale, block=2_000_000):
             _draw(min(block, n_samples - start), rng, mixture).tofile(f)
 
 
-def overhead():
+def load_tree(tree, into):
+    """``tree``'s fastmix package, imported beside this one as ``fastmix_vs`` from a copy.
+
+    fastmix imports its own modules relatively, so the copy is a package of
+    its own; its numba kernels compile afresh (a minute or two).
+    """
+    shutil.copytree(
+        Path(tree) / "fastmix", Path(into) / "fastmix_vs",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )  # fmt: skip
+    sys.path.insert(0, str(into))
+    return importlib.import_module("fastmix_vs")
+
+
+def overhead(vs=None):
     """partial_fit's time over its E-step pass, 1e4 x 16 float32 batches, K = 16.
 
     The issue's figure first (diag, three medians, GaussianMixture then
     BayesianGaussianMixture), then one median per other covariance type of
-    both estimators.
+    both estimators; with ``vs`` (another tree), each figure for both trees.
     """
-    from fastmix import BayesianGaussianMixture, GaussianMixture
-    from fastmix._sources import ArraySource
+    import fastmix
 
     rng = np.random.default_rng(2)
     X = _draw(10_000, rng, _mixture())
+    packages = {"": fastmix}
+    if vs is not None:
+        packages = {"this tree: ": fastmix, f"{vs}: ": load_tree(vs, tempfile.mkdtemp())}
 
-    def paired(kernel, call, n=300):
-        """Medians of the two times, taken alternately: the machine's drift hits both."""
-        times = np.empty((n, 2))
-        for i in range(n):
-            for j, f in enumerate((kernel, call)):
-                t = time.perf_counter()
-                f()
-                times[i, j] = time.perf_counter() - t
-        return np.median(times, axis=0)
-
-    def measure(estimator, covariance_type, rounds):
-        model = estimator(n_components=N_COMPONENTS, covariance_type=covariance_type)
-        model.set_params(random_state=0).partial_fit(X)
+    def pair(package, estimator, covariance_type):
+        """(E-step pass, partial_fit) of a warmed-up model of ``package``."""
+        model = getattr(package, estimator)(n_components=N_COMPONENTS)
+        model.set_params(covariance_type=covariance_type, random_state=0).partial_fit(X)
         params = model._stats_params(np.float32)
-        source = ArraySource(X)
+        source = package._sources.ArraySource(X)
         for _ in range(20):
             model.partial_fit(X)
             source.estep_pass([params])
-        for _ in range(rounds):
-            kernel, call = paired(
-                lambda: source.estep_pass([params]), lambda: model.partial_fit(X)
-            )
-            print(
-                f"1e4 x 16 float32, K=16, {estimator.__name__} {covariance_type}: E-step pass "
-                f"{kernel * 1e3:.3f} ms, partial_fit {call * 1e3:.3f} ms: overhead "
-                f"{(call - kernel) * 1e6:.0f} us, "
-                f"{100 * (call / kernel - 1):.0f}% of the kernel time"
-            )
+        return lambda: source.estep_pass([params]), lambda: model.partial_fit(X)
 
-    measure(GaussianMixture, "diag", 3)
-    measure(BayesianGaussianMixture, "diag", 3)
-    for estimator, types in [
-        (GaussianMixture, ["spherical", "tied-diagonal", "full", "tied"]),
-        (BayesianGaussianMixture, ["spherical", "tied-diagonal", "full", "tied"]),
-    ]:
-        for covariance_type in types:
+    def paired(pairs, n=300):
+        """Medians of each pair's two times, the pass then the call; the pairs
+        alternate in order, so the machine's drift hits every figure alike."""
+        times = np.empty((n, len(pairs), 2))
+        for i in range(n):
+            order = range(len(pairs)) if i % 2 == 0 else reversed(range(len(pairs)))
+            for j in order:
+                for k, f in enumerate(pairs[j]):
+                    t = time.perf_counter()
+                    f()
+                    times[i, j, k] = time.perf_counter() - t
+        return np.median(times, axis=0)
+
+    def measure(estimator, covariance_type, rounds):
+        pairs = [pair(package, estimator, covariance_type) for package in packages.values()]
+        for _ in range(rounds):
+            for label, (kernel, call) in zip(packages, paired(pairs), strict=True):
+                print(
+                    f"{label}1e4 x 16 float32, K=16, {estimator} {covariance_type}: E-step "
+                    f"pass {kernel * 1e3:.3f} ms, partial_fit {call * 1e3:.3f} ms: overhead "
+                    f"{(call - kernel) * 1e6:.0f} us, "
+                    f"{100 * (call / kernel - 1):.0f}% of the kernel time"
+                )
+
+    measure("GaussianMixture", "diag", 3)
+    measure("BayesianGaussianMixture", "diag", 3)
+    for estimator in ("GaussianMixture", "BayesianGaussianMixture"):
+        for covariance_type in ("spherical", "tied-diagonal", "full", "tied"):
             measure(estimator, covariance_type, 1)
 
 
@@ -113,6 +146,12 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--overhead", action="store_true")
+    parser.add_argument(
+        "--vs",
+        metavar="TREE",
+        help="with --overhead: time TREE's fastmix too (a checkout, e.g. a git worktree), "
+        "interleaved in this process",
+    )
     parser.add_argument(
         "--mean-scale",
         type=float,
@@ -136,8 +175,10 @@ def main(argv=None):
     chosen = args.runs.split(",")
     if not chosen or not set(chosen) <= {"online", "batch"}:
         parser.error(f"--runs {args.runs}: name online, batch or both, separated by a comma")
+    if args.vs and not args.overhead:
+        parser.error("--vs compares partial_fit's overhead: give --overhead too")
     if args.overhead:
-        overhead()
+        overhead(args.vs)
         return
     if args.path is None:
         tail = "" if args.mean_scale == 4.0 else f"-{args.mean_scale:g}"
