@@ -11,10 +11,11 @@ from ._format import persistable
 from ._kernels import DIAG, FULL
 from ._predictive import predictive_mixture
 from ._stats import KernelParams
-from ._update import kernel_params
+from ._update import diag_layout, kernel_params
 from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
     VariationalPrior,
+    diag_posterior_arrays,
     lower_bound,
     moments_from_stats,
     posterior,
@@ -464,6 +465,8 @@ class BayesianGaussianMixture(BaseMixture):
         self._m_step(stats, source.dtype)
 
     def _m_step(self, stats, dtype, derive=True):
+        if self.covariance_type not in ("full", "tied"):
+            return self._diag_m_step(stats, dtype, derive)
         post = posterior(
             stats, self._variational_prior(), self.reg_covar, self.covariance_type, dtype
         )
@@ -489,6 +492,34 @@ class BayesianGaussianMixture(BaseMixture):
             self.weights_ = weights.astype(dtype)
             super()._derive_parameters()
         return post.get("bound_terms")
+
+    def _diag_m_step(self, stats, dtype, derive):
+        # posterior()'s diagonal branch without its dict: the arrays straight
+        # from the kernel (an online step's update is mostly call overhead).
+        prior = self._variational_prior()
+        a, b, mean_precision, means, dof, cov, prec_chol, weights, terms = diag_posterior_arrays(
+            stats, prior, self.reg_covar, self.covariance_type, dtype
+        )
+        # np.asarray: no copy for a float64 model; 'tied-spherical' keeps 0-d
+        # arrays, not NumPy scalars (as posterior()'s path).
+        a = np.asarray(a, dtype=dtype)
+        self.weight_concentration_ = (
+            (a, np.asarray(b, dtype=dtype)) if prior.diag_kernel_args[0] else a
+        )
+        self.mean_precision_ = np.asarray(mean_precision, dtype=dtype)
+        self.means_ = np.asarray(means, dtype=dtype)
+        pooled = self.covariance_type in ("tied-diagonal", "tied-spherical")
+        self.degrees_of_freedom_ = (
+            np.dtype(dtype).type(dof[0]) if pooled else np.asarray(dof, dtype=dtype)
+        )
+        self.covariances_ = np.asarray(diag_layout(cov, self.covariance_type), dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(
+            diag_layout(prec_chol, self.covariance_type), dtype=dtype
+        )
+        if derive:
+            self.weights_ = weights.astype(dtype)
+            super()._derive_parameters()
+        return terms
 
     def _update_calls_blas(self):
         # The diagonal types' variational update is serial numba kernels

@@ -31,6 +31,7 @@ References
    Dirichlet process mixtures", Bayesian Analysis 1(1).
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,23 @@ class VariationalPrior:
     mean: np.ndarray
     degrees_of_freedom: float
     covariance: object
+
+    @functools.cached_property
+    def diag_kernel_args(self):
+        """The prior as the diagonal types' posterior kernel takes it, converted once.
+
+        ``(dirichlet_process, weight_concentration, mean_precision, mean,
+        degrees_of_freedom, covariance)``: a flag, floats, and float64
+        contiguous 1-D arrays (``covariance`` of 1 or D values).
+        """
+        return (
+            self.weight_concentration_prior_type == "dirichlet_process",
+            float(self.weight_concentration),
+            float(self.mean_precision),
+            _float64(self.mean),
+            float(self.degrees_of_freedom),
+            _float64(self.covariance),
+        )
 
 
 # ------------------------------------------------------------------ weights
@@ -377,31 +395,42 @@ def posterior(stats, prior, reg_covar, covariance_type, dtype):
     }
 
 
-def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
-    """:func:`posterior` for the diagonal types: one kernel, the same stages."""
-    dirichlet_process = prior.weight_concentration_prior_type == "dirichlet_process"
+def diag_posterior_arrays(stats, prior, reg_covar, covariance_type, dtype):
+    """:func:`posterior` for the diagonal types, as the one kernel gives it.
+
+    Returns
+    -------
+    a, b, mean_precision, means, dof, covariances, precisions_cholesky, weights, terms
+        float64: the weights' posterior (``b`` empty for the Dirichlet
+        distribution), ``dof`` of shape (K,) or (1,) pooled, the covariances
+        and factors in ``diag_parameters``' (K or 1, D or 1) layout, and
+        :func:`posterior`'s ``weights`` and ``bound_terms``.
+    """
     a, b, mean_precision, means, dof, cov, prec_chol, status, weights, terms = (
         _kernels.diag_posterior(
             *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype),
-            dirichlet_process,
-            float(prior.weight_concentration),
-            float(prior.mean_precision),
-            _float64(prior.mean),
-            float(prior.degrees_of_freedom),
-            _float64(prior.covariance),
+            *prior.diag_kernel_args,
             np.dtype(dtype) == np.float32,
         )
     )
     check_diag_status(status, dtype)
+    return a, b, mean_precision, means, dof, cov, prec_chol.reshape(cov.shape), weights, terms
+
+
+def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
+    """:func:`posterior` for the diagonal types: one kernel, the same stages."""
+    a, b, mean_precision, means, dof, cov, prec_chol, weights, terms = diag_posterior_arrays(
+        stats, prior, reg_covar, covariance_type, dtype
+    )
     return {
         "weights": weights,
         "bound_terms": terms,
-        "weight_concentration": (a, b) if dirichlet_process else a,
+        "weight_concentration": (a, b) if prior.diag_kernel_args[0] else a,
         "mean_precision": mean_precision,
         "means": means,
         "degrees_of_freedom": dof[0] if covariance_type in TIED_TYPES else dof,
         "covariances": diag_layout(cov, covariance_type),
-        "precisions_cholesky": diag_layout(prec_chol.reshape(cov.shape), covariance_type),
+        "precisions_cholesky": diag_layout(prec_chol, covariance_type),
     }
 
 
