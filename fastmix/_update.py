@@ -161,10 +161,10 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
 def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None, scale=1.0):
     """:func:`gaussian_parameters` then :func:`precision_cholesky`, diagonal types, one kernel.
 
-    Of ``stats.scaled(scale)``, the same numbers without that copy of the
-    statistics. ``previous`` is None, or the fitted ``(means_, covariances_)`` whose rows
-    a component with no responsibility keeps (its covariance only where it
-    has its own: 'diag' and 'spherical'); see
+    Of ``stats.scaled(scale)``: the same numbers, without that copy of the
+    statistics. ``previous`` is None, or the fitted ``(means_,
+    covariances_)`` whose rows a component with no responsibility keeps (its
+    covariance only where it has its own: 'diag' and 'spherical'); see
     :func:`fastmix._kernels.update.diag_m_step`.
 
     Returns
