@@ -10,7 +10,7 @@ from ._base import BaseMixture
 from ._format import persistable
 from ._kernels import DIAG, FULL
 from ._predictive import predictive_mixture
-from ._stats import KernelParams
+from ._stats import TIED_TYPES, KernelParams
 from ._update import diag_layout, kernel_params
 from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
@@ -465,58 +465,41 @@ class BayesianGaussianMixture(BaseMixture):
         self._m_step(stats, source.dtype)
 
     def _m_step(self, stats, dtype, derive=True):
-        if self.covariance_type not in ("full", "tied"):
-            return self._diag_m_step(stats, dtype, derive)
-        post = posterior(
-            stats, self._variational_prior(), self.reg_covar, self.covariance_type, dtype
-        )
-        concentration = post["weight_concentration"]
+        prior = self._variational_prior()
+        if self.covariance_type in ("full", "tied"):
+            post = posterior(stats, prior, self.reg_covar, self.covariance_type, dtype)
+            concentration = post["weight_concentration"]
+            mean_precision, means = post["mean_precision"], post["means"]
+            dof, covariances = post["degrees_of_freedom"], post["covariances"]
+            prec_chol = post["precisions_cholesky"]
+            weights = terms = None
+        else:
+            # posterior()'s diagonal branch without its dict: the kernel's arrays
+            # as they come (an online step's update is mostly call overhead).
+            a, b, mean_precision, means, dof, cov, prec_chol, weights, terms = (
+                diag_posterior_arrays(stats, prior, self.reg_covar, self.covariance_type, dtype)
+            )
+            concentration = (a, b) if prior.diag_kernel_args[0] else a
+            dof = dof[0] if self.covariance_type in TIED_TYPES else dof
+            covariances = diag_layout(cov, self.covariance_type)
+            prec_chol = diag_layout(prec_chol, self.covariance_type)
         if self.weight_concentration_prior_type == "dirichlet_process":
             a, b = concentration
             self.weight_concentration_ = (np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype))
         else:
             self.weight_concentration_ = np.asarray(concentration, dtype=dtype)
-        self.mean_precision_ = np.asarray(post["mean_precision"], dtype=dtype)
-        self.means_ = np.asarray(post["means"], dtype=dtype)
-        self.degrees_of_freedom_ = _as_dtype(post["degrees_of_freedom"], dtype)
-        self.covariances_ = np.asarray(post["covariances"], dtype=dtype)
-        self.precisions_cholesky_ = np.asarray(post["precisions_cholesky"], dtype=dtype)
+        self.mean_precision_ = np.asarray(mean_precision, dtype=dtype)
+        self.means_ = np.asarray(means, dtype=dtype)
+        self.degrees_of_freedom_ = _as_dtype(dof, dtype)
+        self.covariances_ = np.asarray(covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(prec_chol, dtype=dtype)
         if derive:
             # The derived arrays, from the update's kernel where it computed them
             # (the diagonal types; the same numbers as _derive_parameters').
-            weights = post.get("weights")
             if weights is None:
                 weights = weights_from_concentration(
                     self.weight_concentration_, self.weight_concentration_prior_type
                 )
-            self.weights_ = weights.astype(dtype)
-            super()._derive_parameters()
-        return post.get("bound_terms")
-
-    def _diag_m_step(self, stats, dtype, derive):
-        # posterior()'s diagonal branch without its dict: the arrays straight
-        # from the kernel (an online step's update is mostly call overhead).
-        prior = self._variational_prior()
-        a, b, mean_precision, means, dof, cov, prec_chol, weights, terms = diag_posterior_arrays(
-            stats, prior, self.reg_covar, self.covariance_type, dtype
-        )
-        # np.asarray: no copy for a float64 model; 'tied-spherical' keeps 0-d
-        # arrays, not NumPy scalars (as posterior()'s path).
-        a = np.asarray(a, dtype=dtype)
-        self.weight_concentration_ = (
-            (a, np.asarray(b, dtype=dtype)) if prior.diag_kernel_args[0] else a
-        )
-        self.mean_precision_ = np.asarray(mean_precision, dtype=dtype)
-        self.means_ = np.asarray(means, dtype=dtype)
-        pooled = self.covariance_type in ("tied-diagonal", "tied-spherical")
-        self.degrees_of_freedom_ = (
-            np.dtype(dtype).type(dof[0]) if pooled else np.asarray(dof, dtype=dtype)
-        )
-        self.covariances_ = np.asarray(diag_layout(cov, self.covariance_type), dtype=dtype)
-        self.precisions_cholesky_ = np.asarray(
-            diag_layout(prec_chol, self.covariance_type), dtype=dtype
-        )
-        if derive:
             self.weights_ = weights.astype(dtype)
             super()._derive_parameters()
         return terms
