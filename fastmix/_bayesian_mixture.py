@@ -10,8 +10,8 @@ from ._base import BaseMixture
 from ._format import persistable
 from ._kernels import DIAG, FULL
 from ._predictive import predictive_mixture
-from ._stats import TIED_TYPES, KernelParams
-from ._update import diag_layout, kernel_params
+from ._stats import KernelParams
+from ._update import kernel_params
 from ._validation import check_precision_matrix, check_precision_positivity, check_shape
 from ._variational import (
     VariationalPrior,
@@ -476,13 +476,10 @@ class BayesianGaussianMixture(BaseMixture):
         else:
             # posterior()'s diagonal branch without its dict: the kernel's arrays
             # as they come (an online step's update is mostly call overhead).
-            a, b, mean_precision, means, dof, cov, prec_chol, weights, terms = (
+            a, b, mean_precision, means, dof, covariances, prec_chol, weights, terms = (
                 diag_posterior_arrays(stats, prior, self.reg_covar, self.covariance_type, dtype)
             )
             concentration = (a, b) if prior.diag_kernel_args[0] else a
-            dof = dof[0] if self.covariance_type in TIED_TYPES else dof
-            covariances = diag_layout(cov, self.covariance_type)
-            prec_chol = diag_layout(prec_chol, self.covariance_type)
         if self.weight_concentration_prior_type == "dirichlet_process":
             a, b = concentration
             self.weight_concentration_ = (np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype))

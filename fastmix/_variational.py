@@ -402,9 +402,9 @@ def diag_posterior_arrays(stats, prior, reg_covar, covariance_type, dtype):
     -------
     a, b, mean_precision, means, dof, covariances, precisions_cholesky, weights, terms
         float64: the weights' posterior (``b`` empty for the Dirichlet
-        distribution), ``dof`` of shape (K,) or (1,) pooled, the covariances
-        and factors in ``diag_parameters``' (K or 1, D or 1) layout, and
-        :func:`posterior`'s ``weights`` and ``bound_terms``.
+        distribution), then as :func:`posterior` gives them: ``dof`` (a
+        scalar for the tied types), the covariances and factors in
+        scikit-learn's layout, ``weights`` and ``bound_terms``.
     """
     a, b, mean_precision, means, dof, cov, prec_chol, status, weights, terms = (
         _kernels.diag_posterior(
@@ -414,7 +414,17 @@ def diag_posterior_arrays(stats, prior, reg_covar, covariance_type, dtype):
         )
     )
     check_diag_status(status, dtype)
-    return a, b, mean_precision, means, dof, cov, prec_chol.reshape(cov.shape), weights, terms
+    return (
+        a,
+        b,
+        mean_precision,
+        means,
+        dof[0] if covariance_type in TIED_TYPES else dof,
+        diag_layout(cov, covariance_type),
+        diag_layout(prec_chol.reshape(cov.shape), covariance_type),
+        weights,
+        terms,
+    )
 
 
 def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
@@ -428,9 +438,9 @@ def _diag_posterior(stats, prior, reg_covar, covariance_type, dtype):
         "weight_concentration": (a, b) if prior.diag_kernel_args[0] else a,
         "mean_precision": mean_precision,
         "means": means,
-        "degrees_of_freedom": dof[0] if covariance_type in TIED_TYPES else dof,
-        "covariances": diag_layout(cov, covariance_type),
-        "precisions_cholesky": diag_layout(prec_chol, covariance_type),
+        "degrees_of_freedom": dof,
+        "covariances": cov,
+        "precisions_cholesky": prec_chol,
     }
 
 
