@@ -26,6 +26,7 @@ read 10-25 us worse.)
 """
 
 import argparse
+import atexit
 import importlib
 import json
 import os
@@ -95,7 +96,9 @@ def overhead(vs=None):
     X = _draw(10_000, rng, _mixture())
     packages = {"": fastmix}
     if vs is not None:
-        packages = {"this tree: ": fastmix, f"{vs}: ": load_tree(vs, tempfile.mkdtemp())}
+        into = tempfile.mkdtemp()
+        atexit.register(shutil.rmtree, into, True)  # the copy and its numba cache
+        packages = {"this tree: ": fastmix, f"{vs}: ": load_tree(vs, into)}
 
     def pair(package, estimator, covariance_type):
         """(E-step pass, partial_fit) of a warmed-up model of ``package``."""
