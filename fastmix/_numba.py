@@ -11,7 +11,10 @@ numba raises at *decoration* time when it finds no writable cache location
 (for instance a read-only site-packages and no writable home), which would
 break ``import fastmix``; :func:`jit` then falls back to an uncached
 dispatcher. ``FASTMIX_NUMBA_CACHE=0`` switches caching off explicitly.
-Decoration never compiles: kernels compile lazily on their first call.
+Decoration never compiles: kernels compile lazily on their first call. Under
+numba's debugging switch ``NUMBA_DISABLE_JIT=1`` :func:`jit` returns the
+Python function itself and :func:`prefer_wide_vectors` is a no-op, so every
+kernel runs as Python (slowly; for debugging).
 
 A damaged cache entry is a miss, never a failure: numba unpickles its index
 unguarded (a truncated ``.nbi`` raises ``EOFError`` at the first call) and
@@ -110,6 +113,9 @@ def jit(func=None, *, parallel=False, reassoc=True, inline=False, exact=False):
     """
     if func is None:
         return lambda f: jit(f, parallel=parallel, reassoc=reassoc, inline=inline, exact=exact)
+    if numba.config.DISABLE_JIT:
+        # numba's debugging switch: the kernels run as the Python they are.
+        return func
     flags = set(FASTMATH) if reassoc else set(FASTMATH) - {"reassoc"}
     if exact:
         flags = set()
@@ -251,11 +257,11 @@ def serial_twin(dispatcher, name):
     named ``name`` keeps the twin's on-disk cache entries apart from the
     parallel kernel's (numba's cache index does not key on ``parallel``).
     """
-    f = dispatcher.py_func
+    f = getattr(dispatcher, "py_func", dispatcher)  # a plain function under NUMBA_DISABLE_JIT
     twin = _pytypes.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
     twin.__qualname__ = name
     twin.__doc__ = f"Serial twin of :func:`{f.__name__}` (same arguments and result)."
-    options = dispatcher.targetoptions
+    options = getattr(dispatcher, "targetoptions", {})
     return jit(twin, parallel=False, reassoc="reassoc" in options.get("fastmath", FASTMATH))
 
 
@@ -383,3 +389,9 @@ def prefer_wide_vectors(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+if numba.config.DISABLE_JIT:
+    # An intrinsic cannot run as Python; with nothing compiled there is nothing to set.
+    def prefer_wide_vectors():  # noqa: F811
+        """No-op under NUMBA_DISABLE_JIT: see the compiled version's docstring."""

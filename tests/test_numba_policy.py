@@ -79,6 +79,43 @@ def test_cache_can_be_switched_off(monkeypatch):
     assert disp(21) == 42
 
 
+_PURE_PYTHON_FITS = """
+import inspect, json, sys, warnings
+import numpy as np
+from fastmix import BayesianGaussianMixture, GaussianMixture
+from fastmix._kernels import estep
+X = np.load(sys.argv[1])
+out = {"python": inspect.isfunction(estep.estep_stats)}
+warnings.simplefilter("ignore")
+for cov in ("full", "tied", "diag", "spherical"):
+    for cls in (GaussianMixture, BayesianGaussianMixture):
+        m = cls(n_components=3, covariance_type=cov, max_iter=3, random_state=0).fit(X)
+        out[cls.__name__ + " " + cov] = [float(m.lower_bound_), m.means_.tolist()]
+print(json.dumps(out))
+"""
+
+
+def test_numba_disable_jit_runs_the_kernels_as_python(tmp_path):
+    """numba's debugging switch, NUMBA_DISABLE_JIT=1: fastmix imports, its kernels
+    run as the Python they are written in, and fits agree with the compiled ones
+    (it raised AttributeError at import, where the on-disk cache was set up)."""
+    X = three_blobs(n_per=30, n_features=2)
+    np.save(tmp_path / "X.npy", X)
+    got = run_python(_PURE_PYTHON_FITS, str(tmp_path / "X.npy"), env={"NUMBA_DISABLE_JIT": "1"})
+    assert got.pop("python") is True
+    for key, (bound, means) in got.items():
+        name, cov = key.split()
+        cls = {
+            "GaussianMixture": GaussianMixture,
+            "BayesianGaussianMixture": BayesianGaussianMixture,
+        }
+        m = fit_quiet(
+            cls[name](n_components=3, covariance_type=cov, max_iter=3, random_state=0), X
+        )
+        np.testing.assert_allclose(bound, m.lower_bound_, rtol=1e-9, err_msg=key)
+        np.testing.assert_allclose(means, m.means_, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
 def test_no_cache_locator_falls_back_to_uncached(monkeypatch):
     """numba raises at decoration when no cache directory is writable; jit must not."""
     real_njit = numba.njit

@@ -41,10 +41,12 @@ def first_run_note(prog, stream):
     Printed when none of the main kernels has a current on-disk cache entry
     (a first run, a new fastmix or numba version, caching switched off).
     """
+    import numba
+
     from .. import _numba
 
-    if main_kernels_cached():
-        return
+    if numba.config.DISABLE_JIT or main_kernels_cached():
+        return  # nothing will compile
     when = "first run only" if _numba._cache_wanted() else "every run: FASTMIX_NUMBA_CACHE is off"
     print(
         f"{prog}: compiling fastmix kernels ({when}, ~{FIRST_RUN_SECONDS} s)",
