@@ -976,8 +976,9 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
         rlogr[i] = 0.0
         total[i] = 0.0
     # Four rows a pass: mx is loaded and stored once per four (the same
-    # comparisons in the same order). One row a pass did not vectorise, and
-    # took 4x as long on Zen 3 (63 against 16 us for a chunk at K = 256).
+    # comparisons in the same order), and LLVM uses vector max instructions.
+    # One row a pass became a compare and a masked store of mx (slow on AMD),
+    # 4x the time on Zen 3 (63 against 16 us for a chunk at K = 256).
     k = 1
     while k + 3 < n_components:
         r0 = logp[k]
