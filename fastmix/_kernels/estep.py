@@ -1320,11 +1320,16 @@ def _drop_below(resp, m, inv_total, min_resp):
     for i in range(m):
         thr[i] = min_resp / inv_total[i]
     zero = np.zeros(1, dtype=resp.dtype)[0]
+    one = np.ones(1, dtype=resp.dtype)[0]
+    # e times 0 or 1: the same values bit for bit as ``zero if e < thr else
+    # e`` (e >= 0 or NaN), which LLVM compiled to masked stores of zero, slow
+    # on AMD: 65 -> 24 us (float64), 62 -> 11 us (float32) a chunk at K = 256
+    # on Zen 3.
     for k in range(resp.shape[0]):
         row = resp[k]
         for i in range(m):
             e = row[i]
-            row[i] = zero if e < thr[i] else e
+            row[i] = e * (zero if e < thr[i] else one)
 
 
 @jit
