@@ -59,6 +59,7 @@ __all__ = [
     "prange",
     "prefer_wide_vectors",
     "serial_twin",
+    "vector_registers",
 ]
 
 prange = numba.prange
@@ -391,7 +392,47 @@ def prefer_wide_vectors(typingctx):
     return types.none(), codegen
 
 
+def _register_count(features):
+    """Vector registers of a target with LLVM feature string ``features``.
+
+    x86-64 (it always has SSE2) has 16 unless AVX-512 or AVX10 adds 16 more;
+    AArch64 and POWER have 32 or more.
+    """
+    x86 = "+sse2" in features
+    if x86 and "+avx512f" not in features and "+avx10.1" not in features:
+        return 16
+    return 32
+
+
+@intrinsic
+def vector_registers(typingctx):
+    """The number of vector registers of the CPU the calling kernel is compiled for.
+
+    A compile-time constant (LLVM folds the branches that test it), read
+    from numba's target machine, so ``NUMBA_CPU_NAME`` and
+    ``NUMBA_CPU_FEATURES`` count, and numba's cache, keyed by the CPU, never
+    hands one CPU's choice to another. Register tiles size themselves by it:
+    a tile whose running sums outnumber the registers keeps some in memory,
+    and each pass then stores and reloads them (see
+    :func:`fastmix._kernels.estep._symmetric_gram`). 16 where it cannot be
+    read: a tile that fits 16 fits 32.
+    """
+
+    def codegen(context, builder, signature, args):
+        try:
+            features = context.codegen()._tm_features
+        except Exception:  # pragma: no cover - depends on numba internals
+            features = "+sse2"
+        return context.get_constant(types.intp, _register_count(features))
+
+    return types.intp(), codegen
+
+
 if numba.config.DISABLE_JIT:
-    # An intrinsic cannot run as Python; with nothing compiled there is nothing to set.
+    # Intrinsics cannot run as Python; with nothing compiled there is nothing to set.
+    def vector_registers():  # noqa: F811
+        """16 under NUMBA_DISABLE_JIT: see the compiled version's docstring."""
+        return 16
+
     def prefer_wide_vectors():  # noqa: F811
         """No-op under NUMBA_DISABLE_JIT: see the compiled version's docstring."""

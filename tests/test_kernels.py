@@ -1272,3 +1272,31 @@ def test_prior_covariance_of_a_constant_float32_feature_is_not_negative(covarian
         np.testing.assert_allclose(cov, [0.0, total / (total - 1)])
     else:
         assert cov == pytest.approx(0.5 * total / (total - 1))
+
+
+@pytest.mark.parametrize("cols", [2, 4])
+@pytest.mark.parametrize("n_features", [1, 3, 4, 5, 9, 12])
+def test_gram_blocks_of_either_width_match_numpy(monkeypatch, cols, n_features):
+    """The full and tied statistics' Gram kernels with 4 x 2 blocks (16 vector
+    registers) and 4 x 4 blocks (32): every upper entry, the zero-padded rows
+    ignored, the lower triangle left as it was. Run as Python so that both
+    widths are checked on any CPU (the compiled kernels use the host's)."""
+    monkeypatch.setattr(estep, "_gram_cols", lambda: cols)
+    monkeypatch.setattr(estep, "prefer_wide_vectors", lambda: None)  # an intrinsic
+    rng = np.random.default_rng(n_features)
+    n4, m = (n_features + 3) // 4 * 4, 7
+    a = np.zeros((n4, m + 2))
+    b = np.zeros((n4, m + 2))
+    a[:n_features] = rng.standard_normal((n_features, m + 2))
+    b[:n_features] = rng.standard_normal((n_features, m + 2))
+    start = rng.standard_normal((n_features, n_features))
+    upper = np.triu_indices(n_features)
+    lower = np.tril_indices(n_features, -1)
+    for kernel, expected in (
+        (estep._symmetric_gram.py_func, a[:n_features, :m] @ a[:n_features, :m].T),
+        (estep._upper_gram.py_func, a[:n_features, :m] @ b[:n_features, :m].T),
+    ):
+        out = start.copy()
+        kernel(a, m, out) if kernel is estep._symmetric_gram.py_func else kernel(a, b, m, out)
+        np.testing.assert_allclose(out[upper], start[upper] + expected[upper], rtol=1e-13)
+        np.testing.assert_array_equal(out[lower], start[lower])

@@ -417,3 +417,30 @@ def test_kernel_view_is_a_writeable_view_of_a_read_only_array():
     np.testing.assert_array_equal(view, a)  # still alive: the view holds it
     empty = _numba.kernel_view(read_only(np.empty((0, 4))))
     assert empty.flags.writeable and empty.shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("features", "count"),
+    [
+        ("+64bit,+sse2,+avx,+avx2,+fma,-avx512f,-avx10.1", 16),  # x86-64 with AVX2 (Zen 3)
+        ("+64bit,+sse2,+avx2,+avx512f,+avx512vl", 32),  # AVX-512
+        ("+64bit,+sse2,+avx2,-avx512f,+avx10.1", 32),  # AVX10
+        ("+neon,+fp-armv8", 32),  # AArch64
+        ("", 32),  # not x86: 32 or more
+    ],
+)
+def test_vector_register_count_from_target_features(features, count):
+    assert _numba._register_count(features) == count
+
+
+def test_vector_registers_is_the_compile_targets():
+    """The kernels' register tiles read the CPU numba compiles for."""
+    from numba.core.registry import cpu_target
+
+    @numba.njit
+    def registers():
+        return _numba.vector_registers()
+
+    expected = _numba._register_count(cpu_target.target_context.codegen()._tm_features)
+    assert registers() == expected
+    assert estep._gram_cols() == (4 if expected >= 32 else 2)
