@@ -85,6 +85,49 @@ class GaussianMixtureBenchmark(Benchmark, Estimator, VersusReference):
         warm_dispatchers(covariance_type, dtype)
 
 
+class PredictBenchmark(Benchmark):
+    """Per-row outputs of a fitted model on 1e6 x 16 rows, K = 16: ``score_samples``,
+    ``predict`` and ``predict_proba``, against scikit-learn's on the same parameters.
+
+    The model is one fixed-work EM iteration from the explicit start; scikit-learn's
+    estimator is given its fitted attributes, so both evaluate the same mixture.
+    """
+
+    param_names = ["covariance_type", "dtype"]
+    params = (["full", "diag"], DTYPES)
+
+    def setup(self, covariance_type, dtype):
+        self.X = make_data(1_000_000, N_FEATURES, N_COMPONENTS, dtype)
+        init = explicit_init(self.X, N_COMPONENTS, covariance_type)
+        params = fixed_work(N_COMPONENTS, covariance_type, init, max_iter=1)
+        warm_dispatchers(covariance_type, dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model = GaussianMixture(**params).fit(self.X)
+        self.reference = SkGaussianMixture(**params)
+        for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+            setattr(self.reference, name, getattr(self.model, name))
+
+    def time_score_samples(self, *args):
+        self.model.score_samples(self.X)
+
+    def time_predict(self, *args):
+        self.model.predict(self.X)
+
+    def time_predict_proba(self, *args):
+        self.model.predict_proba(self.X)
+
+    def track_score_samples_ratio_vs_sklearn(self, *args):
+        t0 = timeit.default_timer()
+        self.model.score_samples(self.X)
+        t1 = timeit.default_timer()
+        self.reference.score_samples(self.X)
+        t2 = timeit.default_timer()
+        return (t2 - t1) / (t1 - t0)
+
+    track_score_samples_ratio_vs_sklearn.unit = "sklearn s / fastmix s"
+
+
 def _large_k_problem(bench, shape, dtype, min_resp=0.0):
     """Set ``bench.X`` (2e5 rows of shape ``DxK``), warm the kernels; the fit's parameters."""
     n_features, n_components = (int(v) for v in shape.split("x"))

@@ -1595,28 +1595,66 @@ def _rows_chunk(
     logp = _scratch(n_components, m, X, False)
     _load_chunk(X, np.empty(0), lo, hi, xt, w)
     _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
+    # The first maximum of each row and its component, as the one-row scan
+    # ``if logp[k, i] > mx`` did (NaN never replaces a maximum), four
+    # components a pass; the index is carried as a float so that the pass is
+    # vector selects (AVX2 has no 64-bit integer select by comparison).
+    mx = _scratch(1, m, logp, False)[0]
+    best = _scratch(1, m, f64, False)[0]
     for i in range(m):
-        best = 0
-        mx = logp[0, i]
-        for k in range(1, n_components):
-            if logp[k, i] > mx:
-                mx = logp[k, i]
-                best = k
-        labels[lo + i] = best
-        if not np.isfinite(mx):
-            log_prob_norm[lo + i] = mx if np.isnan(mx) else -np.inf
+        mx[i] = logp[0, i]
+        best[i] = 0.0
+    for k in range(1, n_components, 4):
+        r0 = logp[k]
+        r1 = logp[min(k + 1, n_components - 1)]
+        r2 = logp[min(k + 2, n_components - 1)]
+        r3 = logp[min(k + 3, n_components - 1)]
+        k0 = float(k)
+        k1 = float(min(k + 1, n_components - 1))
+        k2 = float(min(k + 2, n_components - 1))
+        k3 = float(min(k + 3, n_components - 1))
+        for i in range(m):
+            a = mx[i]
+            b = best[i]
+            v = r0[i]
+            b = k0 if v > a else b
+            a = v if v > a else a
+            v = r1[i]
+            b = k1 if v > a else b
+            a = v if v > a else a
+            v = r2[i]
+            b = k2 if v > a else b
+            a = v if v > a else a
+            v = r3[i]
+            best[i] = k3 if v > a else b
+            mx[i] = v if v > a else a
+    for i in range(m):
+        labels[lo + i] = int(best[i])
+    if want_resp:
+        for i in range(m):
+            for k in range(n_components):
+                log_resp[lo + i, k] = logp[k, i]
+    # The log-sum-exp by the fit's normalisation: its exp and log are vectorised
+    # (numba's np.exp and np.log are a scalar libm call per element).
+    lse = _scratch(1, m, f64, False)[0]
+    rlogr = _scratch(1, m, f64, False)[0]
+    total = _scratch(1, m, f64, False)[0]
+    t = _scratch(1, m, f64, False)[0]
+    scale_bits = np.empty(m, dtype=np.int64)
+    _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits)
+    for i in range(m):
+        top = mx[i]
+        if not np.isfinite(top):
+            log_prob_norm[lo + i] = top if np.isnan(top) else -np.inf
             if want_resp:
                 for k in range(n_components):
                     log_resp[lo + i, k] = np.nan
             continue
-        s = 0.0
-        for k in range(n_components):
-            s += np.exp(logp[k, i] - mx)
-        lse = mx + np.log(s)
-        log_prob_norm[lo + i] = lse
+        norm = lse[i]
+        log_prob_norm[lo + i] = norm
         if want_resp:
             for k in range(n_components):
-                log_resp[lo + i, k] = logp[k, i] - lse
+                log_resp[lo + i, k] -= norm
 
 
 @jit(parallel=True)
