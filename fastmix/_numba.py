@@ -392,15 +392,16 @@ def prefer_wide_vectors(typingctx):
     return types.none(), codegen
 
 
-def _register_count(features):
-    """Vector registers of a target with LLVM feature string ``features``.
+def _register_count(triple, features):
+    """Vector registers of a target: its LLVM triple and feature string.
 
-    x86-64 (it always has SSE2) has 16 unless AVX-512 or AVX10 adds 16 more;
-    AArch64 and POWER have 32 or more.
+    x86-64 has 16 unless AVX-512 or AVX10 adds 16 more; AArch64 and POWER
+    have 32 or more.
     """
-    x86 = "+sse2" in features
-    if x86 and "+avx512f" not in features and "+avx10.1" not in features:
-        return 16
+    arch = triple.split("-", 1)[0]
+    if arch in ("x86_64", "amd64", "i386", "i686"):
+        enabled = set(features.split(","))
+        return 32 if "+avx512f" in enabled or "+avx10.1" in enabled else 16
     return 32
 
 
@@ -409,21 +410,22 @@ def vector_registers(typingctx):
     """The number of vector registers of the CPU the calling kernel is compiled for.
 
     A compile-time constant (LLVM folds the branches that test it), read
-    from numba's target machine, so ``NUMBA_CPU_NAME`` and
-    ``NUMBA_CPU_FEATURES`` count, and numba's cache, keyed by the CPU, never
-    hands one CPU's choice to another. Register tiles size themselves by it:
-    a tile whose running sums outnumber the registers keeps some in memory,
-    and each pass then stores and reloads them (see
-    :func:`fastmix._kernels.estep._symmetric_gram`). 16 where it cannot be
-    read: a tile that fits 16 fits 32.
+    from the module's target triple and numba's target features, so
+    ``NUMBA_CPU_NAME`` and ``NUMBA_CPU_FEATURES`` count, and numba's cache,
+    keyed by the CPU, never hands one CPU's choice to another. Register
+    tiles size themselves by it: a tile whose running sums outnumber the
+    registers keeps some in memory, and each pass then stores and reloads
+    them (see :func:`fastmix._kernels.estep._gram_cols`). Where the features
+    cannot be read, an x86 target counts 16: a tile that fits 16 fits 32.
     """
 
     def codegen(context, builder, signature, args):
         try:
             features = context.codegen()._tm_features
         except Exception:  # pragma: no cover - depends on numba internals
-            features = "+sse2"
-        return context.get_constant(types.intp, _register_count(features))
+            features = ""
+        count = _register_count(builder.module.triple or "", features)
+        return context.get_constant(types.intp, count)
 
     return types.intp(), codegen
 

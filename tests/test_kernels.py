@@ -1274,6 +1274,7 @@ def test_prior_covariance_of_a_constant_float32_feature_is_not_negative(covarian
         assert cov == pytest.approx(0.5 * total / (total - 1))
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="py_func: the kernels are compiled")
 @pytest.mark.parametrize("cols", [2, 4])
 @pytest.mark.parametrize("n_features", [1, 3, 4, 5, 9, 12])
 def test_gram_blocks_of_either_width_match_numpy(monkeypatch, cols, n_features):

@@ -420,19 +420,22 @@ def test_kernel_view_is_a_writeable_view_of_a_read_only_array():
 
 
 @pytest.mark.parametrize(
-    ("features", "count"),
+    ("triple", "features", "count"),
     [
-        ("+64bit,+sse2,+avx,+avx2,+fma,-avx512f,-avx10.1", 16),  # x86-64 with AVX2 (Zen 3)
-        ("+64bit,+sse2,+avx2,+avx512f,+avx512vl", 32),  # AVX-512
-        ("+64bit,+sse2,+avx2,-avx512f,+avx10.1", 32),  # AVX10
-        ("+neon,+fp-armv8", 32),  # AArch64
-        ("", 32),  # not x86: 32 or more
+        ("x86_64-unknown-linux-gnu", "+64bit,+sse2,+avx2,+fma,-avx512f,-avx10.1", 16),  # Zen 3
+        ("x86_64-unknown-linux-gnu", "+avx2,+fma,+avx512fp16", 16),  # no +sse2, no +avx512f
+        ("x86_64-unknown-linux-gnu", "", 16),  # features not read (numba's AOT target)
+        ("x86_64-pc-windows-msvc", "+64bit,+sse2,+avx2,+avx512f,+avx512vl", 32),  # AVX-512
+        ("x86_64-apple-darwin", "+sse2,+avx2,-avx512f,+avx10.1", 32),  # AVX10
+        ("aarch64-unknown-linux-gnu", "+neon,+fp-armv8", 32),
+        ("powerpc64le-unknown-linux-gnu", "+vsx", 32),
     ],
 )
-def test_vector_register_count_from_target_features(features, count):
-    assert _numba._register_count(features) == count
+def test_vector_register_count_from_target(triple, features, count):
+    assert _numba._register_count(triple, features) == count
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing is compiled")
 def test_vector_registers_is_the_compile_targets():
     """The kernels' register tiles read the CPU numba compiles for."""
     from numba.core.registry import cpu_target
@@ -441,6 +444,7 @@ def test_vector_registers_is_the_compile_targets():
     def registers():
         return _numba.vector_registers()
 
-    expected = _numba._register_count(cpu_target.target_context.codegen()._tm_features)
+    codegen = cpu_target.target_context.codegen()
+    expected = _numba._register_count(codegen._tm.triple, codegen._tm_features)
     assert registers() == expected
     assert estep._gram_cols() == (4 if expected >= 32 else 2)

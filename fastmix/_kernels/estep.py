@@ -963,8 +963,8 @@ def _normalise_chunk(logp, m, lse, rlogr, total, t, scale_bits):
     (all float64): the caller folds ``1 / total`` into the row's weight
     instead of scaling K entries per row. ``t`` (B,) float64 and
     ``scale_bits`` (B,) int64 are scratch. A row whose every density is zero
-    gets lse = -inf and NaN responsibilities: the caller reports it rather
-    than dividing 0 by 0.
+    gets lse = NaN (its maximum is -inf, and -inf - -inf is NaN) and NaN
+    responsibilities: the caller reports it rather than dividing 0 by 0.
     """
     prefer_wide_vectors()
     n_components = logp.shape[0]
@@ -1597,22 +1597,26 @@ def _rows_chunk(
     _logdens_chunk(xt, m, code, shift, prec_mat, prec_diag, offset, bias, logp, dt, y, acc)
     # The first maximum of each row and its component, as the one-row scan
     # ``if logp[k, i] > mx`` did (NaN never replaces a maximum), four
-    # components a pass; the index is carried as a float so that the pass is
-    # vector selects (AVX2 has no 64-bit integer select by comparison).
+    # components a pass. The component index is carried in logp's dtype
+    # (exact up to 2**24 components in float32), as many lanes a vector as
+    # the maximum, so each step is one compare and two selects of one width.
     mx = _scratch(1, m, logp, False)[0]
-    best = _scratch(1, m, f64, False)[0]
+    best = _scratch(1, m, logp, False)[0]
+    index = _scratch(1, n_components, logp, False)[0]
+    for k in range(n_components):
+        index[k] = k
     for i in range(m):
         mx[i] = logp[0, i]
-        best[i] = 0.0
+        best[i] = index[0]
     for k in range(1, n_components, 4):
         r0 = logp[k]
         r1 = logp[min(k + 1, n_components - 1)]
         r2 = logp[min(k + 2, n_components - 1)]
         r3 = logp[min(k + 3, n_components - 1)]
-        k0 = float(k)
-        k1 = float(min(k + 1, n_components - 1))
-        k2 = float(min(k + 2, n_components - 1))
-        k3 = float(min(k + 3, n_components - 1))
+        k0 = index[k]
+        k1 = index[min(k + 1, n_components - 1)]
+        k2 = index[min(k + 2, n_components - 1)]
+        k3 = index[min(k + 3, n_components - 1)]
         for i in range(m):
             a = mx[i]
             b = best[i]
