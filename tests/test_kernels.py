@@ -268,7 +268,7 @@ def test_serial_twins_and_thread_count_are_bitwise_equal(covariance_type, dtype,
     want = raw_stats(estep_stats_serial, X, w, params, 64)
     n = len(X)
     rows_want = (np.empty(n), np.empty(n, np.int64), np.empty((n, 3)))
-    estep_rows_serial(X, *params.args(), 64, *rows_want)
+    estep_rows_serial(X, *params.args(), 64, *rows_want, False)
     before = numba.get_num_threads()
     try:
         for threads in sorted({1, before}):
@@ -277,7 +277,7 @@ def test_serial_twins_and_thread_count_are_bitwise_equal(covariance_type, dtype,
             for g, e in zip(got, want, strict=True):
                 np.testing.assert_array_equal(g, e, err_msg=f"{threads} threads")
             rows = (np.empty(n), np.empty(n, np.int64), np.empty((n, 3)))
-            estep_rows(X, *params.args(), 64, *rows)
+            estep_rows(X, *params.args(), 64, *rows, False)
             for g, e in zip(rows, rows_want, strict=True):
                 np.testing.assert_array_equal(g, e, err_msg=f"{threads} threads")
     finally:
@@ -335,14 +335,45 @@ def test_estep_rows_direct_call_any_bias(covariance_type, kernel):
     params = kernel_params(means, pc, covariance_type, extra_bias, dtype)
     n, k = len(X), len(extra_bias)
     lpn, labels, log_resp = np.empty(n), np.empty(n, np.int64), np.empty((n, k))
-    ROWS_KERNELS[kernel](X, *params.args(), 10, lpn, labels, log_resp)
+    ROWS_KERNELS[kernel](X, *params.args(), 10, lpn, labels, log_resp, False)
     assert_rows_match(
         (lpn, labels, log_resp), X, extra_bias, means, pc, covariance_type, params, dtype
     )
     untouched = np.full((0, k), 5.0)
     lpn2 = np.empty(n)
-    ROWS_KERNELS[kernel](X, *params.args(), 10, lpn2, labels, untouched)
+    ROWS_KERNELS[kernel](X, *params.args(), 10, lpn2, labels, untouched, False)
     np.testing.assert_array_equal(lpn2, lpn)
+
+
+@pytest.mark.parametrize("kernel", ROWS_KERNELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_estep_rows_writes_probabilities_when_asked(covariance_type, dtype, kernel):
+    """``probabilities`` writes the responsibilities themselves (predict_proba's),
+    the exp of the log-responsibilities it writes otherwise, the same
+    log p(x) and labels; a row with no finite density gets NaN either way."""
+    X, _, means, pc, _ = problem(7, covariance_type, dtype, n_samples=301, n_components=5)
+    extra_bias = np.array([0.5, -3.0, -np.inf, 2.0, -700.0])  # one component never wins
+    params = kernel_params(means, pc, covariance_type, extra_bias, dtype)
+    X[7] = np.inf  # every density of this row is 0 (log -inf) or NaN
+    n, k = len(X), len(extra_bias)
+    logs = (np.empty(n), np.empty(n, np.int64), np.empty((n, k)))
+    probs = (np.empty(n), np.empty(n, np.int64), np.empty((n, k)))
+    ROWS_KERNELS[kernel](X, *params.args(), 64, *logs, False)
+    ROWS_KERNELS[kernel](X, *params.args(), 64, *probs, True)
+    np.testing.assert_array_equal(probs[0], logs[0])
+    np.testing.assert_array_equal(probs[1], logs[1])
+    finite = np.isfinite(logs[0])
+    assert not finite[7] and finite.sum() == n - 1
+    assert np.isnan(probs[2][~finite]).all() and np.isnan(logs[2][~finite]).all()
+    # exp(t) / sum exp(t) against exp(t - log sum exp(t)): the exp runs in the
+    # data's dtype on t = logp - max rounded to it (|t| u relative, |t| <= 87 in
+    # float32, whose exp gives 0 below exp(-87), under 2e-38; float64's below
+    # exp(-708)).
+    rtol, atol = (1e-13, 1e-300) if dtype == np.float64 else (1e-5, 2e-38)
+    np.testing.assert_allclose(probs[2][finite], np.exp(logs[2][finite]), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(probs[2][finite].sum(axis=1), 1.0, rtol=4 * rtol)
+    assert (probs[2][finite][:, 2] == 0).all()
 
 
 # --------------------------------------------------------------------------

@@ -1541,7 +1541,7 @@ def estep_stats_serial(
 @jit
 def _rows_chunk(
     X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, want_resp,
-    log_prob_norm, labels, log_resp,
+    log_prob_norm, labels, log_resp, probabilities,
 ):  # fmt: skip
     """Per-row outputs of rows ``lo:hi`` (see :func:`estep_rows`)."""
     prefer_wide_vectors()  # the stages below are inlined into this function
@@ -1597,7 +1597,7 @@ def _rows_chunk(
             mx[i] = v if v > a else a
     for i in range(m):
         labels[lo + i] = int(best[i])
-    if want_resp:
+    if want_resp and not probabilities:
         for i in range(m):
             for k in range(n_components):
                 log_resp[lo + i, k] = logp[k, i]
@@ -1619,7 +1619,12 @@ def _rows_chunk(
             continue
         norm = lse[i]
         log_prob_norm[lo + i] = norm
-        if want_resp:
+        if want_resp and probabilities:
+            # exp(logp - max) / sum: the normalisation's own terms, no second exp.
+            inv = total[i]
+            for k in range(n_components):
+                log_resp[lo + i, k] = logp[k, i] * inv
+        elif want_resp:
             for k in range(n_components):
                 log_resp[lo + i, k] -= norm
 
@@ -1637,6 +1642,7 @@ def estep_rows(
     log_prob_norm,
     labels,
     log_resp,
+    probabilities,
 ):
     """Per-row output pass: log p(x), the most probable component, log-responsibilities.
 
@@ -1649,8 +1655,14 @@ def estep_rows(
     labels : ndarray of shape (n,), int64
         Written: the argmax of each row's weighted log-densities.
     log_resp : ndarray of shape (n, K) or (0, K), float64
-        Written only when it has n rows: the log-responsibilities. This pass is
-        the only place an (n, K) array exists, and only when the caller asks.
+        Written only when it has n rows: the log-responsibilities, or with
+        ``probabilities`` the responsibilities themselves. This pass is the
+        only place an (n, K) array exists, and only when the caller asks.
+    probabilities : bool
+        Write ``exp(logp_k - max) / sum_j exp(logp_j - max)``, the
+        normalisation's own terms, into ``log_resp`` instead of the logarithms
+        (``predict_proba``: no exp of the (n, K) array afterwards). Within a
+        few ulp of ``exp(log_resp)``; NaN for a row whose maximum is not finite.
     """
     prefer_wide_vectors()
     n_samples = X.shape[0]
@@ -1661,7 +1673,7 @@ def estep_rows(
         hi = min(lo + chunk_size, n_samples)
         _rows_chunk(
             X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, want_resp,
-            log_prob_norm, labels, log_resp,
+            log_prob_norm, labels, log_resp, probabilities,
         )  # fmt: skip
 
 
@@ -1679,6 +1691,7 @@ def estep_rows_serial(
     log_prob_norm,
     labels,
     log_resp,
+    probabilities,
 ):
     """:func:`estep_rows` on the calling thread only; same arguments and outputs."""
     prefer_wide_vectors()
@@ -1690,5 +1703,5 @@ def estep_rows_serial(
         hi = min(lo + chunk_size, n_samples)
         _rows_chunk(
             X, lo, hi, code, shift, prec_mat, prec_diag, offset, bias, want_resp,
-            log_prob_norm, labels, log_resp,
+            log_prob_norm, labels, log_resp, probabilities,
         )  # fmt: skip

@@ -168,7 +168,14 @@ def finish_stats(accumulators):
 
 
 def block_outputs(
-    X, params, want_resp, allow_parallel=True, out=None, chunk_rows=CHUNK_ROWS, pass_rows_total=0
+    X,
+    params,
+    want_resp,
+    allow_parallel=True,
+    out=None,
+    chunk_rows=CHUNK_ROWS,
+    pass_rows_total=0,
+    probabilities=False,
 ):
     """Per-row log p(x), labels and (only when asked) log-responsibilities of a block.
 
@@ -187,6 +194,9 @@ def block_outputs(
         Rows per chunk (tests vary it).
     pass_rows_total : int, default=0
         As for :func:`block_stats`.
+    probabilities : bool, default=False
+        Write the responsibilities themselves in place of their logarithms
+        (see :func:`fastmix._kernels.estep_rows`).
 
     Returns
     -------
@@ -202,5 +212,6 @@ def block_outputs(
             np.empty((n_rows if want_resp else 0, n_components)),
         )
     parallel = allow_parallel and _use_parallel(max(n_rows, pass_rows_total), params, chunk_rows)
-    launch(estep_rows, estep_rows_serial, X, *params.args(), chunk_rows, *out, wanted=parallel)
+    args = (*params.args(), chunk_rows, *out, bool(probabilities))
+    launch(estep_rows, estep_rows_serial, X, *args, wanted=parallel)
     return out[0], out[1], (out[2] if want_resp else None)

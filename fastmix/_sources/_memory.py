@@ -107,8 +107,9 @@ class _InProcessSource(DataSource):
 
         With ``dtype`` (the estimators' public outputs), ``log p(x)`` comes in
         ``dtype`` and the third output holds the responsibilities themselves
-        in ``dtype``: each block is formed in float64 scratch the size of one
-        block, so memory beyond the result stays bounded by the block.
+        in ``dtype``, as the kernel forms them (no exp of the block after it):
+        each block is formed in float64 scratch the size of one block, so
+        memory beyond the result stays bounded by the block.
         """
         if dtype is None:
             return self._log_outputs(params, want_resp, chunk_rows)
@@ -127,11 +128,11 @@ class _InProcessSource(DataSource):
             out = (lpn_buf[:m], labels[start:stop], resp_buf[:m])
             block_outputs(
                 block, params, want_resp, out=out, chunk_rows=chunk_rows,
-                pass_rows_total=n_samples,
+                pass_rows_total=n_samples, probabilities=True,
             )  # fmt: skip
             log_prob_norm[start:stop] = lpn_buf[:m]
             if want_resp:
-                resp[start:stop] = np.exp(resp_buf[:m], out=resp_buf[:m])
+                resp[start:stop] = resp_buf[:m]
         return log_prob_norm, labels, (resp if want_resp else None)
 
     def _log_outputs(self, params, want_resp, chunk_rows):
