@@ -9,8 +9,8 @@ Usage (from the repository root)::
 Fits fastmix's ``GaussianMixture`` for one EM iteration from the explicit
 start (``fastmix bench``'s data and start), gives scikit-learn's estimator its
 fitted attributes, then prints the medians of ``score_samples``, ``predict``
-and ``predict_proba`` (fastmix), scikit-learn's ``score_samples``, and the
-ratio of the two ``score_samples``, each library on all cores. For an A/B of
+and ``predict_proba`` (fastmix), scikit-learn's ``score_samples`` and
+``predict_proba``, and the ratios, each library on all cores. For an A/B of
 two trees, run it with each tree on ``PYTHONPATH`` in alternating processes.
 """
 
@@ -58,12 +58,18 @@ def main(argv=None):
         call: median_seconds(lambda call=call: getattr(model, call)(X), args.repeats)
         for call in ("score_samples", "predict", "predict_proba")
     }
-    theirs = median_seconds(lambda: reference.score_samples(X), args.repeats)
+    theirs = {
+        call: median_seconds(lambda call=call: getattr(reference, call)(X), args.repeats)
+        for call in ("score_samples", "predict_proba")
+    }
     pc.say(
         f"{n:,} x {d}, K = {k}, {cov}, {args.dtype}: fastmix score_samples "
         f"{ours['score_samples'] * 1e3:.1f} ms, predict {ours['predict'] * 1e3:.1f} ms, "
         f"predict_proba {ours['predict_proba'] * 1e3:.1f} ms; scikit-learn score_samples "
-        f"{theirs * 1e3:.1f} ms = {theirs / ours['score_samples']:.2f}x"
+        f"{theirs['score_samples'] * 1e3:.1f} ms = "
+        f"{theirs['score_samples'] / ours['score_samples']:.2f}x, predict_proba "
+        f"{theirs['predict_proba'] * 1e3:.1f} ms = "
+        f"{theirs['predict_proba'] / ours['predict_proba']:.2f}x"
     )
     pc.say(f"load average at the end: {pc.loadavg()}")
 
