@@ -51,14 +51,19 @@ def _pass_block(X, sample_weight, params_list):
     return finish_stats(accumulators)
 
 
-def _output_block(X, params, which, check_name):
+def _output_block(X, params, which, check_name, probabilities=False):
     """One per-row output of a block, by the serial kernel (on a worker).
 
-    ``which``: 0 log p(x), 1 labels, 2 log-responsibilities.
+    ``which``: 0 log p(x), 1 labels, 2 log-responsibilities (with
+    ``probabilities``, the responsibilities themselves, as the kernel forms
+    them: no exp of the block after it).
     """
     if check_name is not None:
         assert_all_finite(X, input_name="X", estimator_name=check_name)
-    return block_outputs(X, params, which == 2, allow_parallel=False)[which]
+    outputs = block_outputs(
+        X, params, which == 2, allow_parallel=False, probabilities=probabilities
+    )
+    return outputs[which]
 
 
 def _map_block(X, func, check_name):
@@ -243,12 +248,12 @@ class DaskSource(DataSource):
         if want_resp:
             log_resp = X.map_blocks(
                 _output_block, args, which=2, chunks=(X.chunks[0], (params.bias.shape[0],)),
-                dtype=np.float64, meta=np.empty((0, 0)), **kw,
+                dtype=np.float64, meta=np.empty((0, 0)), probabilities=dtype is not None, **kw,
             )  # fmt: skip
         if dtype is not None:
             log_prob_norm = log_prob_norm.astype(dtype)
             if want_resp:
-                log_resp = np.exp(log_resp).astype(dtype)
+                log_resp = log_resp.astype(dtype)
         return log_prob_norm, labels, log_resp
 
     def map_rows(self, func):
