@@ -1306,6 +1306,39 @@ def test_prior_covariance_of_a_constant_float32_feature_is_not_negative(covarian
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="py_func: the kernels are compiled")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_diag_densities_at_any_tile_length_match_numpy(monkeypatch, dtype):
+    """The diagonal densities over tiles of any length (the host's length
+    depends on its vector registers, :func:`_diag_tile_rows`): whole tiles, a
+    last partial one, and one tile longer than the rows; partial groups of
+    components and features. The reference's values, and the same values bit
+    for bit at every length: each row's sums do not depend on the tiling. Run
+    as Python so that every length is checked on any CPU."""
+    monkeypatch.setattr(estep, "prefer_wide_vectors", lambda: None)  # an intrinsic
+    rng = np.random.default_rng(7)
+    n_components, n_features, m = 5, 6, 37
+    X = rng.standard_normal((m, n_features)).astype(dtype)
+    means = rng.standard_normal((n_components, n_features)).astype(dtype)
+    prec_chol = rng.integers(2, 9, (n_components, n_features)) / 4  # exact squares
+    precision = (prec_chol**2).astype(dtype)
+    bias = rng.standard_normal(n_components)
+    xt = np.zeros((n_features, m + 3), dtype=dtype)  # a chunk's scratch, longer than m
+    xt[:, :m] = X.T
+    want = bias - 0.5 * ref.mahalanobis(X, means, prec_chol, "diag")
+    scale = ref.log_density_scale(X, bias, means, prec_chol, "diag")
+    results = []
+    for rows in (4, 8, 16, 64):
+        monkeypatch.setattr(estep, "_diag_tile_rows", lambda itemsize, rows=rows: rows)
+        logp = np.full((n_components, m + 3), np.nan, dtype=dtype)
+        estep._diag_logdens.py_func(xt, m, means, precision, bias, logp)
+        assert np.isnan(logp[:, m:]).all()  # only the first m rows written
+        results.append(logp[:, :m])
+    ref.assert_close(results[0].T, want, dtype, scale=scale)
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="py_func: the kernels are compiled")
 @pytest.mark.parametrize("cols", [2, 4])
 @pytest.mark.parametrize("n_features", [1, 3, 4, 5, 9, 12])
 def test_gram_blocks_of_either_width_match_numpy(monkeypatch, cols, n_features):
