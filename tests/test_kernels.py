@@ -1310,13 +1310,13 @@ def test_prior_covariance_of_a_constant_float32_feature_is_not_negative(covarian
 def test_diag_densities_at_any_tile_length_match_numpy(monkeypatch, dtype):
     """The diagonal densities over tiles of any length (the host's length
     depends on its vector registers, :func:`_diag_tile_rows`): whole tiles, a
-    last partial one, and one tile longer than the rows; partial groups of
-    components and features. The reference's values, and the same values bit
-    for bit at every length: each row's sums do not depend on the tiling. Run
-    as Python so that every length is checked on any CPU."""
+    last partial one, a tile of exactly the rows, and one longer than them;
+    partial groups of components and features. The reference's values at
+    every length. Run as Python so that every length is checked on any CPU;
+    the compiled kernel's independence of the tiling is the next test's."""
     monkeypatch.setattr(estep, "prefer_wide_vectors", lambda: None)  # an intrinsic
     rng = np.random.default_rng(7)
-    n_components, n_features, m = 5, 6, 37
+    n_components, n_features, m = 5, 6, 32
     X = rng.standard_normal((m, n_features)).astype(dtype)
     means = rng.standard_normal((n_components, n_features)).astype(dtype)
     prec_chol = rng.integers(2, 9, (n_components, n_features)) / 4  # exact squares
@@ -1324,18 +1324,40 @@ def test_diag_densities_at_any_tile_length_match_numpy(monkeypatch, dtype):
     bias = rng.standard_normal(n_components)
     xt = np.zeros((n_features, m + 3), dtype=dtype)  # a chunk's scratch, longer than m
     xt[:, :m] = X.T
-    want = bias - 0.5 * ref.mahalanobis(X, means, prec_chol, "diag")
-    scale = ref.log_density_scale(X, bias, means, prec_chol, "diag")
-    results = []
-    for rows in (4, 8, 16, 64):
+    q = ref.mahalanobis(X, means, prec_chol, "diag")
+    want = bias - 0.5 * q
+    scale = np.abs(bias) + 0.5 * q  # the terms' magnitudes
+    for rows in (5, 8, 32, 64):
         monkeypatch.setattr(estep, "_diag_tile_rows", lambda itemsize, rows=rows: rows)
         logp = np.full((n_components, m + 3), np.nan, dtype=dtype)
         estep._diag_logdens.py_func(xt, m, means, precision, bias, logp)
         assert np.isnan(logp[:, m:]).all()  # only the first m rows written
-        results.append(logp[:, :m])
-    ref.assert_close(results[0].T, want, dtype, scale=scale)
-    for got in results[1:]:
-        np.testing.assert_array_equal(got, results[0])
+        ref.assert_close(logp[:, :m].T, want, dtype, scale=scale, err_msg=f"{rows} rows")
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="the compiled kernel")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_diag_densities_of_a_row_do_not_depend_on_its_place(dtype):
+    """The compiled diagonal densities of a row are the same bit for bit
+    wherever the row sits: in another tile, another vector lane or the loop's
+    remainder (the chunk's rows shifted by 1-13 places, 1100 rows: several
+    tiles at any host's length)."""
+    rng = np.random.default_rng(8)
+    n_components, n_features, m = 7, 13, 1100
+    X = rng.standard_normal((m, n_features)).astype(dtype)
+    means = rng.standard_normal((n_components, n_features)).astype(dtype)
+    precision = rng.uniform(0.25, 4.0, (n_components, n_features)).astype(dtype)
+    bias = rng.standard_normal(n_components)
+
+    def densities(rows):
+        xt = np.ascontiguousarray(rows.T)
+        logp = np.empty((n_components, rows.shape[0]), dtype=dtype)
+        estep._diag_logdens(xt, rows.shape[0], means, precision, bias, logp)
+        return logp
+
+    whole = densities(X)
+    for shift in (1, 3, 5, 7, 13):
+        np.testing.assert_array_equal(densities(X[shift:]), whole[:, shift:])
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="py_func: the kernels are compiled")

@@ -49,6 +49,8 @@ DIAG = 2
 
 # Full-covariance densities run over tiles of this many rows, so that a tile
 # of the centred rows (D x _TILE) stays in L1 while every block of U meets it.
+# The k-means cross products use it too, and the diagonal densities scale it
+# (_diag_tile_rows).
 _TILE = 128
 # The statistics' Gram blocks end each tile with 4 x 4 horizontal sums; 256
 # rows halve their share (the tile, 32 KiB at D = 16, still fits L1): 6% less
@@ -526,14 +528,15 @@ def _diag_tile_rows(itemsize):
     """Rows per tile of :func:`_diag_logdens`: as many vector iterations per 4 x 4 block.
 
     Each block's 32 broadcasts are repaid over its tile of rows. _TILE rows
-    of float64 with 16 vector registers (AVX2's 32-byte vectors), twice as
-    many of float32 (the same bytes), and twice as many again with 32
-    (AVX-512's 64-byte vectors): at _TILE rows an AVX-512 block ran half
-    the vector iterations of an AVX2 one, and doubling them took 0.79-0.92x
-    the time on Ice Lake (K x D = 256 x 64, 1024 x 40, 512 x 39, 32 x 128,
-    both dtypes). Every row's sums are the same at any tile length.
+    of float64 with 16 vector registers (AVX2, 32-byte vectors), twice as
+    many of float32 (the same bytes), and twice as many again with 32 (on
+    x86, AVX-512's 64-byte vectors; other targets with 32 registers get the
+    same, unmeasured): at _TILE rows an AVX-512 block ran half the vector
+    iterations of an AVX2 one, and doubling them took 0.84-0.91x the time on
+    Ice Lake (D x K = 64 x 256, 40 x 1024, 128 x 32, 16 x 16, both dtypes).
+    A row's densities are the same wherever it sits in the tiles.
     """
-    return _TILE * 8 // itemsize * (vector_registers() // 16)
+    return _TILE * 8 // itemsize * (2 if vector_registers() >= 32 else 1)
 
 
 @jit

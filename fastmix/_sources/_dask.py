@@ -244,17 +244,17 @@ class DaskSource(DataSource):
             _output_block, args, which=1, drop_axis=1, dtype=np.int64,
             meta=np.empty(0, dtype=np.int64), **kw,
         )  # fmt: skip
-        log_resp = None
+        resp = None  # the log-responsibilities, or with dtype the responsibilities
         if want_resp:
-            log_resp = X.map_blocks(
+            resp = X.map_blocks(
                 _output_block, args, which=2, chunks=(X.chunks[0], (params.bias.shape[0],)),
                 dtype=np.float64, meta=np.empty((0, 0)), probabilities=dtype is not None, **kw,
             )  # fmt: skip
         if dtype is not None:
             log_prob_norm = log_prob_norm.astype(dtype)
             if want_resp:
-                log_resp = log_resp.astype(dtype)
-        return log_prob_norm, labels, log_resp
+                resp = resp.astype(dtype)
+        return log_prob_norm, labels, resp
 
     def map_rows(self, func):
         """Lazy ``func(block)`` (one float64 per row) over the blocks, a (n,) dask array."""
