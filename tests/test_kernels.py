@@ -1309,7 +1309,7 @@ def test_prior_covariance_of_a_constant_float32_feature_is_not_negative(covarian
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_diag_densities_at_any_tile_length_match_numpy(monkeypatch, dtype):
     """The diagonal densities over tiles of any length (the host's length
-    depends on its vector registers, :func:`_diag_tile_rows`): whole tiles, a
+    depends on its vector registers, :func:`_block_tile_rows`): whole tiles, a
     last partial one, a tile of exactly the rows, and one longer than them;
     partial groups of components and features. The reference's values at
     every length. Run as Python so that every length is checked on any CPU;
@@ -1328,7 +1328,7 @@ def test_diag_densities_at_any_tile_length_match_numpy(monkeypatch, dtype):
     want = bias - 0.5 * q
     scale = np.abs(bias) + 0.5 * q  # the terms' magnitudes
     for rows in (5, 8, 32, 64):
-        monkeypatch.setattr(estep, "_diag_tile_rows", lambda itemsize, rows=rows: rows)
+        monkeypatch.setattr(estep, "_block_tile_rows", lambda itemsize, rows=rows: rows)
         logp = np.full((n_components, m + 3), np.nan, dtype=dtype)
         estep._diag_logdens.py_func(xt, m, means, precision, bias, logp)
         assert np.isnan(logp[:, m:]).all()  # only the first m rows written

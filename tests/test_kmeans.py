@@ -11,6 +11,7 @@ decides.
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
 import reference as ref
@@ -18,6 +19,7 @@ from conftest import labelled_blobs
 from sklearn.cluster import KMeans
 
 import fastmix._kmeans as fk
+from fastmix._kernels import kmeans as kernels
 from fastmix._kernels.kmeans import CHUNK, column_moments, lloyd_pass, seed_draw, seed_trial
 
 F64 = np.float64
@@ -194,6 +196,28 @@ def test_lloyd_pass_bounds_skip_rows_and_keep_the_reference(weighted):
     )
     assert n_compared == n_samples
     np.testing.assert_array_equal(labels, want_labels)
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="py_func: the kernels are compiled")
+def test_cross_products_at_any_tile_length_match_numpy(monkeypatch):
+    """The Lloyd pass's products ``C @ X.T`` over tiles of rows of any length
+    (the host's depends on its vector registers): whole tiles, a last partial
+    one, one of exactly the rows and one longer; only the first m rows
+    written. Run as Python so that every length is checked on any CPU."""
+    monkeypatch.setattr(kernels, "prefer_wide_vectors", lambda: None)  # an intrinsic
+    rng = np.random.default_rng(3)
+    m = 24
+    xt = np.zeros((8, m + 5))  # D = 7 and K = 6, zero-padded to multiples of 4
+    xt[:7, :m] = rng.standard_normal((7, m))
+    cen = np.zeros((8, 8))
+    cen[:6, :7] = rng.standard_normal((6, 7))
+    want = cen @ xt[:, :m]
+    for rows in (5, 8, 24, 40):
+        monkeypatch.setattr(kernels, "_block_tile_rows", lambda itemsize, rows=rows: rows)
+        out = np.full((8, m + 5), np.nan)
+        kernels._cross_products.py_func(xt, m, cen, out)
+        np.testing.assert_allclose(out[:, :m], want, rtol=1e-13, atol=1e-14, err_msg=rows)
+        assert np.isnan(out[:, m:]).all()
 
 
 def test_lloyd_pass_counts_near_ties():

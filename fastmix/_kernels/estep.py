@@ -49,8 +49,8 @@ DIAG = 2
 
 # Full-covariance densities run over tiles of this many rows, so that a tile
 # of the centred rows (D x _TILE) stays in L1 while every block of U meets it.
-# The k-means cross products use it too, and the diagonal densities scale it
-# (_diag_tile_rows).
+# The diagonal densities and the k-means cross products scale it by the vector
+# width (_block_tile_rows).
 _TILE = 128
 # The statistics' Gram blocks end each tile with 4 x 4 horizontal sums; 256
 # rows halve their share (the tile, 32 KiB at D = 16, still fits L1): 6% less
@@ -524,17 +524,21 @@ def _write_logp(logp, k, b, acc, m):
 
 
 @jit(inline=True)
-def _diag_tile_rows(itemsize):
-    """Rows per tile of :func:`_diag_logdens`: as many vector iterations per 4 x 4 block.
+def _block_tile_rows(itemsize):
+    """Rows per tile of a 4 x 4 register block: as many vector iterations as on AVX2.
 
-    Each block's 32 broadcasts are repaid over its tile of rows. _TILE rows
-    of float64 with 16 vector registers (AVX2, 32-byte vectors), twice as
-    many of float32 (the same bytes), and twice as many again with 32 (on
-    x86, AVX-512's 64-byte vectors; other targets with 32 registers get the
-    same, unmeasured): at _TILE rows an AVX-512 block ran half the vector
-    iterations of an AVX2 one, and doubling them took 0.84-0.91x the time on
-    Ice Lake (D x K = 64 x 256, 40 x 1024, 128 x 32, 16 x 16, both dtypes).
-    A row's densities are the same wherever it sits in the tiles.
+    For the kernels whose blocks broadcast 16 or 32 scalars and run them
+    over a tile of rows (:func:`_diag_logdens`,
+    :func:`fastmix._kernels.kmeans._cross_products`): each block's
+    broadcasts are repaid over its tile. _TILE rows of float64 with 16
+    vector registers (AVX2, 32-byte vectors), twice as many of float32 (the
+    same bytes), and twice as many again with 32 (on x86, AVX-512's 64-byte
+    vectors; other targets with 32 registers get the same, unmeasured): at
+    _TILE rows an AVX-512 block ran half the vector iterations of an AVX2
+    one. Doubling them took 0.84-0.91x the time for the diagonal densities
+    (Ice Lake; D x K = 64 x 256, 40 x 1024, 128 x 32, 16 x 16, both dtypes)
+    and 0.89-0.96x for the cross products (64 x 256, 40 x 1024, 16 x 16,
+    128 x 8). A row's results are the same wherever it sits in the tiles.
     """
     return _TILE * 8 // itemsize * (2 if vector_registers() >= 32 else 1)
 
@@ -546,7 +550,7 @@ def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
     ``logp[k, i] = bias_k - 0.5 * sum_j prec_diag[k, j] * (xt[j, i] - shift[k, j])**2``,
     every difference centred on its own component (no expansion of the square,
     so no cancellation at any offset). Register tiles of 4 components x 4
-    features: each pass over a tile of rows (:func:`_diag_tile_rows`) loads
+    features: each pass over a tile of rows (:func:`_block_tile_rows`) loads
     4 feature rows once for 16 (component, feature) pairs and updates 4
     running sums, which stay in L1. The densities are formed in the
     data's dtype, as before; ``xt`` is (D, B), ``shift`` and ``prec_diag``
@@ -562,7 +566,7 @@ def _diag_logdens(xt, m, shift, prec_diag, bias, logp):
     n_components, n_features = shift.shape
     last_k = n_components - 1
     last_j = n_features - 1
-    rows = _diag_tile_rows(xt.itemsize)
+    rows = _block_tile_rows(xt.itemsize)
     acc = _scratch(4, rows, xt, False)
     a0 = acc[0]
     a1 = acc[1]

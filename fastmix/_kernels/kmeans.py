@@ -38,7 +38,7 @@ not depend on the thread count.
 import numpy as np
 
 from .._numba import jit, prange, prefer_wide_vectors, serial_twin
-from .estep import _TILE, _features4, _scratch
+from .estep import _block_tile_rows, _features4, _scratch
 
 # Rows per chunk: a (16, 256) float64 tile is 32 KiB and stays in L1.
 CHUNK = 256
@@ -154,14 +154,16 @@ def _cross_products(xt, m, cen, out):
 
     ``cen`` (K4, D4) and ``xt`` (D4, B) are zero-padded to multiples of 4 (the
     padding adds exact zeros). Register blocks of 4 centres x 4 features as in
-    the E-step's kernels: each pass over a tile of rows loads 4 feature rows
+    the E-step's kernels: each pass over a tile of rows
+    (:func:`~fastmix._kernels.estep._block_tile_rows`) loads 4 feature rows
     once for 16 multiply-adds and keeps 4 running sums in L1. One multiply-add
     per (row, centre, feature), where a centred square costs three operations.
     """
     prefer_wide_vectors()
     n4, d4 = cen.shape
-    for i0 in range(0, m, _TILE):
-        tile = min(_TILE, m - i0)
+    rows = _block_tile_rows(xt.itemsize)
+    for i0 in range(0, m, rows):
+        tile = min(rows, m - i0)
         for kg in range(0, n4, 4):
             o0 = out[kg, i0 : i0 + tile]
             o1 = out[kg + 1, i0 : i0 + tile]
