@@ -216,7 +216,9 @@ def test_cross_products_at_any_tile_length_match_numpy(monkeypatch):
         monkeypatch.setattr(kernels, "_block_tile_rows", lambda itemsize, rows=rows: rows)
         out = np.full((8, m + 5), np.nan)
         kernels._cross_products.py_func(xt, m, cen, out)
-        np.testing.assert_allclose(out[:, :m], want, rtol=1e-13, atol=1e-14, err_msg=rows)
+        np.testing.assert_allclose(
+            out[:, :m], want, rtol=1e-13, atol=1e-14, err_msg=f"{rows} rows"
+        )
         assert np.isnan(out[:, m:]).all()
 
 
