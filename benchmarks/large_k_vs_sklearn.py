@@ -10,8 +10,10 @@ Usage (from the repository root)::
     python benchmarks/large_k_vs_sklearn.py --dtype float64,float32
     # exact against the min_responsibility opt-in, side by side
     python benchmarks/large_k_vs_sklearn.py --min-responsibility 0,1e-8
+    # one core: each kernel's rate against the one-thread matmul
+    python benchmarks/large_k_vs_sklearn.py --shapes 128x8 --covariance-type full --threads 1
 
-Every repeat times, in turn, the float64 matmul on both cores (the rate of
+Every repeat times, in turn, the float64 matmul on every core (the rate of
 ``benchmarks/matmul_flops.py``), fastmix and scikit-learn, so a slow phase of
 a shared machine falls on all of them; medians are reported. Both estimators
 start from the same explicit parameters (``weights_init``, ``means_init``,
@@ -21,6 +23,10 @@ iteration from the start, untimed (scikit-learn's GaussianMixture cannot stop
 at ``max_iter=0``), then ``warm_start=True`` (scikit-learn's timed fit also
 runs its final E-step). Threads as the libraries leave them: numba on every core, and
 scikit-learn's BLAS on every core (threadpoolctl limits it to the cores).
+``--threads T`` runs all three (the matmul, numba's kernels, scikit-learn's
+BLAS) on T threads instead: with T = 1 the fraction of the matmul is a
+kernel's own, apart from how two threads share a machine (on a shared VM,
+two threads of one process scaled by 1.1-2.0x from one pass to the next).
 
 GFLOP/s use the dense model of issue 12, ``8 N K D`` per iteration for
 diag and spherical (densities: subtract, square, scale-add; the first and
@@ -104,7 +110,7 @@ def fastmix_in(tree, args, shape, dtype, min_resp):
     cmd += ["--shapes", shape, "-n", str(args.n_samples), "--iters", str(args.iters)]
     cmd += ["--min-responsibility", repr(min_resp)]
     cmd += ["--covariance-type", args.covariance_type, "--dtype", dtype]
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), NUMBA_NUM_THREADS=str(args.threads))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     return doc["seconds_per_iter"], doc["lower_bound"]
@@ -125,11 +131,23 @@ def main(argv=None):
     )  # fmt: skip
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--matmul-size", type=int, default=3072)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="threads of the matmul, fastmix and scikit-learn's BLAS (default: every core)",
+    )
     parser.add_argument("--json", default=None, metavar="PATH")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
+    if not 1 <= args.threads <= os.cpu_count():
+        parser.error(f"--threads takes 1 to {os.cpu_count()} (the cores), got {args.threads}")
+    if not args.trees:
+        import numba
+
+        numba.set_num_threads(args.threads)
 
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
@@ -162,12 +180,13 @@ def main(argv=None):
         flop = model_flops(n, d, k, cov)
         pc.say(
             f"{cov}, {n:,} x {d}, K = {k}, {args.dtype}, {args.iters} iterations, "
+            f"{args.threads} thread{'s' if args.threads > 1 else ''}, "
             f"{flop / 1e9:.2f} GFLOP per iteration ({'2NKD^2' if cov == 'full' else '8NKD'})"
         )
         times = {name: [] for name in [*names, *sk_names, "matmul"]}
         bounds = {name: [] for name in [*names, *sk_names]}
         for rep in range(args.repeats):
-            rate, _ = matmul_rate(args.matmul_size, "float64", 2, 3)
+            rate, _ = matmul_rate(args.matmul_size, "float64", args.threads, 3)
             times["matmul"].append(rate)
             line = f"  repeat {rep}: matmul {rate / 1e9:6.1f} GFLOP/s"
             for (tree, dt, mr), name in zip(sides, names, strict=True):
@@ -188,7 +207,7 @@ def main(argv=None):
                     break
                 X = data[dt]
                 try:
-                    with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
+                    with threadpool_limits(limits=args.threads, user_api="blas"):
                         est = SkGaussianMixture(**fit_params(k, cov, X, args.iters))
                         s, est = continuation(est, X, args.iters)
                 except ValueError as exc:
@@ -203,6 +222,7 @@ def main(argv=None):
         peak = pc.median(times["matmul"])
         row = {"shape": shape, "n_samples": n, "n_features": d, "n_components": k,
                "covariance_type": cov, "dtype": args.dtype, "iters": args.iters,
+               "threads": args.threads,
                "gflop_per_iter": flop / 1e9, "matmul_gflops_median": peak / 1e9,
                "times": times, "lower_bounds": bounds}  # fmt: skip
         for (_, dt, _), name in zip(sides, names, strict=True):
