@@ -428,8 +428,9 @@ class GaussianMixture(BaseMixture):
         )
         if not math.isfinite(icl):
             # The passes do not check an out-of-core X: raise scikit-learn's
-            # error for non-finite rows, as score_samples does.
-            self.score_samples(X)
+            # error for non-finite rows, as score does (score_samples of a
+            # dask array would only build the check, never run it).
+            self.score(X)
         return float(icl)
 
 
