@@ -48,6 +48,17 @@ def _fingerprint(array):
     return array.shape, array.dtype, array.tobytes()
 
 
+def _same_values(values, checked):
+    """Whether a dict of parameter values equals the one last checked (None: never).
+
+    An array among them (an invalid value) makes ``==`` raise: not the same.
+    """
+    try:
+        return values == checked
+    except (ValueError, TypeError):
+        return False
+
+
 def fit_in_lockstep(source, models, timings=None):
     """Run the fit loops of ``models`` on ``source`` together, one read per round.
 
@@ -109,9 +120,11 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "min_responsibility": [Interval(Real, 0.0, 1.0, closed="left")],
     }
 
-    # Parameters of the online step, checked again by every partial_fit.
+    # Parameters of the online step (and reg_covar, which every update adds),
+    # checked again by a partial_fit that finds them changed.
     _online_parameters = (
         "learning_decay", "learning_offset", "total_samples", "min_responsibility",
+        "reg_covar",
     )  # fmt: skip
     # Fitted attributes of the online state: a fit starts afresh without them.
     _online_attributes = ("n_batches_", "n_samples_seen_", "online_stats_")
@@ -605,33 +618,45 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         >>> gm.n_batches_
         20
         """
-        if hasattr(self, "n_batches_"):
-            # Later batches: scikit-learn's partial_fit convention of validating
-            # the parameters once, except the step's own, checked again
-            # whenever they differ from the values last checked.
-            names = [n for n in self._online_parameters if n in self._parameter_constraints]
-            values = {n: getattr(self, n) for n in names}
-            if values != self.__dict__.get("_online_parameters_checked"):
+        # scikit-learn's partial_fit convention: the parameters are validated
+        # once, except the step's own, checked again whenever they differ from
+        # the values last checked. The values checked are remembered by the
+        # copy that _on_a_copy keeps only on success: a failed call leaves
+        # the model as it was.
+        names = [n for n in self._online_parameters if n in self._parameter_constraints]
+        values = {n: getattr(self, n) for n in names}
+        if not hasattr(self, "n_batches_"):
+            self._validate_params()
+        else:
+            self._check_online_components()
+            if not _same_values(values, self.__dict__.get("_online_parameters_checked")):
                 validate_parameter_constraints(
                     {n: self._parameter_constraints[n] for n in names},
                     values,
                     caller_name=type(self).__name__,
                 )
                 self._check_min_responsibility()
-                self._online_parameters_checked = values
-        else:
-            self._validate_params()
         # Only the first call initialises (BLAS on the data's scale), so later
         # ones hold BLAS to one thread only where the update calls it.
         limit_blas = not hasattr(self, "n_batches_") or self._update_calls_blas()
-        self._on_a_copy(self._partial_fit_inplace, X, sample_weight, limit_blas=limit_blas)
+        self._on_a_copy(self._partial_fit_inplace, X, sample_weight, values, limit_blas=limit_blas)
         return self
+
+    def _check_online_components(self):
+        """Refuse a later batch when ``n_components`` no longer matches the fitted model."""
+        fitted = np.shape(self.weights_)[0]
+        if self.n_components != fitted:
+            raise ValueError(
+                f"n_components={self.n_components!r}, but this model was fitted with "
+                f"{fitted} components: partial_fit continues that fit. Set n_components "
+                f"back to {fitted}, or call fit to start afresh."
+            )
 
     def _update_calls_blas(self):
         """Whether the update from statistics (not the initialisation) calls BLAS."""
         return True
 
-    def _partial_fit_inplace(self, X, sample_weight):
+    def _partial_fit_inplace(self, X, sample_weight, checked_parameters):
         first = not hasattr(self, "n_batches_")
         if first:
             source, checked = self._validate_fit_data(X, sample_weight), True
@@ -667,6 +692,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         # per row; VI: the ELBO of the batch scaled to total_samples).
         self.lower_bound_ = self._online_lower_bound(batch, scale, terms)
         self.lower_bounds_.append(self.lower_bound_)
+        self._online_parameters_checked = checked_parameters
 
     def _online_scale(self, batch):
         """Factor from a batch's statistics to the running statistics' units."""

@@ -234,9 +234,13 @@ def _assert_same_value(a, b, name):
         assert a == b, name
 
 
-def test_bad_batches_leave_the_online_state_untouched():
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+@pytest.mark.parametrize("n_calls", [1, 2])
+def test_bad_batches_leave_the_online_state_untouched(estimator, n_calls):
     X = _stream(600, seed=12)
-    gm = GaussianMixture(3, random_state=0).partial_fit(X).partial_fit(X[:100])
+    gm = estimator(n_components=3, random_state=0).partial_fit(X)
+    if n_calls == 2:
+        gm.partial_fit(X[:100])
     before = _state(gm)
     bad = X[:50].copy()
     bad[3, 1] = np.nan
@@ -249,13 +253,21 @@ def test_bad_batches_leave_the_online_state_untouched():
          "learning_decay"),
         (lambda: gm.set_params(learning_decay=1.5).partial_fit(X), InvalidParameterError,
          "learning_decay"),
-        (lambda: gm.set_params(learning_decay=0.7, learning_offset=0.5).partial_fit(X),
+        (lambda: gm.set_params(learning_offset=0.5).partial_fit(X),
          InvalidParameterError, "learning_offset"),
+        (lambda: gm.set_params(reg_covar=-1.0).partial_fit(X), InvalidParameterError,
+         "reg_covar"),
+        # Valid new step parameters, then bad rows: the values checked are
+        # not remembered either.
+        (lambda: gm.set_params(learning_decay=0.8, reg_covar=1e-3).partial_fit(bad),
+         ValueError, "NaN"),
+        (lambda: gm.set_params(n_components=5).partial_fit(X), ValueError,
+         "n_components=5, but this model was fitted with 3 components"),
     ]  # fmt: skip
     for call, exc, match in cases:
         with pytest.raises(exc, match=match):
             call()
-        gm.set_params(learning_decay=0.7, learning_offset=10.0)
+        gm.set_params(learning_decay=0.7, learning_offset=10.0, reg_covar=1e-6, n_components=3)
         _assert_same_state(_state(gm), before)
     # A later batch may be smaller than n_components; the first may not.
     gm.partial_fit(X[:2])
