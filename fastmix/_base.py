@@ -37,7 +37,7 @@ from ._sources import (
     open_for_predict,
 )
 from ._stats import COV_CODES, KernelParams, Stats
-from ._update import precision_error_message, precisions_from_cholesky
+from ._update import far_rows_error_message, precision_error_message, precisions_from_cholesky
 from ._validation import check_sample_weight
 
 _FLOAT_DTYPES = (np.float64, np.float32)
@@ -673,7 +673,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if not math.isfinite(batch.sum_wlogp):
             if not checked:
                 validate_data(self, X, reset=False, dtype=dtype)  # NaN or inf in X: its message
-            raise ValueError(precision_error_message(dtype))
+            # X is finite: the first batch's start checks for overflow itself.
+            message = precision_error_message if first else far_rows_error_message
+            raise ValueError(message(dtype))
         code = COV_CODES[self.covariance_type]
         scale = self._online_scale(batch)
         if first:

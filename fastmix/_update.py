@@ -45,6 +45,20 @@ def overflow_error_message(dtype):
     )
 
 
+def far_rows_error_message(dtype):
+    """The text for a later batch's non-finite log-likelihood (finite rows, a fitted model).
+
+    The model's parameters passed the last update's checks, so the densities
+    of finite rows are finite unless a squared distance overflows.
+    """
+    return (
+        f"The batch's log-likelihood is not finite in {np.dtype(dtype).name}: some rows lie "
+        "so far from every component that their squared distances overflow. Scale the "
+        "input data (e.g. with sklearn.preprocessing.StandardScaler) as the data this "
+        "model was fitted on were scaled, or start afresh with fit."
+    )
+
+
 def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     """Weighted counts, means and covariances from streamed statistics.
 

@@ -321,6 +321,24 @@ def test_non_finite_value_in_a_later_batch_is_refused(estimator, covariance_type
             _assert_same_state(_state(model), before)
 
 
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_far_row_in_a_later_batch_is_named(estimator, covariance_type, dtype):
+    # Finite, but its squared distance to every component overflows: the
+    # message names the rows' scale (it named ill-defined covariances).
+    X = _stream(300, seed=21).astype(dtype)
+    model = estimator(n_components=3, covariance_type=covariance_type, random_state=0)
+    model.partial_fit(X).partial_fit(X[:100])
+    before = _state(model)
+    far = X[:100].copy()
+    far[17, 0] = np.finfo(dtype).max / 4
+    for weight in (None, np.ones(100)):
+        with pytest.raises(ValueError, match="some rows lie so far from every component"):
+            model.partial_fit(far, sample_weight=weight)
+        _assert_same_state(_state(model), before)
+
+
 def test_fit_after_partial_fit_starts_afresh():
     X = _stream(800, seed=13)
     gm = GaussianMixture(3, random_state=0).partial_fit(X).partial_fit(X)
