@@ -120,11 +120,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "min_responsibility": [Interval(Real, 0.0, 1.0, closed="left")],
     }
 
-    # Parameters of the online step (and reg_covar, which every update adds),
-    # checked again by a partial_fit that finds them changed.
+    # Parameters of the online step (and reg_covar, which every update adds, and
+    # n_components, which must stay the fitted one), checked again by a
+    # partial_fit that finds them changed.
     _online_parameters = (
         "learning_decay", "learning_offset", "total_samples", "min_responsibility",
-        "reg_covar",
+        "reg_covar", "n_components",
     )  # fmt: skip
     # Fitted attributes of the online state: a fit starts afresh without them.
     _online_attributes = ("n_batches_", "n_samples_seen_", "online_stats_")
@@ -627,15 +628,14 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         values = {n: getattr(self, n) for n in names}
         if not hasattr(self, "n_batches_"):
             self._validate_params()
-        else:
+        elif not _same_values(values, self.__dict__.get("_online_parameters_checked")):
+            validate_parameter_constraints(
+                {n: self._parameter_constraints[n] for n in names},
+                values,
+                caller_name=type(self).__name__,
+            )
             self._check_online_components()
-            if not _same_values(values, self.__dict__.get("_online_parameters_checked")):
-                validate_parameter_constraints(
-                    {n: self._parameter_constraints[n] for n in names},
-                    values,
-                    caller_name=type(self).__name__,
-                )
-                self._check_min_responsibility()
+            self._check_min_responsibility()
         # Only the first call initialises (BLAS on the data's scale), so later
         # ones hold BLAS to one thread only where the update calls it.
         limit_blas = not hasattr(self, "n_batches_") or self._update_calls_blas()
