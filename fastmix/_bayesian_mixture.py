@@ -208,7 +208,22 @@ class BayesianGaussianMixture(BaseMixture):
         Lower bound value on the model evidence (of the training data) of the
         best fit of inference; a scalar for every `covariance_type`.
     lower_bounds_ : list of float
-        The lower bound of each iteration of the best fit of inference.
+        The lower bound of each iteration of the best fit of inference;
+        after :meth:`partial_fit`, one entry per batch (its bound with the
+        batch scaled to ``total_samples``).
+    n_batches_ : int
+        Batches taken by :meth:`partial_fit` since its first call (which
+        initialised the model); :meth:`fit` removes it and starts afresh.
+    n_samples_seen_ : int
+        Rows of those batches (rows, not weights: a row of weight 2 counts
+        once).
+    online_stats_ : tuple of ndarray
+        The running sufficient statistics that each :meth:`partial_fit`
+        blends its batch into, scaled to ``total_samples`` rows (each
+        batch's sums times ``total_samples`` over its weight): the weighted
+        counts, the first and second moments around ``shift``, ``shift``
+        itself, and the scalar sums. Kept by save and load so that the next
+        batch continues the same stream.
     weight_concentration_prior_ : float
         The concentration prior in use.
     weight_concentration_ : ndarray of shape (n_components,) or tuple

@@ -133,7 +133,21 @@ class GaussianMixture(BaseMixture):
         Log-likelihood per sample of the training data under the best fit
         (evaluated at the start of its last iteration, as in scikit-learn).
     lower_bounds_ : list of float
-        The lower bound of each iteration of the best fit.
+        The lower bound of each iteration of the best fit; after
+        :meth:`partial_fit`, one entry per batch (its weighted mean
+        log-likelihood per row).
+    n_batches_ : int
+        Batches taken by :meth:`partial_fit` since its first call (which
+        initialised the model); :meth:`fit` removes it and starts afresh.
+    n_samples_seen_ : int
+        Rows of those batches (rows, not weights: a row of weight 2 counts
+        once).
+    online_stats_ : tuple of ndarray
+        The running sufficient statistics that each :meth:`partial_fit`
+        blends its batch into, per unit of weight (each batch's sums divided
+        by its weight): the weighted counts, the first and second moments
+        around ``shift``, ``shift`` itself, and the scalar sums. Kept by save
+        and load so that the next batch continues the same stream.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
