@@ -103,9 +103,16 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     With ``reg_covar=0``, a feature whose spread within a component is below
     the rounding of its mean in ``dtype`` (``sum r (x - m)^2 <= nk (eps m)^2``,
     a constant column, a singleton component) gets no covariance at all
-    rather than the ``10 eps`` offset's ``1e-16 m^2``: scikit-learn's one-pass
-    formula loses that offset to cancellation and raises its ill-defined
-    covariance error there, and so does :func:`precision_cholesky` then.
+    rather than the ``10 eps`` offset's ``1e-16 m^2``, and
+    :func:`precision_cholesky` raises scikit-learn's ill-defined covariance
+    error. scikit-learn's one-pass formula loses that offset to cancellation
+    and raises for a constant column, but not always for a component of
+    ``n`` identical rows at ``x``: its variance there is ``10 eps x^2 / n``
+    before rounding, and where its rounding leaves that positive (seen for
+    'diag' and 'spherical' with one to ten identical rows at 10 to 1e4)
+    scikit-learn fits a variance of that size where fastmix raises. Which of
+    the two scikit-learn does depends on its rounding; fastmix's rule does
+    not.
     """
     if covariance_type not in ("full", "tied"):
         # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk,
