@@ -508,6 +508,50 @@ def test_cli_fit_online_progress(tmp_path, capsys):
     assert not any("converged" in line or "max_iter" in line for line in lines)
 
 
+def test_cli_fit_online_starts_from_a_block_that_can_start_it(tmp_path, capsys):
+    """The first ``partial_fit`` initialises from its block: the shuffle never
+    puts the short last block (or one with no weight) first, whatever the
+    seed; blocks with no weight are skipped; a --batch-size too small to start
+    from is refused before the data are read."""
+    from fastmix.cli import main
+
+    X = _stream(201, seed=5)  # 100 + 100 + 1 rows
+    np.save(tmp_path / "x.npy", X)
+    args = ["fit", str(tmp_path / "x.npy"), "-k", "3", "--online", "--batch-size", "100"]
+    args += ["--json", "--progress", "none"]
+    for seed in range(6):  # seeds 0, 1 and 4 drew the 1-row block first
+        assert main([*args, "--random-state", str(seed)]) == 0, seed
+        assert json.loads(capsys.readouterr().out)["n_iter"] == 3
+    # The same order by hand: the first full block swapped to the front.
+    rng = np.random.RandomState(0)
+    order = rng.permutation(3)
+    first = int(np.flatnonzero(order < 2)[0])
+    order[[0, first]] = order[[first, 0]]
+    online = GaussianMixture(3, random_state=0)
+    for b in order:
+        online.partial_fit(X[100 * b : 100 * b + 100])
+    assert main([*args, "--random-state", "0"]) == 0
+    assert_allclose(json.loads(capsys.readouterr().out)["means"], online.means_, rtol=1e-10)
+
+    weights = np.ones(len(X))
+    weights[:100] = 0.0  # the first block weighs nothing: skipped
+    np.save(tmp_path / "w.npy", weights)
+    for seed in range(3):
+        assert (
+            main([*args, "--random-state", str(seed), "--sample-weight", str(tmp_path / "w.npy")])
+            == 0
+        )
+        assert json.loads(capsys.readouterr().out)["n_iter"] == 2
+    np.save(tmp_path / "w0.npy", np.zeros(len(X)))
+    assert main([*args, "--sample-weight", str(tmp_path / "w0.npy")]) == 2
+    assert "sample_weight is zero for every row" in capsys.readouterr().err
+
+    small = [*args[:-4], "2", "--progress", "none"]
+    assert main(small) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size 2 is too small" in err and "--batch-size 3 or more" in err
+
+
 def _direct_io(path):
     """Whether ``path``'s file system reads with O_DIRECT (not tmpfs, say)."""
     if not (sys.platform.startswith("linux") and hasattr(os, "O_DIRECT")):

@@ -1,5 +1,6 @@
 """``fastmix fit`` and ``fastmix predict``: fit a mixture to a data file; label data with it."""
 
+import collections
 import contextlib
 import json
 import math
@@ -10,6 +11,7 @@ import warnings
 import numpy as np
 
 from .._sources import BlockSource
+from .._validation import check_sample_weight
 from ._pictures import check_out_and_plot, write_pictures
 from ._readers import (
     TEXT_DELIMITERS,
@@ -49,6 +51,13 @@ def _build_model(args):
     )
     if not args.online and (args.batch_size != 65536 or args.passes != 1):
         raise UsageError("--batch-size and --passes need --online")
+    if args.online and args.batch_size < max(2, args.n_components):
+        # The first partial_fit initialises from one block.
+        raise UsageError(
+            f"--batch-size {args.batch_size} is too small: the first block initialises "
+            f"the fit and needs at least {max(2, args.n_components)} rows (2, and -k); "
+            f"give --batch-size {max(2, args.n_components)} or more"
+        )
     given = [name for name in _BAYESIAN_OPTIONS if getattr(args, name) is not None]
     if not args.bayesian:
         if given:
@@ -299,19 +308,40 @@ def fit_online(model, X, sample_weight, args, reporter):
     block (its bar or text lines per pass).
     """
     n_samples = X.shape[0]
+    if sample_weight is not None:
+        # The whole file's weights, checked as fit checks them: a file of zero
+        # weights is refused here, a block of them skipped below (partial_fit
+        # refuses a batch that carries no weight).
+        check_sample_weight(sample_weight, n_samples, model.n_components)
     if hasattr(model, "total_samples"):
         # Stochastic VI: every batch stands for the whole file.
         model.set_params(total_samples=float(n_samples))
     starts = np.arange(0, n_samples, args.batch_size)
+    stops = np.minimum(starts + args.batch_size, n_samples)
+    positive = stops - starts
+    if sample_weight is not None:
+        positive = np.add.reduceat((sample_weight > 0).astype(np.int64), starts)
+    # The first partial_fit initialises from its block, which needs
+    # n_components rows of positive weight (and two rows): a block that can
+    # start the fit leads the first pass, wherever the shuffle put it (the
+    # short last block, or one of zero weights, cannot).
+    opens = (stops - starts >= max(2, model.n_components)) & (positive >= model.n_components)
     rng = np.random.RandomState(args.random_state)
     reporter._label = lambda p: f"pass {p + 1}/{args.passes}"
+    visits = collections.deque()  # (pass, place in the pass) of each range yielded
 
     def ranges():
         # Each pass's order is drawn when its first block is asked for: the
         # reader asks one block ahead, across the passes' boundaries too.
-        for _ in range(args.passes):
-            for start in starts[rng.permutation(len(starts))]:
-                yield start, min(start + args.batch_size, n_samples)
+        for p in range(args.passes):
+            order = rng.permutation(len(starts))
+            if p == 0 and opens.any():
+                first = np.flatnonzero(opens[order])[0]
+                order[[0, first]] = order[[first, 0]]
+            for i, b in enumerate(order):
+                if positive[b]:
+                    visits.append((p, i))
+                    yield starts[b], stops[b]
 
     if isinstance(X, np.memmap):
         # Each block is read once, into memory, the next one while partial_fit
@@ -323,8 +353,8 @@ def fit_online(model, X, sample_weight, args, reporter):
     previous = -np.inf
     # closing: an error in partial_fit stops the reader (its thread and file) at once.
     with contextlib.closing(blocks):
-        for b, (start, stop, block) in enumerate(blocks):
-            p, i = divmod(b, len(starts))
+        for start, stop, block in blocks:
+            p, i = visits.popleft()
             w = None if sample_weight is None else sample_weight[start:stop]
             model.partial_fit(block, sample_weight=w)
             bound = model.lower_bound_

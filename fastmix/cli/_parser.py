@@ -424,8 +424,10 @@ def build_parser():
         default=65536,
         metavar="N",
         help=(
-            "with --online: rows per partial_fit call (default: 65536); two blocks of N "
-            "rows are in memory at a time (the next is read while this one is fitted)"
+            "with --online: rows per partial_fit call (default: 65536; at least 2 and -k, "
+            "since the first block initialises the fit); two blocks of N rows are in memory "
+            "at a time (the next is read while this one is fitted); a block whose rows all "
+            "weigh zero is skipped"
         ),
     )
     fit.add_argument(
