@@ -11,6 +11,9 @@ import json
 import os
 import re
 import secrets
+import tokenize
+import zipfile
+import zlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -36,6 +39,15 @@ ATTR_NAME = re.compile(r"^[a-z][a-z0-9_]*_$")
 MAX_TUPLE = 16
 # Array dtypes a model file may hold (never object arrays).
 ARRAY_KINDS = "biufcU"
+
+# What NumPy's readers raise for a damaged .npy or .npz (never a pickle:
+# allow_pickle=False): zipfile raises NotImplementedError for a compression
+# method it does not know and RuntimeError for an encrypted member; a
+# malformed .npy header fails in its tokenizer or parser.
+READ_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError,
+    NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError,
+)  # fmt: skip
 
 
 # Python scalars stored as 0-d arrays: type -> (kind, dtype). Exact types, so

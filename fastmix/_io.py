@@ -73,7 +73,6 @@ import json
 import math
 import os
 import zipfile
-import zlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -90,6 +89,7 @@ from ._format import (
     MODEL_CLASSES,
     PARAM,
     PARAMS_KEY,
+    READ_ERRORS,
     VERSION_KEY,
     WRITER_KEY,
     save,
@@ -103,11 +103,6 @@ from ._validation import covariance_shape
 
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
-# Reading a damaged archive can fail in any of these (never a pickle: allow_pickle=False);
-# zipfile raises NotImplementedError for a compression method it does not know.
-_READ_ERRORS = (
-    zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError, NotImplementedError,
-)  # fmt: skip
 
 # Bounds on what one member may declare before any of it is read. save()
 # writes members uncompressed; a compressed member expanding past this ratio
@@ -169,7 +164,7 @@ class _Archive:
                 else:
                     self.fail(f"the entry {key!r} has an unsupported .npy version {version}.")
                 header_bytes = f.tell()
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             self.fail(f"the entry {key!r} is damaged or truncated ({type(exc).__name__}: {exc}).")
         declared_shape, _, dtype = header
         if dtype.hasobject:
@@ -210,7 +205,7 @@ class _Archive:
             self.fail(f"the entry {key!r} is damaged ({exc}).")
         except MemoryError:
             self.fail(f"the entry {key!r} is damaged: it does not fit in memory.")
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             self.fail(f"the entry {key!r} is damaged or truncated ({type(exc).__name__}: {exc}).")
 
     def string(self, key):
@@ -505,7 +500,7 @@ def load(path):
         npz = np.load(path, allow_pickle=False)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         if isinstance(exc, ValueError) and "pickle" in str(exc):
             reason = "it is neither an .npz archive nor an .npy array"
         elif isinstance(exc, zipfile.BadZipFile):

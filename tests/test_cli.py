@@ -607,6 +607,39 @@ def _write(path, text):
     return path
 
 
+def _damaged_numpy_files(tmp_path, X):
+    """.npy and .npz files NumPy's readers fail on with other errors than ValueError."""
+    import struct
+    import zipfile
+
+    np.save(tmp_path / "ok.npy", X)
+    raw = bytearray((tmp_path / "ok.npy").read_bytes())
+    end = raw.index(b"\n")
+    header = raw[:end].replace(b"), }", b",  }")  # the same length: a malformed tuple
+    assert len(header) == end
+    (tmp_path / "header.npy").write_bytes(bytes(header + raw[end:]))
+    np.savez(tmp_path / "ok.npz", X=X)
+    raw = bytearray((tmp_path / "ok.npz").read_bytes())
+    central = raw.find(b"PK\x01\x02")
+    encrypted = bytearray(raw)
+    encrypted[central + 8] |= 1  # the member's "encrypted" flag
+    (tmp_path / "encrypted.npz").write_bytes(bytes(encrypted))
+    method = bytearray(raw)  # a compression method zipfile does not know
+    local = method.find(b"PK\x03\x04")
+    method[local + 8 : local + 10] = method[central + 10 : central + 12] = struct.pack("<H", 99)
+    (tmp_path / "method.npz").write_bytes(bytes(method))
+    np.savez_compressed(tmp_path / "deflated.npz", X=X)
+    raw = bytearray((tmp_path / "deflated.npz").read_bytes())
+    start = raw.find(b"PK\x03\x04") + 30 + len("X.npy")
+    raw[start + 10 : start + 40] = b"\xff" * 30  # the deflated stream, not the zip's records
+    (tmp_path / "deflated.npz").write_bytes(bytes(raw))
+    with zipfile.ZipFile(tmp_path / "text.npz", "w") as archive:
+        archive.writestr("readme.txt", "not an array")
+        archive.writestr("X.npy", (tmp_path / "ok.npy").read_bytes())
+    names = ("header.npy", "encrypted.npz", "method.npz", "deflated.npz", "text.npz")
+    return {name.replace(".", "_"): tmp_path / name for name in names}
+
+
 @pytest.fixture
 def bad_files(tmp_path, data):
     from fastmix import GaussianMixture
@@ -615,7 +648,9 @@ def bad_files(tmp_path, data):
     GaussianMixture(2, random_state=0).fit(data["X"]).save(tmp_path / "model.npz")
     np.save(tmp_path / "three.npy", np.ones((10, 3)))
     np.save(tmp_path / "short_w.npy", np.ones(5))
+    damaged = _damaged_numpy_files(tmp_path, data["X"])
     return {
+        **damaged,
         "missing": tmp_path / "missing.npy",
         "ragged": _write(tmp_path / "ragged.csv", "a,b\n1,2\n3,4,5\n"),
         "nan_csv": _write(tmp_path / "nan.csv", "x,y\n1,2\n# comment\n3,nan\n"),
@@ -643,6 +678,14 @@ _FILE_ERRORS = [
     (["fit", "{unknown}"], "unknown extension '.xyz'"),
     (["fit", "{fake_npy}"], "not a readable .npy file"),
     (["fit", "{objects}"], "holds Python objects"),
+    (["fit", "{header_npy}"], "not a readable .npy file (TokenError"),
+    (["fit", "{encrypted_npz}"], "the array 'X' is damaged (RuntimeError"),
+    (["fit", "{method_npz}"], "the array 'X' is damaged (NotImplementedError"),
+    (["fit", "{deflated_npz}"], "the array 'X' is damaged (error"),
+    (["fit", "{text_npz}"], "the member 'readme.txt' is not a .npy array; name the array"),
+    (["fit", "{npy}", "--sample-weight", "{encrypted_npz}"], "the array 'X' is damaged"),
+    (["predict", "{encrypted_npz}", "{npy}"], "not a fastmix model file"),
+    (["predict", "{header_npy}", "{npy}"], "not a fastmix model file"),
     (["fit", "{nan_csv}"], "nan.csv: line 4, column 2 ('y') is nan"),
     (["fit", "{raw}", "--shape", "601,2", "--dtype", "float32"], "wrong --shape"),
     # Forgetting --dtype: refused (a float64 file of N rows is a float32 file of

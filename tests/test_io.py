@@ -339,6 +339,30 @@ def test_corrupted_member_is_refused(saved, tmp_path):
     load_error(path, "'attr.means_' is damaged")
 
 
+def test_encrypted_or_malformed_members_are_refused(saved, tmp_path):
+    """zipfile's RuntimeError (an encrypted member) and the .npy header
+    parser's TokenError (a malformed shape) are damage too, not raw errors."""
+    data, entries = saved
+    raw = bytearray(data)
+    central = bytes(raw).index(b"PK\x01\x02")
+    raw[central + 8] |= 1  # the first member's "encrypted" flag
+    path = tmp_path / "encrypted.npz"
+    path.write_bytes(bytes(raw))
+    load_error(path, "is damaged or truncated \\(RuntimeError")
+
+    path = tmp_path / "header.npz"
+    with zipfile.ZipFile(path, "w") as out, zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            member = bytearray(archive.read(info))
+            if info.filename == "attr.means_.npy":
+                end = member.index(b"\n")
+                header = member[:end].replace(b"), }", b",  }")
+                assert len(header) == end
+                member[:end] = header
+            out.writestr(info, bytes(member))
+    load_error(path, "'attr.means_' is damaged or truncated \\(TokenError")
+
+
 @pytest.mark.parametrize(
     ("version", "match"),
     [

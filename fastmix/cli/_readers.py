@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from .._format import READ_ERRORS
 from ._usage import UsageError, check_input_file, extension
 
 # Data files `fit` and `predict` read, by extension; anything else is a raw
@@ -47,17 +48,19 @@ def _read_npy(path):
         raise UsageError(
             f"{path}: not a readable .npy file ({' '.join(str(exc).split())})"
         ) from None
-    except (OSError, EOFError) as exc:
-        raise UsageError(f"{path}: not a readable .npy file ({exc})") from None
+    except READ_ERRORS as exc:
+        raise UsageError(f"{path}: not a readable .npy file ({_reason(exc)})") from None
+
+
+def _reason(exc):
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _read_npz(path, key):
-    import zipfile
-
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise UsageError(f"{path}: not a readable .npz archive ({exc})") from None
+    except READ_ERRORS as exc:
+        raise UsageError(f"{path}: not a readable .npz archive ({_reason(exc)})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UsageError(f"{path}: a single .npy array, not an .npz archive (rename it .npy)")
     with archive:
@@ -72,7 +75,7 @@ def _read_npz(path, key):
                 f"{', ...' if len(names) > 10 else ''})"
             )
         try:
-            return archive[key]
+            value = archive[key]
         except ValueError as exc:
             if "pickle" in str(exc) or "Object arrays" in str(exc):
                 raise UsageError(
@@ -80,8 +83,15 @@ def _read_npz(path, key):
                     "(never unpickled)"
                 ) from None
             raise UsageError(f"{path}: the array {key!r} is damaged ({exc})") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise UsageError(f"{path}: the array {key!r} is damaged ({exc})") from None
+        except READ_ERRORS as exc:
+            raise UsageError(f"{path}: the array {key!r} is damaged ({_reason(exc)})") from None
+        if not isinstance(value, np.ndarray):
+            # NumPy hands back the raw bytes of a member that is not a .npy file.
+            raise UsageError(
+                f"{path}: the member {key!r} is not a .npy array; name the array to read "
+                "with --key"
+            )
+        return value
 
 
 def _is_number(text):
