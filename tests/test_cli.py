@@ -209,6 +209,8 @@ _USAGE_ERRORS = [
     (["bench", "--shape", "2,2,3"], "e.g. --shape 3,2,3"),
     (["bench", "--shape", "600,2,2", "-k", "3"], "give either --shape or -n/-d/-k"),
     (["bench", "--dtype", "float64,float16"], "unknown dtype 'float16'"),
+    # The report fits the true mixture's 5 components too (it failed after the report).
+    (["demo", "--n-samples", "4", "--n-components", "2", "--no-plot"], "at least 5 (the true"),
 ]
 
 

@@ -38,14 +38,15 @@ def run_demo(args, out=None):
     from .. import GaussianMixture, plot
 
     out = sys.stdout if out is None else out
-    if args.n_samples < max(2, args.n_components):
+    weights, means, covariances = demo_mixture()
+    # The report fits the true mixture's components to the data too.
+    if args.n_samples < max(len(weights), args.n_components):
         raise UsageError(
-            f"--n-samples ({args.n_samples}) must be at least 2 and at least "
-            f"--n-components ({args.n_components})"
+            f"--n-samples ({args.n_samples}) must be at least {len(weights)} (the true "
+            f"mixture's components) and at least --n-components ({args.n_components})"
         )
     plot_path, plot_dir, no_plot_reason = _demo_plot_targets(args)
     dtype = np.dtype(args.dtype)
-    weights, means, covariances = demo_mixture()
     rng = np.random.default_rng(DEMO_SEED)
     t0 = time.perf_counter()
     X, _ = sample_mixture(args.n_samples, weights, means, covariances, rng)
