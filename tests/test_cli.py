@@ -733,6 +733,53 @@ def test_file_errors_are_one_line(args, fragment, data, bad_files, capsys):
     assert not (bad_files["tmp"] / "l.npy").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fit", "{npy}", "--out", "{ro}/m.npz"],
+        ["fit", "{npy}", "--plot", "{ro}/f.png"],
+        ["select", "{npy}", "-k", "1,2", "--out", "{ro}/m.npz"],
+        ["predict", "{model}", "{npy}", "--out", "{ro}/l.npy"],
+        ["demo", "--n-samples", "600", "--plot-dir", "{ro}"],
+    ],
+)
+def test_unwritable_output_folder_is_refused_before_the_work(
+    args, data, bad_files, monkeypatch, capsys
+):
+    """An output folder that refuses new files is found before the data are
+    read and fitted, not after (the message named save's temporary file)."""
+    import tempfile
+
+    from fastmix.cli import _fit, _usage
+
+    if "--plot" in args or "--plot-dir" in args:
+        if not _have_matplotlib():
+            pytest.skip("needs matplotlib")
+    ro = bad_files["tmp"] / "ro"
+    ro.mkdir()
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **k):  # a read-only folder, for root too
+        if dir is not None and os.path.samefile(dir, ro):
+            raise PermissionError(13, "Permission denied")
+        return real(*a, dir=dir, **k)
+
+    def no_reading(*a, **k):
+        raise AssertionError("the data were read before the output was checked")
+
+    monkeypatch.setattr(_usage.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(_fit, "read_table", no_reading)
+    paths = {**{k: v for k, v in data.items() if k != "X"}, **bad_files, "ro": ro}
+    status, out, err = _main([a.format(**paths) for a in args], capsys)
+    _check_one_line(status, out, err, "cannot write in the folder")
+    assert "Permission denied" in err and list(ro.iterdir()) == []
+
+
+def test_empty_output_path_is_refused(data, capsys):
+    status, out, err = _main(["fit", str(data["npy"]), "--out", ""], capsys)
+    _check_one_line(status, out, err, "--out: the path is empty; give a file name")
+
+
 def test_file_error_in_a_subprocess(bad_files):
     proc = run_fastmix("fit", bad_files["names"])
     _check_one_line(proc.returncode, proc.stdout, proc.stderr, "is not numeric")

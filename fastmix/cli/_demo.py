@@ -9,7 +9,13 @@ import numpy as np
 
 from .._synthetic import DEMO_SEED, demo_mixture, sample_mixture
 from ._pictures import check_picture_path, write_pictures
-from ._usage import PLOT_EXTRA_HINT, UsageError, have, require_matplotlib
+from ._usage import (
+    PLOT_EXTRA_HINT,
+    UsageError,
+    check_writable_folder,
+    have,
+    require_matplotlib,
+)
 from ._warmup import first_run_note, warm_kernels
 
 # Where `fastmix demo` draws its picture unless told otherwise (when matplotlib
@@ -169,7 +175,14 @@ def _demo_plot_targets(args):
     if plot_dir is not None:
         if os.path.exists(plot_dir) and not os.path.isdir(plot_dir):
             raise UsageError(f"--plot-dir {plot_dir}: is a file, not a folder")
-        os.makedirs(plot_dir, exist_ok=True)
+        try:
+            os.makedirs(plot_dir, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--plot-dir {plot_dir}: cannot create the folder ({exc.strerror}); "
+                "choose another place"
+            ) from None
+        check_writable_folder(plot_dir, f"--plot-dir {plot_dir}")
     return plot_path, plot_dir, None
 
 

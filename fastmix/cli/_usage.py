@@ -8,6 +8,7 @@ optional extras live here because every command needs some of them.
 import importlib
 import os
 import sys
+import tempfile
 
 # scikit-learn's four: what `bench` compares against scikit-learn.
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -53,6 +54,8 @@ def check_input_file(path, what):
 def check_output(path, option, extensions=None):
     """Fail before the work when an output cannot be written where asked."""
     path = os.fspath(path)
+    if not path:
+        raise UsageError(f"{option}: the path is empty; give a file name")
     if extensions is not None and extension(path) not in extensions:
         raise UsageError(f"{option} {path}: unknown extension; expected {', '.join(extensions)}")
     if os.path.isdir(path):
@@ -60,6 +63,24 @@ def check_output(path, option, extensions=None):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+    check_writable_folder(folder, f"{option} {path}")
+
+
+def check_writable_folder(folder, what):
+    """Fail unless a file can be created in ``folder``: by trying, as the write will.
+
+    ``os.access`` answers yes to root on a read-only file system, and every
+    output is written to a temporary file in its folder, then renamed.
+    """
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".fastmix-probe-", dir=folder)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"{what}: cannot write in the folder {folder} ({reason}); choose another place"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def streams(out, err):
