@@ -634,7 +634,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 values,
                 caller_name=type(self).__name__,
             )
-            self._check_online_components()
+            self._check_fitted_components("partial_fit continues that fit")
             self._check_min_responsibility()
         # Only the first call initialises (BLAS on the data's scale), so later
         # ones hold BLAS to one thread only where the update calls it.
@@ -642,14 +642,14 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self._on_a_copy(self._partial_fit_inplace, X, sample_weight, values, limit_blas=limit_blas)
         return self
 
-    def _check_online_components(self):
-        """Refuse a later batch when ``n_components`` no longer matches the fitted model."""
+    def _check_fitted_components(self, why):
+        """Refuse when ``n_components`` no longer matches the fitted model (``why`` it must)."""
         fitted = np.shape(self.weights_)[0]
         if self.n_components != fitted:
             raise ValueError(
                 f"n_components={self.n_components!r}, but this model was fitted with "
-                f"{fitted} components: partial_fit continues that fit. Set n_components "
-                f"back to {fitted}, or call fit to start afresh."
+                f"{fitted} components: {why}. Set n_components back to {fitted}, or "
+                "call fit to start afresh."
             )
 
     def _update_calls_blas(self):
@@ -869,7 +869,17 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         ------
         sklearn.exceptions.NotFittedError
             When the model is not fitted.
+        ValueError
+            When a parameter that shapes the fitted arrays (``n_components``,
+            ``covariance_type``, the weight prior's type) was changed by
+            ``set_params`` after the fit: :func:`fastmix.load` would refuse
+            the file.
         """
+        check_is_fitted(self)
+        # What load checks against the parameters, refused before writing:
+        # the components' count, then the arrays predict reads.
+        self._check_fitted_components("the file must describe that fit")
+        self._kernel_params(np.asarray(self.means_).dtype)
         save(self, path)
 
     # --------------------------------------------------------------- verbose

@@ -97,7 +97,7 @@ from ._format import (
 
 # Imported so that both estimators are registered as persistable classes.
 from ._gaussian_mixture import GaussianMixture  # noqa: F401
-from ._stats import TIED_TYPES
+from ._stats import COV_CODES, TIED_TYPES, Stats
 from ._validation import FLOAT_DTYPES as _FLOAT_DTYPES
 from ._validation import covariance_shape
 
@@ -453,6 +453,40 @@ def _check_state(archive, model, attrs):
             and names.shape == (n_features,)
         ):
             bad("feature_names_in_", f"an array of {n_features} names")
+    _check_online_state(archive, model, attrs, n_features, bad)
+
+
+def _check_online_state(archive, model, attrs, n_features, bad):
+    """Refuse a partial_fit state that a later partial_fit could not continue."""
+    names = type(model)._online_attributes
+    present = [name for name in names if name in attrs]
+    if not present:
+        return
+    if len(present) != len(names):
+        missing = ", ".join(name for name in names if name not in attrs)
+        archive.fail(
+            f"missing fitted attribute(s): {missing} (a model saved after partial_fit "
+            f"holds all of {', '.join(names)})."
+        )
+    for name, least in (("n_batches_", 1), ("n_samples_seen_", 0)):
+        value = attrs[name]
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < least:
+            bad(name, "a positive integer" if least else "a non-negative integer")
+    zeros = Stats.zeros(
+        COV_CODES[model.covariance_type], np.zeros((model.n_components, n_features))
+    )
+    expected = zeros.to_arrays()
+    stats = attrs["online_stats_"]
+    if not (
+        isinstance(stats, tuple)
+        and len(stats) == len(expected)
+        and all(
+            isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == e.shape
+            for a, e in zip(stats, expected, strict=True)
+        )
+    ):
+        shapes = ", ".join(str(e.shape) for e in expected)
+        bad("online_stats_", f"a tuple of float64 arrays of shapes {shapes}")
 
 
 def load(path):

@@ -2,6 +2,7 @@
 refusal of tampered or foreign files (never unpickling), pickle and clone."""
 
 import io
+import json
 import pickle
 import warnings
 import zipfile
@@ -337,6 +338,76 @@ def test_corrupted_member_is_refused(saved, tmp_path):
     path = tmp_path / "flipped.npz"
     path.write_bytes(bytes(raw))
     load_error(path, "'attr.means_' is damaged")
+
+
+@pytest.mark.parametrize(
+    ("estimator", "change", "match"),
+    [
+        ("gmm", {"n_components": 5}, "n_components=5, but this model was fitted with 3"),
+        ("gmm", {"covariance_type": "diag"}, "covariance_type='diag' with 3 components"),
+        ("bgmm", {"n_components": 2}, "n_components=2, but this model was fitted with 4"),
+        (
+            "bgmm",
+            {"weight_concentration_prior_type": "dirichlet_distribution"},
+            "the fitted attributes disagree",
+        ),
+    ],
+)
+def test_save_refuses_parameters_changed_after_the_fit(estimator, change, match, tmp_path):
+    """set_params after the fit: save used to write a file that load refused."""
+    model = fit_quiet(make(estimator, "full"), three_blobs())
+    model.set_params(**change)
+    path = tmp_path / "model.npz"
+    with pytest.raises(ValueError, match=match):
+        model.save(path)
+    assert not path.exists()
+    model.set_params(**{name: make(estimator, "full").get_params()[name] for name in change})
+    model.save(path)
+    np.testing.assert_array_equal(fastmix.load(path).means_, model.means_)
+
+
+def _online_entries(tmp_path):
+    model = GaussianMixture(3, covariance_type="diag", random_state=0)
+    X = three_blobs()
+    model.partial_fit(X).partial_fit(X)
+    model.save(tmp_path / "online.npz")
+    with np.load(tmp_path / "online.npz", allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _without(entries, name):
+    kinds = json.loads(str(entries["attributes_json"]))
+    del kinds[name]
+    kept = {k: v for k, v in entries.items() if not k.startswith(f"attr.{name}")}
+    return dict(kept, attributes_json=np.asarray(json.dumps(kinds)))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "match"),
+    [
+        (
+            lambda e: {"attr.online_stats_.1": np.zeros((1, 1))},
+            "'online_stats_' should be a tuple",
+        ),
+        (lambda e: {"attr.online_stats_.0": e["attr.online_stats_.0"][:2]}, "'online_stats_'"),
+        (
+            lambda e: {"attr.online_stats_.5": e["attr.online_stats_.5"].astype(np.float32)},
+            "tuple of float64 arrays",
+        ),
+        (lambda e: {"attr.n_batches_": np.int64(-7)}, "'n_batches_' should be a positive"),
+        (lambda e: {"attr.n_batches_": np.int64(0)}, "'n_batches_' should be a positive"),
+        (lambda e: {"attr.n_samples_seen_": np.int64(-1)}, "'n_samples_seen_' should be a non"),
+        (lambda e: _without(e, "online_stats_"), "missing fitted attribute\\(s\\): online_stats_"),
+        (lambda e: _without(e, "n_batches_"), "missing fitted attribute\\(s\\): n_batches_"),
+    ],
+)
+def test_damaged_online_state_is_refused(tmp_path, tamper, match):
+    """The partial_fit state is checked at load like every other fitted array:
+    a damaged one used to load and fail (or go wrong) at the next partial_fit."""
+    entries = _online_entries(tmp_path)
+    changed = tamper(entries)
+    entries = changed if "attributes_json" in changed else {**entries, **changed}
+    load_error(write_entries(tmp_path / "bad.npz", entries), match)
 
 
 def test_encrypted_or_malformed_members_are_refused(saved, tmp_path):
