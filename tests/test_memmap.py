@@ -15,7 +15,7 @@ from functools import partial
 import numpy as np
 import pytest
 from conftest import COV_TYPES, INIT_PARAMS, explicit_init, fit_quiet, record_takes, three_blobs
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 import fastmix._sources._init as init
@@ -220,6 +220,26 @@ def test_memmap_sample_weight_matches_in_memory(big):
     a = fit_quiet(GaussianMixture(3, **kw), X, sample_weight=w)
     b = fit_quiet(GaussianMixture(3, **kw), M, sample_weight=w)
     assert_same_model(a, b)
+
+
+def test_random_from_data_draws_rows_of_positive_weight_only(tmp_path):
+    """A zero weight drops its row: random_from_data used to start means at
+    zero-weight rows (two components collapsed into one here, seed 2)."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(100, 2) - 3, rng.randn(100, 2) + 3])
+    w = np.zeros(len(X))
+    w[::10] = 1.0
+    kw = dict(init_params="random_from_data", max_iter=0)
+    for seed in range(4):
+        for data in (X, to_memmap(tmp_path, X)):
+            gm = fit_quiet(GaussianMixture(2, random_state=seed, **kw), data, sample_weight=w)
+            # Each mean is its start row (up to the rounding of the centring).
+            gaps = np.linalg.norm(X[:, None, :] - gm.means_[None], axis=2)
+            assert (gaps.min(axis=0) < 1e-12).all() and (w[gaps.argmin(axis=0)] > 0).all(), seed
+    # Every weight positive: scikit-learn's draw, as unweighted.
+    a = fit_quiet(GaussianMixture(2, random_state=1, **kw), X)
+    b = fit_quiet(GaussianMixture(2, random_state=1, **kw), X, sample_weight=np.full(200, 2.0))
+    assert_allclose(a.means_, b.means_, rtol=1e-12)
 
 
 def test_memmap_validation(tmp_path):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._init import initial_stats
+from ._init import choice, initial_stats
 
 
 class DataSource:
@@ -47,9 +47,32 @@ class DataSource:
     """
 
     ndim = 2
+    # Whether choose() draws by random_state.choice at any size (as scikit-learn).
+    _exact_choice = False
 
     def __len__(self):
         return self.n_samples
+
+    def choose(self, size, random_state):
+        """``size`` distinct row indices drawn uniformly, in draw order (``random_from_data``).
+
+        Drawn among the rows of positive weight: a zero weight drops its row.
+        With every weight positive (or none given) the draw is scikit-learn's.
+        """
+        positive = self.positive_rows()
+        n = self.n_samples if positive is None else len(positive)
+        rows = choice(n, size, random_state, exact=self._exact_choice)
+        return rows if positive is None else positive[rows]
+
+    def positive_rows(self):
+        """Indices of the rows with a positive weight; None when that is every row."""
+        if self.sample_weight is None:
+            return None
+        positive = self._weights_in_memory() > 0
+        return None if positive.all() else np.flatnonzero(positive)
+
+    def _weights_in_memory(self):
+        return np.asarray(self.sample_weight)
 
     def centre(self):
         """The weighted mean of the rows, float64."""

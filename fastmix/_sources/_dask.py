@@ -25,7 +25,7 @@ from .._validation import (
 )
 from ._base import DataSource, add_parts, block_sums
 from ._driver import block_outputs, block_stats, finish_stats, new_stats
-from ._init import Resp, SeededUniform, choice, init_sample_rows
+from ._init import Resp, SeededUniform, init_sample_rows
 
 __all__ = ["DaskSource", "is_dask"]
 
@@ -297,8 +297,9 @@ class DaskSource(DataSource):
         n_samples, n_features = self.shape
         return init_sample_rows(n_samples, n_features, self.dtype.itemsize, n_components)
 
-    def choose(self, size, random_state):
-        return choice(self.n_samples, size, random_state)
+    def _weights_in_memory(self):
+        (weights,) = _compute(self._client, self.sample_weight)
+        return weights
 
     def random_plan(self, random_state, n_components):
         if self.init_sample_size(n_components) == self.n_samples:

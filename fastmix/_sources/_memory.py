@@ -50,7 +50,7 @@ from ._driver import (
     new_stats,
     pass_rows,
 )
-from ._init import UniformDraw, choice, init_sample_rows
+from ._init import UniformDraw, init_sample_rows
 
 # A strided view is read through the file when a block's byte span is at most
 # this many times the bytes it keeps (X[:, ::2] spans 2x): reading more would
@@ -187,6 +187,7 @@ class ArraySource(_InProcessSource):
     """
 
     _init_rows = _INIT_BLOCK_ROWS
+    _exact_choice = True
 
     def __init__(self, X, sample_weight=None):
         self._X = X
@@ -216,9 +217,6 @@ class ArraySource(_InProcessSource):
 
     def init_sample_size(self, n_components):
         return self.n_samples
-
-    def choose(self, size, random_state):
-        return choice(self.n_samples, size, random_state, exact=True)
 
 
 # ------------------------------------------------------------- memmap / arrays
@@ -509,6 +507,3 @@ class BlockSource(_InProcessSource):
     def init_sample_size(self, n_components):
         n_samples, n_features = self.shape
         return init_sample_rows(n_samples, n_features, self.dtype.itemsize, n_components)
-
-    def choose(self, size, random_state):
-        return choice(self.n_samples, size, random_state)
