@@ -366,7 +366,7 @@ class GaussianMixture(BaseMixture):
             ``-2 log L + p log n`` for ``p`` free parameters (``_n_parameters``).
             The lower the better.
         """
-        n_samples = np.shape(X)[0]
+        n_samples = _n_rows(X)
         return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
 
     def aic(self, X):
@@ -382,7 +382,7 @@ class GaussianMixture(BaseMixture):
         aic : float
             ``-2 log L + 2 p``; the lower the better.
         """
-        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+        return -2 * self.score(X) * _n_rows(X) + 2 * self._n_parameters()
 
     def icl(self, X):
         """Integrated completed likelihood criterion for the current model on X.
@@ -434,7 +434,7 @@ class GaussianMixture(BaseMixture):
         """
         source = self._validate_predict_data(X)
         (stats,) = source.estep_pass([self._kernel_params(source.dtype)])
-        n_samples = source.n_samples
+        n_samples = stats.n_rows  # a dask array's rows may be unknown before the pass
         icl = (
             -2.0 * stats.sum_wlogp
             + self._n_parameters() * math.log(n_samples)
@@ -446,6 +446,18 @@ class GaussianMixture(BaseMixture):
             # dask array would only build the check, never run it).
             self.score(X)
         return float(icl)
+
+
+def _n_rows(X):
+    """The number of rows of ``X``; a dask array's counted first when its chunks are unknown.
+
+    scikit-learn's ``X.shape[0]``; a dask array filtered by a mask has NaN
+    there, which made the criteria NaN (``fit`` counts them the same way).
+    """
+    n_samples = np.shape(X)[0]
+    if isinstance(n_samples, float) and math.isnan(n_samples):
+        n_samples = sum(X.compute_chunk_sizes().chunks[0])
+    return n_samples
 
 
 def _covariances_from_precisions(precisions, covariance_type):

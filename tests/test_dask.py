@@ -139,6 +139,33 @@ def test_dask_predictions_are_dask_arrays(client):
         gm.predict(da.ones((10, 4), chunks=5))
 
 
+def test_dask_criteria_of_unknown_chunk_sizes(client):
+    """A dask array filtered by a mask has unknown row counts: bic, aic and
+    icl used to return NaN for it."""
+    gm = fit_quiet(make(GaussianMixture, "diag", max_iter=5, tol=0), X_NP)
+    D = da.from_array(X_NP, chunks=400)
+    unknown = D[D[:, 0] > -1e9]
+    assert np.isnan(unknown.shape[0])
+    for name in ("bic", "aic", "icl"):
+        assert getattr(gm, name)(unknown) == pytest.approx(getattr(gm, name)(X_NP), rel=1e-12)
+
+
+def test_dask_random_from_data_draws_rows_of_positive_weight_only(client):
+    w = np.zeros(len(X_NP))
+    w[::7] = 1.0
+    kw = dict(init_params="random_from_data", max_iter=0)
+    for seed in range(3):
+        ref = fit_quiet(GaussianMixture(3, random_state=seed, **kw), X_NP, sample_weight=w)
+        gm = fit_quiet(
+            GaussianMixture(3, random_state=seed, **kw),
+            da.from_array(X_NP, chunks=500),
+            sample_weight=da.from_array(w, chunks=300),
+        )
+        assert_allclose(gm.means_, ref.means_, rtol=1e-12)
+        gaps = np.linalg.norm(X_NP[:, None, :] - gm.means_[None], axis=2)
+        assert (gaps.min(axis=0) < 1e-12).all() and (w[gaps.argmin(axis=0)] > 0).all()
+
+
 def test_dask_persists_once_and_computes_once_per_iteration(client, tmp_path, monkeypatch):
     """Each block is loaded once per fit (persisted), and each iteration is one compute."""
     log = os.fspath(tmp_path / "loads.txt")
