@@ -59,7 +59,7 @@ def _same_values(values, checked):
         return False
 
 
-def fit_in_lockstep(source, models, timings=None):
+def fit_in_lockstep(source, models, timings=None, failed=None):
     """Run the fit loops of ``models`` on ``source`` together, one read per round.
 
     Each round gathers what every unfinished model asks for (its
@@ -70,17 +70,33 @@ def fit_in_lockstep(source, models, timings=None):
     bitwise the statistics of a pass of its own (``fastmix._sources``), so
     every model ends as it would fitted alone. ``timings`` (an array, one
     entry per model) gets each model's seconds: its own updates, and each
-    shared read split evenly among the models it served.
+    shared read split evenly among the models it served. With ``failed`` (a
+    dict), a model whose own step raises a ``ValueError`` (an update that
+    fails, such as an ill-defined covariance) drops out with its error put
+    under its index, and the others go on; without it the error propagates.
+    A shared read's error always propagates.
     """
     if timings is None:
         timings = np.zeros(len(models))
     steps = {i: model._fit_steps(source) for i, model in enumerate(models)}
-    requests = {}
-    for i, step in list(steps.items()):
+
+    def advance(i, answer):
+        """The next request of model ``i``, or None when its loop has ended."""
         try:
-            requests[i] = next(step)
+            return steps[i].send(answer)
         except StopIteration:
-            del steps[i]
+            return None
+        except ValueError as exc:
+            if failed is None:
+                raise
+            failed[i] = exc
+            return None
+
+    requests = {}
+    for i in list(steps):
+        request = advance(i, None)
+        if request is not None:
+            requests[i] = request
     while requests:
         answers = {}
         starting = [i for i, r in requests.items() if isinstance(r, InitRequest)]
@@ -93,10 +109,11 @@ def fit_in_lockstep(source, models, timings=None):
                 answers.update(zip(served, stats, strict=True))
         for i, answer in answers.items():
             start = time()
-            try:
-                requests[i] = steps[i].send(answer)
-            except StopIteration:
+            request = advance(i, answer)
+            if request is None:
                 del requests[i]
+            else:
+                requests[i] = request
             timings[i] += time() - start
 
 

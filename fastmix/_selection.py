@@ -9,6 +9,7 @@ sweep over a dask array computes once per round. A last round computes every
 candidate's criteria from one more read.
 """
 
+import copy
 import math
 import time
 import warnings
@@ -16,7 +17,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -61,7 +62,8 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         ``GaussianMixture()``.
     random_state : int, RandomState instance or None, default=None
         None: each candidate uses ``estimator``'s own ``random_state``.
-        Otherwise it is given to every candidate.
+        Otherwise every candidate gets it (a RandomState: its own copy, as
+        ``clone`` gives it, so no candidate depends on the others).
     verbose : int, default=0
         1 or more prints the table of candidates after the fit; 2 also passes
         ``verbose`` to the candidates.
@@ -77,7 +79,9 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         ``n_components``: ``n_components``, ``covariance_type``, ``bic``,
         ``aic``, ``icl``, ``lower_bound``, ``n_iter``, ``converged`` and
         ``fit_time`` (seconds; each shared read is split evenly among the
-        candidates it served).
+        candidates it served). A candidate whose fit failed (a
+        ``FitFailedWarning`` names it and its error) has NaN criteria and
+        lower bound and is never chosen.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -145,12 +149,17 @@ class MixtureSelector(DensityMixin, BaseEstimator):
 
     def _candidates(self, grid):
         base = GaussianMixture() if self.estimator is None else self.estimator
-        extra = {} if self.random_state is None else {"random_state": self.random_state}
-        if self.verbose < 2:
-            extra["verbose"] = 0
-        return [
-            clone(base).set_params(n_components=k, covariance_type=t, **extra) for k, t in grid
-        ]
+        extra = {} if self.verbose >= 2 else {"verbose": 0}
+        candidates = []
+        for k, t in grid:
+            candidate = clone(base).set_params(n_components=k, covariance_type=t, **extra)
+            if self.random_state is not None:
+                # Each its own copy of a RandomState (as clone copies the
+                # estimator's): one shared stream would make a candidate
+                # depend on the others in the grid.
+                candidate.set_params(random_state=copy.deepcopy(self.random_state))
+            candidates.append(candidate)
+        return candidates
 
     # ----------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None):
@@ -165,7 +174,10 @@ class MixtureSelector(DensityMixin, BaseEstimator):
             Not used, present for API consistency by convention.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative finite weights. An integer weight counts a row that
-            many times, in the fits and in the criteria.
+            many times, in the fits and in the criteria (``n = sum w``: the
+            criteria read the weights as frequencies, so their scale matters,
+            unlike a fit's). A K above the number of rows of positive weight
+            is skipped.
 
         Returns
         -------
@@ -177,10 +189,13 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         candidates = self._candidates(grid)
         for candidate in candidates:
             candidate._validate_params()
-        # Validate once, against the smallest K; larger K than rows are skipped.
+        # Validate once, against the smallest K; a K above the rows (of
+        # positive weight) is skipped, as a lone fit would refuse it.
         probe = min(candidates, key=lambda c: c.n_components)
         source = probe._validate_fit_data(X, sample_weight)
-        keep = [i for i, c in enumerate(candidates) if c.n_components <= source.n_samples]
+        positive = None if sample_weight is None else source.positive_rows()
+        usable = source.n_samples if positive is None else len(positive)
+        keep = [i for i, c in enumerate(candidates) if c.n_components <= usable]
         grid = [grid[i] for i in keep]
         candidates = [candidates[i] for i in keep]
         fitted_names = [a for a in ("n_features_in_", "feature_names_in_") if hasattr(probe, a)]
@@ -188,10 +203,29 @@ class MixtureSelector(DensityMixin, BaseEstimator):
             for name in fitted_names:
                 setattr(candidate, name, getattr(probe, name))
         timings = np.zeros(len(candidates))
+        failed = {}
         with single_threaded_blas():
-            fit_in_lockstep(source, candidates, timings)
-            criteria = self._criteria(source, candidates, timings)
-        self._record(grid, candidates, criteria, timings)
+            fit_in_lockstep(source, candidates, timings, failed)
+            fitted = [i for i in range(len(candidates)) if i not in failed]
+            if not fitted:
+                i, exc = min(failed.items())
+                raise ValueError(
+                    f"Every candidate failed to fit; {_named(grid[i])}: {exc}"
+                ) from exc
+            seconds = timings[fitted]  # a copy: _criteria adds its read's share to it
+            criteria = self._criteria(source, [candidates[i] for i in fitted], seconds)
+            timings[fitted] = seconds
+        if failed:
+            names = "; ".join(f"{_named(grid[i])}: {exc}" for i, exc in sorted(failed.items()))
+            warnings.warn(
+                f"{len(failed)} of the {len(candidates)} candidates failed to fit and are "
+                f"not chosen (their criteria are NaN): {names}",
+                FitFailedWarning,
+                stacklevel=2,
+            )
+        self._record(grid, candidates, dict(zip(fitted, criteria, strict=True)), timings)
+        for name in ("n_features_in_", "feature_names_in_"):
+            self.__dict__.pop(name, None)  # an earlier fit's, absent from this X
         for name in fitted_names:
             setattr(self, name, getattr(probe, name))
         if self.verbose:
@@ -225,19 +259,32 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         return out
 
     def _record(self, grid, candidates, criteria, timings):
-        bic, aic, icl = (np.array(v, dtype=np.float64) for v in zip(*criteria, strict=True))
+        """``results_`` and the best candidate; ``criteria``: index -> (bic, aic, icl)."""
+        nan = (math.nan,) * 3
+        rows = [criteria.get(i, nan) for i in range(len(candidates))]
+        bic, aic, icl = (np.array(v, dtype=np.float64) for v in zip(*rows, strict=True))
+        ok = [i in criteria for i in range(len(candidates))]
         self.results_ = {
             "n_components": np.array([k for k, _ in grid], dtype=np.int64),
             "covariance_type": np.array([t for _, t in grid], dtype=object),
             "bic": bic,
             "aic": aic,
             "icl": icl,
-            "lower_bound": np.array([c.lower_bound_ for c in candidates], dtype=np.float64),
-            "n_iter": np.array([c.n_iter_ for c in candidates], dtype=np.int64),
-            "converged": np.array([c.converged_ for c in candidates], dtype=bool),
+            "lower_bound": np.array(
+                [c.lower_bound_ if f else math.nan for c, f in zip(candidates, ok, strict=True)],
+                dtype=np.float64,
+            ),
+            "n_iter": np.array(
+                [c.n_iter_ if f else 0 for c, f in zip(candidates, ok, strict=True)],
+                dtype=np.int64,
+            ),
+            "converged": np.array(
+                [c.converged_ if f else False for c, f in zip(candidates, ok, strict=True)],
+                dtype=bool,
+            ),
             "fit_time": timings,
         }
-        best = int(np.argmin(self.results_[self.criterion]))
+        best = int(np.nanargmin(self.results_[self.criterion]))
         self.best_estimator_ = candidates[best]
         self.best_params_ = {"n_components": grid[best][0], "covariance_type": grid[best][1]}
 
@@ -335,6 +382,11 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         y : ndarray of shape (n_samples,)
         """
         return self._best().sample(n_samples)
+
+
+def _named(candidate):
+    k, covariance_type = candidate
+    return f"n_components={k}, covariance_type={covariance_type!r}"
 
 
 def _is_int(value):

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import COV_TYPES, fit_quiet
 from numpy.testing import assert_allclose
+from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
 
 from fastmix import GaussianMixture, MixtureSelector
 from fastmix._sources import BlockSource
@@ -155,6 +157,79 @@ def test_candidates_larger_than_the_data_are_skipped():
     X = _draw("full", n=4)
     sel = fit_quiet(MixtureSelector(n_components=(1, 2, 8), covariance_types=("spherical",)), X)
     assert list(sel.results_["n_components"]) == [1, 2]
+
+
+def test_candidates_larger_than_the_rows_of_positive_weight_are_skipped():
+    """A lone fit refuses K above the rows of positive weight; the selector
+    used to fit such a candidate (empty components) and could choose it."""
+    X = _draw("full", n=10)
+    w = np.r_[np.ones(3), np.zeros(7)]
+    sel = fit_quiet(
+        MixtureSelector(n_components=(1, 2, 5), covariance_types=("diag",), random_state=0),
+        X,
+        sample_weight=w,
+    )
+    assert list(sel.results_["n_components"]) == [1, 2]
+
+
+def test_a_random_state_instance_is_copied_per_candidate():
+    """Every candidate gets its own copy of a RandomState, so its result does
+    not depend on the others in the grid (one shared stream did)."""
+    X = _draw("diag", n=900, seed=4)
+    kw = dict(covariance_types=("diag",), estimator=GaussianMixture(init_params="random"))
+    one = fit_quiet(MixtureSelector((3,), random_state=np.random.RandomState(0), **kw), X)
+    two = fit_quiet(MixtureSelector((2, 3), random_state=np.random.RandomState(0), **kw), X)
+    alone = fit_quiet(
+        GaussianMixture(3, covariance_type="diag", init_params="random",
+                        random_state=np.random.RandomState(0)), X
+    )  # fmt: skip
+    assert one.results_["bic"][0] == two.results_["bic"][1]
+    assert_allclose(two.results_["bic"][1], alone.bic(X), rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_failing_candidate_is_named_and_not_chosen():
+    """A candidate whose fit fails (an ill-defined covariance at reg_covar=0)
+    used to abort the whole selection with a message naming no candidate; it
+    is now recorded as failed, named in a warning, and never chosen."""
+    X = np.repeat(np.random.RandomState(0).randn(3, 2), 20, axis=0)
+    base = GaussianMixture(reg_covar=0.0, covariance_type="diag", random_state=0)
+    ks = (1, 2, 3, 5)
+    failing = []
+    for k in ks:
+        try:
+            fit_quiet(clone(base).set_params(n_components=k), X)
+        except ValueError:
+            failing.append(k)
+    assert failing and failing != list(ks)
+    sel = MixtureSelector(ks, ("diag",), estimator=base, random_state=0)
+    with pytest.warns(FitFailedWarning, match=f"{len(failing)} of the 4 candidates failed") as w:
+        fit_quiet(sel, X)
+    message = str(next(x.message for x in w if issubclass(x.category, FitFailedWarning)))
+    for k in failing:
+        assert f"n_components={k}, covariance_type='diag': Fitting the mixture" in message
+    r = sel.results_
+    failed = np.isin(r["n_components"], failing)
+    assert np.isnan(r["bic"][failed]).all() and np.isnan(r["lower_bound"][failed]).all()
+    assert np.isfinite(r["bic"][~failed]).all() and not r["converged"][failed].any()
+    assert sel.best_params_["n_components"] not in failing
+    alone = fit_quiet(clone(base).set_params(n_components=sel.best_params_["n_components"]), X)
+    assert_allclose(sel.best_estimator_.means_, alone.means_, rtol=1e-10)
+    with pytest.raises(
+        ValueError, match=f"Every candidate failed to fit; n_components={failing[0]}"
+    ):
+        MixtureSelector(failing, ("diag",), estimator=base).fit(X)
+
+
+def test_feature_names_of_an_earlier_fit_are_dropped():
+    pd = pytest.importorskip("pandas")
+    X = _draw("diag", n=300)
+    sel = fit_quiet(
+        MixtureSelector((1, 2), ("diag",), random_state=0), pd.DataFrame(X, columns=["a", "b"])
+    )
+    assert list(sel.feature_names_in_) == ["a", "b"]
+    fit_quiet(sel, X[:, :1])
+    assert sel.n_features_in_ == 1 and not hasattr(sel, "feature_names_in_")
 
 
 def test_verbose_prints_the_table(capsys):
