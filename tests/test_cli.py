@@ -939,9 +939,19 @@ def test_pandas_index_column_is_dropped_with_a_note(data, tmp_path, capsys):
     lines = [",x,y"] + [f"{i},{float(a)!r},{float(b)!r}" for i, (a, b) in enumerate(X)]
     path.write_text("\n".join(lines) + "\n")
     from fastmix.cli._readers import read_data
+    from fastmix.cli._usage import UsageError
 
     np.testing.assert_array_equal(read_data(path), X)
     assert "pandas index" in capsys.readouterr().err
+    # A bad cell is named by its own column, the index counted as the file's first
+    # (the message named the column to its right, or blamed a string index).
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",x,y\n0,1,2\n1,oops,4\n")
+    with pytest.raises(UsageError, match=r"column 2 \('x'\) is not numeric: 'oops' on line 3"):
+        read_data(bad)
+    bad.write_text(",x,y\na,1,2\nb,3,oops\n")
+    with pytest.raises(UsageError, match=r"column 3 \('y'\) is not numeric: 'oops' on line 3"):
+        read_data(bad)
 
 
 def _first_stderr_line(args, env, timeout=120):

@@ -147,7 +147,10 @@ def _read_text(path, delimiter):
                 usecols=usecols,
             )
         except ValueError as exc:
-            raise UsageError(_text_error(path, kind, delimiter, header, skip, exc)) from None
+            index = usecols is not None
+            raise UsageError(
+                _text_error(path, kind, delimiter, header, skip, exc, index)
+            ) from None
     if X.shape[0] == 0:
         raise UsageError(f"{path}: malformed {kind}: no rows of numbers")
     finite = np.isfinite(X)
@@ -179,14 +182,16 @@ def _data_line(path, skip, row):
     return "?"
 
 
-def _text_error(path, kind, delimiter, header, skip, exc):
+def _text_error(path, kind, delimiter, header, skip, exc, index_column=False):
     """One line saying which line and column of a .csv/.tsv file is wrong.
 
     Only on the error path: the file is scanned again line by line (``#``
     comments and blank lines skipped, as ``np.loadtxt`` does) for the first
     line whose number of fields differs from the first data line's or whose
-    field is not a number.
+    field is not a number. With ``index_column`` the first field (a pandas
+    index, not read) may be anything, and ``header`` names the columns after it.
     """
+    first = 2 if index_column else 1  # the file column of header[0]
     width = None
     with open(path, encoding="utf-8-sig", newline="") as fh:
         for number, line in enumerate(fh, start=1):
@@ -202,9 +207,10 @@ def _text_error(path, kind, delimiter, header, skip, exc):
                     f"the lines before it {width}"
                 )
             for column, value in enumerate(fields, start=1):
-                if _is_number(value):
+                if _is_number(value) or column < first:
                     continue
-                named = f" ({header[column - 1]!r})" if header and column <= len(header) else ""
+                j = column - first
+                named = f" ({header[j]!r})" if header and j < len(header) else ""
                 if not value.strip():
                     return (
                         f"{path}: malformed {kind}: line {number}, column {column}{named} is empty"
