@@ -18,7 +18,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import fit_in_lockstep
@@ -47,9 +47,9 @@ class MixtureSelector(DensityMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_components : iterable of int or int, default=(1, 2, ..., 10)
+    n_components : array-like of int or int, default=(1, 2, ..., 10)
         The numbers of components to try (an int: that one).
-    covariance_types : iterable of str, default=('full', 'tied', 'diag', 'spherical')
+    covariance_types : array-like of str, default=('full', 'tied', 'diag', 'spherical')
         The covariance structures to try.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         What decides: the Bayesian information criterion, Akaike's, or the
@@ -108,7 +108,8 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         "n_components": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "covariance_types": ["array-like"],
         "criterion": [StrOptions(set(_CRITERIA))],
-        "estimator": [HasMethods(["fit", "bic"]), None],
+        # fastmix's own: the lockstep fit drives its private steps.
+        "estimator": [GaussianMixture, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -134,7 +135,7 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         ks = [self.n_components] if _is_int(self.n_components) else list(self.n_components)
         if not ks or not all(_is_int(k) and k >= 1 for k in ks):
             raise ValueError(
-                f"n_components must be a non-empty iterable of positive integers, got "
+                f"n_components must be a non-empty list of positive integers, got "
                 f"{self.n_components!r}; e.g. n_components=range(1, 11)."
             )
         types = list(self.covariance_types)

@@ -14,6 +14,7 @@ from conftest import COV_TYPES, fit_quiet
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
 from fastmix import GaussianMixture, MixtureSelector
 from fastmix._sources import BlockSource
@@ -145,6 +146,9 @@ def test_dask_sweep_computes_once_per_round(monkeypatch):
         ({"n_components": [1.5]}, "positive integers"),
         ({"covariance_types": ["full", "banana"]}, "covariance_types"),
         ({"criterion": "bayes"}, "criterion"),
+        # scikit-learn's GaussianMixture has fit and bic, but not fastmix's steps
+        # (it failed with a raw AttributeError).
+        ({"estimator": SklearnGaussianMixture()}, "'estimator' parameter of MixtureSelector"),
     ],
 )
 def test_bad_parameters_are_named(params, match):
