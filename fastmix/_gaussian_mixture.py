@@ -404,7 +404,14 @@ class GaussianMixture(BaseMixture):
             ``bic(X) - 2 sum_i sum_k r_ik log r_ik``, with ``r_ik`` the
             responsibilities (:meth:`predict_proba`). The lower the better;
             never below :meth:`bic`, equal to it when every row belongs
-            wholly to one component.
+            wholly to one component. Its log-likelihood is summed in float64
+            from the pass; :meth:`bic` takes scikit-learn's mean of
+            :meth:`score_samples`, which for float32 data is a float32 mean:
+            there the two differ by that mean's rounding (relative 1e-7),
+            which can put the ICL of perfectly separated clusters just below
+            the BIC. The penalty is the entropy of the responsibilities;
+            mclust's ``icl`` takes each row's largest responsibility only
+            (``-2 sum_i log max_k r_ik``), a penalty never larger than this.
 
         See Also
         --------
