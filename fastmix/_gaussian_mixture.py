@@ -257,10 +257,10 @@ class GaussianMixture(BaseMixture):
             prec_chol = precision_cholesky_from_precisions(
                 inits["precisions"], self.covariance_type
             )
-            if covariances is None:
-                covariances = _covariances_from_precisions(
-                    inits["precisions"], self.covariance_type
-                )
+            # The given precisions' inverse, not the start's covariances, even
+            # where those were computed for the weights or means: sample()
+            # draws from covariances_ (scikit-learn leaves it unset here).
+            covariances = _covariances_from_precisions(inits["precisions"], self.covariance_type)
         self.weights_ = np.asarray(weights, dtype=dtype)
         self.means_ = np.asarray(means, dtype=dtype)
         self.covariances_ = np.asarray(covariances, dtype=dtype)

@@ -257,12 +257,14 @@ def test_parity_partial_inits_max_iter_0(covariance_type, given):
     """Initial parameters when only some inits are given.
 
     Missing parameters come from the kmeans responsibilities, as in
-    scikit-learn. When ``precisions_init`` is given, covariances_ keeps the
-    covariances of those responsibilities. (scikit-learn 1.9 never sets
-    ``covariances_`` then and its fit with max_iter=0 raises AttributeError, so
-    the reference here is scikit-learn's fit without ``precisions_init``, whose
-    responsibilities are identical, with the precisions replaced by
-    scikit-learn's own Cholesky factorisation of ``precisions_init``.)
+    scikit-learn. When ``precisions_init`` is given, covariances_ is its
+    inverse, as ``sample`` needs (it kept the covariances of those
+    responsibilities, so a max_iter=0 model sampled from other covariances
+    than its precisions'). (scikit-learn 1.9 never sets ``covariances_`` then
+    and its fit with max_iter=0 raises AttributeError, so the reference here is
+    scikit-learn's fit without ``precisions_init``, whose responsibilities are
+    identical, with the precisions replaced by scikit-learn's own Cholesky
+    factorisation of ``precisions_init`` and the covariances by its inverse.)
     """
     X = sklearn_blobs(n=500, d=3, k=3, seed=8, std=1.5)
     inits = explicit_inits(X, 3, covariance_type, seed=1)
@@ -279,6 +281,9 @@ def test_parity_partial_inits_max_iter_0(covariance_type, given):
             precisions, covariance_type, xp=np
         )
         sk.precisions_ = precisions
+        sk.covariances_ = (
+            np.linalg.inv(precisions) if covariance_type in ("full", "tied") else 1.0 / precisions
+        )
         assert_close(fm.precisions_, precisions, rtol=1e-12)
     assert fm.lower_bound_ == -np.inf
     assert_parity(fm, sk, X)
