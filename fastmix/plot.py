@@ -17,6 +17,9 @@ Examples
 >>> ax = plot.convergence(gm)
 """
 
+import math
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -135,10 +138,18 @@ def _principal_axes(covariance):
 
 
 def _check_dims(dims, n_features):
+    if n_features < 2:
+        raise ValueError(
+            f"the model has {n_features} feature: there is no plane to draw ellipses in; "
+            "draw a histogram of the data instead."
+        )
     try:
-        i, j = (int(d) for d in dims)
+        i, j = dims
     except (TypeError, ValueError):
         raise ValueError(f"dims must be two feature indices, got {dims!r}.") from None
+    if not all(isinstance(d, Integral) and not isinstance(d, bool) for d in (i, j)):
+        raise ValueError(f"dims must be two integer feature indices, got {dims!r}.")
+    i, j = int(i), int(j)
     if not (0 <= i < n_features and 0 <= j < n_features) or i == j:
         raise ValueError(
             f"dims must be two different feature indices in [0, {n_features}), got {dims!r}."
@@ -202,11 +213,13 @@ def mixture(
     ImportError
         When matplotlib is not installed.
     """
-    ax = _fitted_axes(model, ax)
-    from matplotlib.patches import Ellipse
-
+    # Every check before the figure: a refused call leaves no empty one open.
+    check_is_fitted(model)
     n_features = model.means_.shape[1]
     i, j = _check_dims(dims, n_features)
+    sigmas = [float(s) for s in sigmas]
+    if not all(math.isfinite(s) and s > 0 for s in sigmas):
+        raise ValueError(f"sigmas must be positive Mahalanobis radii, got {sigmas!r}.")
     if not hasattr(X, "shape"):
         X = np.asarray(X)
     n_rows = X.shape[0]
@@ -216,6 +229,9 @@ def mixture(
         X = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X[rows])
     labels = model.predict(X)
     points = np.asarray(X)
+    ax = _axes(ax)
+    from matplotlib.patches import Ellipse
+
     colours = [f"C{k % 10}" for k in range(model.n_components)]
 
     ax.scatter(
@@ -243,7 +259,7 @@ def mixture(
                     fill=False,
                     edgecolor=colours[k],
                     linewidth=1.5,
-                    alpha=max(0.3, 1.0 - 0.25 * (s - 1)),
+                    alpha=min(1.0, max(0.3, 1.0 - 0.25 * (s - 1))),
                     gid=f"component-{k}-sigma-{s:g}",
                 )
             )
@@ -366,8 +382,11 @@ def selection(selector, ax=None, criterion=None):
     >>> len(ax.lines)  # four structures and the chosen candidate
     5
     """
-    ax = _fitted_axes(selector, ax)
+    check_is_fitted(selector)
     criterion = selector.criterion if criterion is None else criterion
+    if criterion not in ("bic", "aic", "icl"):
+        raise ValueError(f"criterion must be 'bic', 'aic' or 'icl', got {criterion!r}.")
+    ax = _axes(ax)
     results = selector.results_
     ks, types = results["n_components"], results["covariance_type"]
     values = np.asarray(results[criterion], dtype=np.float64)

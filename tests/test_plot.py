@@ -175,6 +175,37 @@ def test_mixture_labels_and_bad_dims(mpl):
             plot.mixture(model, X, dims=dims)
 
 
+def test_refused_calls_open_no_figure_and_small_sigmas_draw(mpl):
+    """Every check runs before the figure: a refused call used to leave an
+    empty figure open in pyplot. A radius below 1 gave matplotlib an alpha
+    above 1 and failed."""
+    import matplotlib.pyplot as plt
+
+    from fastmix import MixtureSelector
+
+    X = sheared_blobs(n_features=3)
+    model = fit_quiet(GaussianMixture(2, covariance_type="full", max_iter=10, random_state=0), X)
+    one = fit_quiet(GaussianMixture(2, max_iter=10, random_state=0), X[:, :1])
+    sel = fit_quiet(MixtureSelector((1, 2), ("diag",), random_state=0), X)
+    plt.close("all")
+    refused = [
+        (lambda: plot.mixture(model, X[:, :2]), "features"),
+        (lambda: plot.mixture(model, X, dims=(0, 7)), "dims"),
+        (lambda: plot.mixture(model, X, dims=(0.7, 1.9)), "integer feature indices"),
+        (lambda: plot.mixture(one, X[:, :1]), "no plane to draw"),
+        (lambda: plot.mixture(model, X, n_points=0), "0 sample"),
+        (lambda: plot.mixture(model, X, sigmas=(0, 1)), "positive Mahalanobis radii"),
+        (lambda: plot.selection(sel, criterion="foo"), "criterion must be"),
+    ]
+    for call, match in refused:
+        with pytest.raises(ValueError, match=match):
+            call()
+        assert plt.get_fignums() == [], match
+    ax = plot.mixture(model, X, sigmas=(0.5, 1))
+    gids = set(ellipses(ax))
+    assert {"component-0-sigma-0.5", "component-1-sigma-1"} <= gids
+
+
 def test_unfitted_model_is_refused(mpl):
     with pytest.raises(NotFittedError):
         plot.mixture(GaussianMixture(2), sheared_blobs())
