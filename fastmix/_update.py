@@ -112,7 +112,10 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     'diag' and 'spherical' with one to ten identical rows at 10 to 1e4)
     scikit-learn fits a variance of that size where fastmix raises. Which of
     the two scikit-learn does depends on its rounding; fastmix's rule does
-    not.
+    not. Every component of a 'k-means++' or 'random_from_data' start is one
+    row, where scikit-learn's rounding keeps the offset: at ``reg_covar=0``
+    those starts fit in scikit-learn and raise here for 'diag' and
+    'spherical' (and 'full' on one feature).
     """
     if covariance_type not in ("full", "tied"):
         # scikit-learn: sum r x^2 / nk - m^2 = sum r (x - m)^2 / nk + eps10 m^2 / nk,
