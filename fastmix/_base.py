@@ -142,8 +142,10 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     # partial_fit that finds them changed.
     _online_parameters = (
         "learning_decay", "learning_offset", "total_samples", "min_responsibility",
-        "reg_covar", "n_components",
+        "reg_covar", "n_components", *("covariance_type", "weight_concentration_prior_type"),
     )  # fmt: skip
+    # Of those, the ones that shape the fitted arrays: a later batch refuses a change.
+    _structural_parameters = ("covariance_type", "weight_concentration_prior_type")
     # Fitted attributes of the online state: a fit starts afresh without them.
     _online_attributes = ("n_batches_", "n_samples_seen_", "online_stats_")
 
@@ -652,6 +654,14 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 caller_name=type(self).__name__,
             )
             self._check_fitted_components("partial_fit continues that fit")
+            checked = self.__dict__.get("_online_parameters_checked") or {}
+            for name in self._structural_parameters:
+                if name in checked and name in values and values[name] != checked[name]:
+                    raise ValueError(
+                        f"{name}={values[name]!r}, but this model's partial_fit started "
+                        f"with {checked[name]!r}: partial_fit continues that fit. Set "
+                        f"{name} back to {checked[name]!r}, or call fit to start afresh."
+                    )
             self._check_min_responsibility()
         # Only the first call initialises (BLAS on the data's scale), so later
         # ones hold BLAS to one thread only where the update calls it.

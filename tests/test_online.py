@@ -263,11 +263,23 @@ def test_bad_batches_leave_the_online_state_untouched(estimator, n_calls):
          ValueError, "NaN"),
         (lambda: gm.set_params(n_components=5).partial_fit(X), ValueError,
          "n_components=5, but this model was fitted with 3 components"),
+        # The parameters that shape the fitted arrays (the message blamed the
+        # fitted attributes, or named the precisions' shape).
+        (lambda: gm.set_params(covariance_type="diag").partial_fit(X), ValueError,
+         "covariance_type='diag', but this model's partial_fit started with 'full'"),
     ]  # fmt: skip
+    reset = dict(learning_decay=0.7, learning_offset=10.0, reg_covar=1e-6, n_components=3)
+    reset["covariance_type"] = "full"
+    if estimator is BayesianGaussianMixture:
+        prior = "weight_concentration_prior_type"
+        change = {prior: "dirichlet_distribution"}
+        cases.append((lambda: gm.set_params(**change).partial_fit(X), ValueError,
+                      f"{prior}='dirichlet_distribution', but this model's"))  # fmt: skip
+        reset[prior] = "dirichlet_process"
     for call, exc, match in cases:
         with pytest.raises(exc, match=match):
             call()
-        gm.set_params(learning_decay=0.7, learning_offset=10.0, reg_covar=1e-6, n_components=3)
+        gm.set_params(**reset)
         _assert_same_state(_state(gm), before)
     # A later batch may be smaller than n_components; the first may not.
     gm.partial_fit(X[:2])
