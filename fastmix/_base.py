@@ -142,7 +142,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     # partial_fit that finds them changed.
     _online_parameters = (
         "learning_decay", "learning_offset", "total_samples", "min_responsibility",
-        "reg_covar", "n_components", *("covariance_type", "weight_concentration_prior_type"),
+        "reg_covar", "n_components", "covariance_type", "weight_concentration_prior_type",
     )  # fmt: skip
     # Of those, the ones that shape the fitted arrays: a later batch refuses a change.
     _structural_parameters = ("covariance_type", "weight_concentration_prior_type")

@@ -214,6 +214,7 @@ def mixture(
         When matplotlib is not installed.
     """
     # Every check before the figure: a refused call leaves no empty one open.
+    _pyplot()  # matplotlib missing: said before any work
     check_is_fitted(model)
     n_features = model.means_.shape[1]
     i, j = _check_dims(dims, n_features)
@@ -382,6 +383,7 @@ def selection(selector, ax=None, criterion=None):
     >>> len(ax.lines)  # four structures and the chosen candidate
     5
     """
+    _pyplot()
     check_is_fitted(selector)
     criterion = selector.criterion if criterion is None else criterion
     if criterion not in ("bic", "aic", "icl"):
