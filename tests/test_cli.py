@@ -713,6 +713,9 @@ _FILE_ERRORS = [
     (["fit", "{npy}", "--plot", "{tmp}/fig.nope"], "matplotlib cannot write .nope"),
     (["fit", "{npy}", "--plot", "{tmp}/f.png", "--plot-dims", "0,2"], "--plot-dims 0,2"),
     (["fit", "{npy}", "--tol", "-1"], "--tol"),
+    # Options partial_fit cannot honour (they were ignored without a word).
+    (["fit", "{npy}", "--online", "--max-iter", "5"], "--max-iter has no effect with --online"),
+    (["fit", "{npy}", "--online", "--n-init", "3"], "--n-init has no effect with --online"),
     (["fit", "{npy}", "--min-responsibility", "1"], "expected a number in [0, 1), got '1'"),
     (["predict", "{model}", "{three}", "--out", "{tmp}/l.npy"], "but the model"),
     (["predict", "{missing}", "{npy}", "--out", "{tmp}/l.npy"], "MODEL"),

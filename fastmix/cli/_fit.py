@@ -51,6 +51,13 @@ def _build_model(args):
     )
     if not args.online and (args.batch_size != 65536 or args.passes != 1):
         raise UsageError("--batch-size and --passes need --online")
+    for option, name, default in (("--max-iter", "max_iter", 100), ("--n-init", "n_init", 1)):
+        if args.online and getattr(args, name) != default:
+            # partial_fit initialises once, from the first block, and steps once a block.
+            raise UsageError(
+                f"{option} has no effect with --online (one partial_fit step per block); "
+                "--passes sets how many times the data are read"
+            )
     if args.online and args.batch_size < max(2, args.n_components):
         # The first partial_fit initialises from one block.
         raise UsageError(

@@ -415,7 +415,7 @@ def build_parser():
             "fit by partial_fit over blocks of --batch-size rows, visited in an order "
             "shuffled by --random-state (rows inside a block stay in order, so reads stay "
             "sequential): one or --passes passes over a file too big to read many times "
-            "(and no BIC, which would read it once more)"
+            "(and no BIC, which would read it once more; --max-iter and --n-init do not apply)"
         ),
     )
     fit.add_argument(
