@@ -150,6 +150,21 @@ def test_dask_criteria_of_unknown_chunk_sizes(client):
         assert getattr(gm, name)(unknown) == pytest.approx(getattr(gm, name)(X_NP), rel=1e-12)
 
 
+def test_dask_weights_of_unknown_chunk_sizes(client):
+    """Weights filtered by a mask (chunk sizes NaN) were refused as "shape (nan,)"."""
+    w = np.random.RandomState(5).randint(0, 3, size=len(X_NP)).astype(np.float64)
+    keep = np.ones(len(X_NP), dtype=bool)
+    dw = da.from_array(w, chunks=300)
+    unknown = dw[da.from_array(keep, chunks=300)]
+    assert np.isnan(unknown.shape[0])
+    kw = dict(max_iter=3, tol=0)
+    ref = fit_quiet(make(GaussianMixture, "diag", **kw), X_NP, sample_weight=w)
+    gm = fit_quiet(
+        make(GaussianMixture, "diag", **kw), da.from_array(X_NP, chunks=400), sample_weight=unknown
+    )
+    assert_same_model(ref, gm)
+
+
 def test_dask_random_from_data_draws_rows_of_positive_weight_only(client):
     w = np.zeros(len(X_NP))
     w[::7] = 1.0

@@ -315,6 +315,8 @@ def _dask_weights(sample_weight, row_chunks, n_samples):
     import dask.array as da
 
     w = sample_weight if is_dask(sample_weight) else np.asarray(sample_weight)
+    if is_dask(w) and w.ndim == 1 and any(math.isnan(c) for c in w.chunks[0]):
+        w = w.compute_chunk_sizes()  # as X's are: its shape was (nan,)
     check_weight_array(w, n_samples)
     if is_dask(w):
         return w.astype(np.float64).rechunk((row_chunks,))
