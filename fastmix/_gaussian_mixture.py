@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import StrOptions
 from ._base import BaseMixture
 from ._format import persistable
 from ._kernels import update as _kernels
+from ._sources._dask import with_known_rows
 from ._update import (
     diag_gaussian_update,
     gaussian_parameters,
@@ -463,7 +464,7 @@ def _n_rows(X):
     """
     n_samples = np.shape(X)[0]
     if isinstance(n_samples, float) and math.isnan(n_samples):
-        n_samples = sum(X.compute_chunk_sizes().chunks[0])
+        n_samples = with_known_rows(X).shape[0]
     return n_samples
 
 

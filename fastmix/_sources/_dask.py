@@ -185,8 +185,7 @@ class DaskSource(DataSource):
         client = _client_for(X)
         scheduler = {} if client is None else {"scheduler": client}
         (X,) = dask.persist(X, **scheduler)
-        if any(math.isnan(c) for c in X.chunks[0]):
-            X = X.compute_chunk_sizes()
+        X = with_known_rows(X)
         n_samples = int(X.shape[0])
         check_2d(X, name, min_samples=2)
         check_n_components(n_samples, n_components)
@@ -310,13 +309,24 @@ class DaskSource(DataSource):
         return SeededUniform(seeds, n_components)
 
 
+def with_known_rows(a):
+    """Dask array ``a``, its row chunks' sizes computed where dask does not know them.
+
+    A masked selection (``a[a[:, 0] > 0]``) has NaN sizes, and so NaN in
+    ``a.shape[0]``; ``compute_chunk_sizes`` computes ``a`` once to count them.
+    """
+    if any(math.isnan(c) for c in a.chunks[0]):
+        return a.compute_chunk_sizes()
+    return a
+
+
 def _dask_weights(sample_weight, row_chunks, n_samples):
     """``sample_weight`` as a float64 dask array chunked like the rows of X."""
     import dask.array as da
 
     w = sample_weight if is_dask(sample_weight) else np.asarray(sample_weight)
-    if is_dask(w) and w.ndim == 1 and any(math.isnan(c) for c in w.chunks[0]):
-        w = w.compute_chunk_sizes()  # as X's are: its shape was (nan,)
+    if is_dask(w) and w.ndim == 1:
+        w = with_known_rows(w)  # as X's are: its shape was (nan,)
     check_weight_array(w, n_samples)
     if is_dask(w):
         return w.astype(np.float64).rechunk((row_chunks,))
