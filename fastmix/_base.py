@@ -600,11 +600,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
         The first call initialises from its batch exactly as :meth:`fit` does
         (``init_params``, the explicit inits, or with ``warm_start=True`` the
-        fitted parameters) and takes that batch's statistics whole: it equals
-        ``fit`` with ``max_iter=1``. Each later call runs one E-step on its
-        batch and blends the batch's statistics into the running statistics
-        with step ``rho_t = (learning_offset + t) ** -learning_decay``, ``t``
-        counting batches from 1, then updates the parameters from them.
+        fitted parameters; ``n_init`` trials, the best kept) and takes that
+        batch's statistics whole: it equals ``fit`` with ``max_iter=1``.
+        Each later call runs one E-step on its batch and blends the batch's
+        statistics into the running statistics with step
+        ``rho_t = (learning_offset + t) ** -learning_decay``, ``t`` counting
+        batches from 1, then updates the parameters from them.
         A :meth:`fit` afterwards starts afresh.
 
         Parameters
@@ -643,8 +644,8 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         # the values last checked. The values checked are remembered by the
         # copy that _on_a_copy keeps only on success: a failed call leaves
         # the model as it was.
-        names = [n for n in self._online_parameters if n in self._parameter_constraints]
-        values = {n: getattr(self, n) for n in names}
+        values = self._online_parameter_values()
+        names = list(values)
         if not hasattr(self, "n_batches_"):
             self._validate_params()
         elif not _same_values(values, self.__dict__.get("_online_parameters_checked")):
@@ -669,6 +670,11 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self._on_a_copy(self._partial_fit_inplace, X, sample_weight, values, limit_blas=limit_blas)
         return self
 
+    def _online_parameter_values(self):
+        """The values of this estimator's :attr:`_online_parameters`, by name."""
+        names = [n for n in self._online_parameters if n in self._parameter_constraints]
+        return {n: getattr(self, n) for n in names}
+
     def _check_fitted_components(self, why):
         """Refuse when ``n_components`` no longer matches the fitted model (``why`` it must)."""
         fitted = np.shape(self.weights_)[0]
@@ -684,34 +690,22 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         return True
 
     def _partial_fit_inplace(self, X, sample_weight, checked_parameters):
-        first = not hasattr(self, "n_batches_")
-        if first:
-            source, checked = self._validate_fit_data(X, sample_weight), True
-            inits = self._check_parameters(source)
-            if not (self.warm_start and hasattr(self, "converged_")):
-                self._initialize_parameters(source, check_random_state(self.random_state), inits)
+        if not hasattr(self, "n_batches_"):
+            source = self._validate_fit_data(X, sample_weight)
+            running, lower_bound = self._first_batch(source)
             self.lower_bounds_ = []
             self.n_batches_ = 0
             self.n_samples_seen_ = 0
         else:
             source, checked = self._validate_batch(X, sample_weight)
-        dtype = source.dtype
-        (batch,) = source.estep_pass([self._stats_params(dtype)])
-        if not math.isfinite(batch.sum_wlogp):
-            if not checked:
-                validate_data(self, X, reset=False, dtype=dtype)  # NaN or inf in X: its message
-            # X is finite: the first batch's start checks for overflow itself.
-            message = precision_error_message if first else far_rows_error_message
-            raise ValueError(message(dtype))
-        code = COV_CODES[self.covariance_type]
-        scale = self._online_scale(batch)
-        if first:
-            running = batch.scaled(scale)
-        else:
+            batch = self._online_batch(source, X, checked, far_rows_error_message)
+            scale = self._online_scale(batch)
             rho = (self.learning_offset + self.n_batches_ + 1) ** -self.learning_decay
             previous = Stats.from_arrays(self.online_stats_)
+            code = COV_CODES[self.covariance_type]
             running = previous.blended(rho, batch, scale * rho, code)
-        terms = self._online_m_step(running, batch, dtype)
+            terms = self._online_m_step(running, batch, source.dtype)
+            lower_bound = self._online_lower_bound(batch, scale, terms)
         self.online_stats_ = running.to_arrays()
         self.n_batches_ += 1
         self.n_samples_seen_ += source.n_samples
@@ -719,9 +713,59 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.converged_ = False
         # The estimator's own bound on this batch (EM: its mean log-likelihood
         # per row; VI: the ELBO of the batch scaled to total_samples).
-        self.lower_bound_ = self._online_lower_bound(batch, scale, terms)
-        self.lower_bounds_.append(self.lower_bound_)
+        self.lower_bound_ = lower_bound
+        # A new list, as every fitted attribute is rebound: a copy of the
+        # model taken between batches keeps its own.
+        self.lower_bounds_ = [*self.lower_bounds_, lower_bound]
         self._online_parameters_checked = checked_parameters
+
+    def _first_batch(self, source):
+        """The first ``partial_fit``: :meth:`fit` with ``max_iter=1`` on the batch.
+
+        ``n_init`` trials, each started as ``fit`` starts one (``random_state``
+        consumed in the same order), the best by the batch's bound kept with
+        its running statistics; with a warm start, one step from the fitted
+        parameters. Returns ``(running statistics, bound)``.
+        """
+        inits = self._check_parameters(source)
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm:
+            self._check_fitted_components("a warm-started partial_fit continues that fit")
+        n_init = 1 if warm else self.n_init
+        random_state = check_random_state(self.random_state)
+        best_bound, best = -np.inf, None
+        for trial in range(n_init):
+            if not warm:
+                self._initialize_parameters(source, random_state, inits)
+            # X is finite: the start checks for overflow itself.
+            batch = self._online_batch(source, None, True, precision_error_message)
+            scale = self._online_scale(batch)
+            running = batch.scaled(scale)
+            terms = self._online_m_step(running, batch, source.dtype)
+            bound = self._online_lower_bound(batch, scale, terms)
+            # fit's rule for the best trial.
+            if best is None or bound > best_bound or best_bound == -np.inf:
+                best_bound = bound
+                best = (trial, running, self._get_parameters())
+        best_trial, running, parameters = best
+        if best_trial != n_init - 1:
+            self._set_parameters(parameters)
+        return running, best_bound
+
+    def _online_batch(self, source, X, checked, error_message):
+        """One E-step pass over a ``partial_fit`` batch: its :class:`Stats`.
+
+        A non-finite log-likelihood sum is refused: with scikit-learn's
+        message for a NaN or infinity in an unchecked ``X``, else with
+        ``error_message``'s.
+        """
+        dtype = source.dtype
+        (batch,) = source.estep_pass([self._stats_params(dtype)])
+        if not math.isfinite(batch.sum_wlogp):
+            if not checked:
+                validate_data(self, X, reset=False, dtype=dtype)  # NaN or inf in X: its message
+            raise ValueError(error_message(dtype))
+        return batch
 
     def _online_scale(self, batch):
         """Factor from a batch's statistics to the running statistics' units."""

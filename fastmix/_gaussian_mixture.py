@@ -93,8 +93,8 @@ class GaussianMixture(BaseMixture):
         Keyword-only, fastmix's addition (named as scikit-learn's
         ``LatentDirichletAllocation`` names it).
     learning_offset : float, default=10.0
-        Online learning only: a positive offset that down-weights the early
-        batches. Keyword-only, fastmix's addition.
+        Online learning only: at least 1; larger values down-weight the
+        early batches. Keyword-only, fastmix's addition.
     min_responsibility : float, default=0.0
         Responsibilities below it are left out of the statistics that
         update the parameters (the log-likelihood and :meth:`score` keep

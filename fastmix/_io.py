@@ -592,4 +592,9 @@ def load(path):
             )
     for name, value in attrs.items():
         setattr(model, name, value)
+    if "n_batches_" in attrs:
+        # The parameters the saved partial_fit ran with (save refuses a model
+        # whose structural ones changed since): a later partial_fit refuses
+        # a change of them as the saved model would have.
+        model._online_parameters_checked = model._online_parameter_values()
     return model

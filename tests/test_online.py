@@ -85,6 +85,51 @@ def test_first_partial_fit_is_one_vi_iteration(covariance_type, prior_type):
     assert online.lower_bound_ == pytest.approx(batch.lower_bound_, rel=1e-10)
 
 
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+def test_first_partial_fit_keeps_the_best_of_n_init_trials(estimator):
+    """As fit(max_iter=1, n_init=5): the trials' random starts, the best one's step."""
+    X = _stream(600, seed=1)
+    kw = dict(n_components=3, init_params="random", n_init=5, random_state=0)
+    if estimator is BayesianGaussianMixture:
+        kw["total_samples"] = len(X)
+    batch = fit_quiet(estimator(max_iter=1, **kw), X)
+    online = estimator(**kw).partial_fit(X)
+    _assert_models_close(online, batch, rtol=1e-10)
+    assert online.lower_bound_ == pytest.approx(batch.lower_bound_, rel=1e-10)
+    # The best trial is not the first here: one trial alone steps elsewhere.
+    single = estimator(**{**kw, "n_init": 1}).partial_fit(X)
+    assert not np.allclose(single.means_, batch.means_, rtol=1e-3)
+    # The running statistics kept are the best trial's: its means follow from them.
+    nk, s1, _, _, shift, _ = online.online_stats_
+    xbar = shift + s1 / nk[:, None]
+    if estimator is BayesianGaussianMixture:
+        beta0, m0 = online.mean_precision_prior_, online.mean_prior_
+        xbar = (beta0 * m0 + nk[:, None] * xbar) / (beta0 + nk[:, None])
+    assert_allclose(xbar, online.means_, rtol=1e-8)
+
+
+def test_a_warm_started_first_partial_fit_refuses_other_components():
+    X = _stream(600, seed=3)
+    gm = fit_quiet(GaussianMixture(3, warm_start=True, random_state=0), X)
+    before = _state(gm)
+    with pytest.raises(ValueError, match="n_components=5, but this model was fitted with 3"):
+        gm.set_params(n_components=5).partial_fit(X)
+    gm.set_params(n_components=3)
+    _assert_same_state(_state(gm), before)
+    gm.partial_fit(X)  # continues the fitted parameters
+    assert gm.n_batches_ == 1
+
+
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+def test_a_copy_between_batches_keeps_its_own_bounds(estimator):
+    X = _stream(600, seed=4)
+    model = estimator(n_components=3, random_state=0).partial_fit(X[:300])
+    snapshot = copy.copy(model)
+    model.partial_fit(X[300:])
+    assert (snapshot.n_batches_, len(snapshot.lower_bounds_)) == (1, 1)
+    assert len(model.lower_bounds_) == 2
+
+
 # -------------------------------------------------------- the second call
 def _em_log_resp(model, X):
     with np.errstate(divide="ignore"):
@@ -362,6 +407,41 @@ def test_online_state_survives_save_load(tmp_path):
     loaded.partial_fit(X3)
     _assert_models_close(loaded, gm, rtol=0)
     assert not hasattr(clone(gm), "n_batches_")
+
+
+@pytest.mark.parametrize(
+    "estimator, start, change",
+    [
+        (GaussianMixture, {"covariance_type": "spherical"}, {"covariance_type": "tied-diagonal"}),
+        (GaussianMixture, {"covariance_type": "diag"}, {"covariance_type": "tied"}),
+        (
+            BayesianGaussianMixture,
+            {"weight_concentration_prior_type": "dirichlet_distribution"},
+            {"weight_concentration_prior_type": "dirichlet_process"},
+        ),
+    ],
+)
+def test_a_loaded_stream_refuses_changed_structural_parameters(tmp_path, estimator, start, change):
+    """As the saved model would: the loaded one knows what its partial_fit started with.
+
+    Spherical to tied-diagonal with K == D was accepted, reading the K
+    spherical precisions as D per-feature ones.
+    """
+    X = _stream(900, seed=18)
+    model = estimator(n_components=2, random_state=0, **start)
+    model.partial_fit(X[:300]).partial_fit(X[300:600])
+    fastmix.save(model, tmp_path / "online.npz")
+    loaded = fastmix.load(tmp_path / "online.npz")
+    before = _state(loaded)
+    ((name, value),) = change.items()
+    started = f"{name}='{value}', but this model's partial_fit started"
+    with pytest.raises(ValueError, match=started):
+        loaded.set_params(**change).partial_fit(X[600:])
+    loaded.set_params(**start)
+    _assert_same_state(_state(loaded), before)
+    loaded.partial_fit(X[600:])
+    model.partial_fit(X[600:])
+    _assert_models_close(loaded, model, rtol=0)
 
 
 def test_partial_fit_float32_stays_float32():
