@@ -213,7 +213,8 @@ def test_dask_init_never_pulls_more_than_the_sample(client, monkeypatch):
         model = fit_quiet(GaussianMixture(3, init_params=init_params, random_state=0), X)
         order, ref_order = np.argsort(model.means_[:, 0]), np.argsort(reference.means_[:, 0])
         assert_allclose(model.means_[order], reference.means_[ref_order], rtol=1e-5)
-    assert taken == [400, 400]
+    # k-means and k-means++ read the sample; 'random_from_data' its 3 rows.
+    assert taken == [400, 400, 3]
     # 'random' on large data: per-block seeds on the workers, reproducible.
     a = fit_quiet(GaussianMixture(3, init_params="random", random_state=0, max_iter=3), X)
     b = fit_quiet(GaussianMixture(3, init_params="random", random_state=0, max_iter=3), X)

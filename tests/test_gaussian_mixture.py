@@ -624,6 +624,41 @@ def test_weighted_initialisation_matches_reference(covariance_type, init_params)
     assert_close(gm.covariances_, covariances, 1e-10)
 
 
+@pytest.mark.parametrize("init_params", ["k-means++", "random_from_data"])
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_one_row_starts_far_from_the_data_mean(covariance_type, init_params):
+    """A start component of one row has covariance reg_covar, as in scikit-learn.
+
+    Summed around the data mean, a row 1e5 away kept eps * 1e10 of rounding as
+    variance (above reg_covar): 'full' then refused its covariance as
+    ill-defined, 'diag' started elsewhere. Each component is now summed around
+    its own rows.
+    """
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(30, 3), rng.randn(30, 3) + 4]) * 3e4
+    params = dict(
+        n_components=2, covariance_type=covariance_type, init_params=init_params, random_state=0
+    )
+    start, sk_start = fit_both(X, max_iter=0, **params)
+    if covariance_type == "full":
+        assert_close(start.covariances_, sk_start.covariances_, rtol=1e-12, atol_factor=1e-15)
+    else:
+        # scikit-learn's diagonal formula, exactly: its 10 eps count offset
+        # leaves 10 eps m^2 / nk beside reg_covar, which its own one-pass
+        # moments (x^2 - 2 x m + m^2, each ~1e10) bury in their rounding.
+        eps10 = 10 * np.finfo(np.float64).eps
+        exact = 1e-6 + eps10 * start.means_**2 / (1 + eps10)
+        if covariance_type == "spherical":
+            exact = exact.mean(axis=1)
+        assert_close(start.covariances_, exact, rtol=1e-12)
+        assert_close(start.covariances_, sk_start.covariances_, rtol=0.1)
+    fm, sk = fit_both(X, **params)
+    assert fm.n_iter_ == sk.n_iter_
+    assert fm.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-10)
+    for name in PARAM_ARRAYS:
+        assert_close(getattr(fm, name), getattr(sk, name), err_msg=name)
+
+
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_unit_sample_weight_is_bitwise_none(covariance_type, init_params):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._kernels import DIAG
+from .._kernels import DIAG, TIED
 from .._kmeans import kmeans, kmeans_plusplus_indices
 from .._stats import KernelParams, _resp_stats, normalise_rows, stats_from_labels
 from ._driver import block_outputs, use_parallel_labels
@@ -224,18 +224,23 @@ class _PlanGroup:
 def _plan(source, request, take):
     """The plan of ``request`` for ``source`` (module notes), consuming its random_state.
 
-    ``take`` is the source's ``take``, shared by the plans of one pass: models
-    seeded alike draw the same sample, which is read once.
+    Returns ``(plan, centres)``: ``centres`` (K, D) are where each component's
+    rows lie (k-means' centres, the chosen rows), or None where the plan has
+    none ('random'). ``take`` is the source's ``take``, shared by the plans of
+    one pass: models seeded alike draw the same sample, which is read once.
     """
     init_params, n_components, random_state = (
         request.init_params, request.n_components, request.random_state
     )  # fmt: skip
     n_samples = source.n_samples
     if init_params == "random":
-        return source.random_plan(random_state, n_components)
+        return source.random_plan(random_state, n_components), None
     if init_params == "random_from_data":
-        rows = source.choose(n_components, random_state)
-        return ChosenRows(np.asarray(rows, dtype=np.int64), np.arange(n_components))
+        rows = np.asarray(source.choose(n_components, random_state), dtype=np.int64)
+        order = np.argsort(rows)
+        centres = np.empty((n_components, source.shape[1]), dtype=source.dtype)
+        centres[order] = take(rows[order])[0]  # take reads rows in increasing order
+        return ChosenRows(rows, np.arange(n_components)), centres
     size = source.init_sample_size(n_components)
     rows = None
     if size < n_samples:
@@ -244,11 +249,12 @@ def _plan(source, request, take):
     if init_params == "kmeans":
         labels, centres = kmeans(sample, n_components, random_state, weights)
         if rows is None:
-            return Labels(labels)
-        return NearestCentre.of(centres, source.dtype)
+            return Labels(labels), centres
+        return NearestCentre.of(centres, source.dtype), centres
     chosen = kmeans_plusplus_indices(sample, n_components, random_state, weights)
+    centres = sample[chosen]
     chosen = chosen if rows is None else rows[chosen]
-    return ChosenRows(np.asarray(chosen, dtype=np.int64), np.arange(n_components))
+    return ChosenRows(np.asarray(chosen, dtype=np.int64), np.arange(n_components)), centres
 
 
 def _seeded_plan(source, request, take, seeded):
@@ -300,7 +306,15 @@ def initial_stats(source, requests):
     items = []
     seeded = {}
     for request in requests:
-        shift = np.broadcast_to(centre, (request.n_components, source.shape[1]))
-        items.append((_seeded_plan(source, request, take, seeded), request.code, shift))
+        plan, centres = _seeded_plan(source, request, take, seeded)
+        if centres is None or request.code == TIED:
+            # 'tied' pools its second moment around one centre for every row.
+            shift = np.broadcast_to(centre, (request.n_components, source.shape[1]))
+        else:
+            # Each component's sums around its own rows' centre: around the
+            # data mean, a component of one row far from it (1e5 away) kept a
+            # variance of rounding, eps * 1e10, where its true one is 0.
+            shift = np.asarray(centres, dtype=source.dtype).astype(np.float64)
+        items.append((plan, request.code, shift))
     sums = source.reduce_blocks(_group_block_stats, _PlanGroup(tuple(items)))
     return [stats.settle() for stats in sums]
