@@ -38,7 +38,7 @@ from ._sources import (
 )
 from ._stats import COV_CODES, KernelParams, Stats
 from ._update import far_rows_error_message, precision_error_message, precisions_from_cholesky
-from ._validation import check_sample_weight
+from ._validation import check_2d, check_sample_weight
 
 _FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -359,6 +359,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         name = type(self).__name__
         dtype = np.asarray(self.means_).dtype
         if is_out_of_core(X):
+            check_2d(X, name, min_samples=1)
             validate_data(self, X, reset=False, skip_check_array=True)
             source = open_for_fit(X, sample_weight, 1, name, min_samples=1, dtype=dtype)
             return source, True
@@ -393,6 +394,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             # memmap, row-sliceable array-like, dask array: validated block by
             # block and streamed (fastmix._sources); feature counts and names
             # checked here, without reading the data.
+            check_2d(X, type(self).__name__, min_samples=2)
             if self.warm_start and hasattr(self, "converged_"):
                 validate_data(self, X, reset=False, skip_check_array=True)
             validate_data(self, X, skip_check_array=True)
@@ -411,12 +413,22 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         return ArraySource(X, sample_weight)
 
     def _validate_predict_data(self, X):
-        """``X`` validated against the fitted model, as one data source."""
+        """``X`` validated against the fitted model, as one data source.
+
+        Read in NumPy's promotion of X's dtype and the model's, as scikit-learn
+        computes: a float64 model's outputs of float32 rows are float64 sums
+        (each block converted as it is read), not float32 ones with the
+        parameters rounded to float32.
+        """
         check_is_fitted(self)
+        model_dtype = np.asarray(self.means_).dtype
         if is_out_of_core(X):
+            # Its dimensions first: a 3-D memmap's "features" are not the problem.
+            check_2d(X, type(self).__name__, min_samples=1)
             validate_data(self, X, reset=False, skip_check_array=True)
-            return open_for_predict(X, type(self).__name__)
-        return ArraySource(validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES)))
+            return open_for_predict(X, type(self).__name__, model_dtype)
+        X = validate_data(self, X, reset=False, dtype=list(_FLOAT_DTYPES))
+        return ArraySource(X, dtype=np.result_type(X.dtype, model_dtype))
 
     # -------------------------------------------------------- initialisation
     def _initialize_parameters(self, source, random_state, inits):

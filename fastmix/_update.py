@@ -68,8 +68,13 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     deliberate differences, both invisible without weights in float64: the
     offset is float64's ``10 * eps`` for float32 data too (statistics are
     float64 here; float32's would bias covariances by ~1e-6 m^2 / n_k), and it
-    is scaled by the unit of weight (``sum_w / n_rows``), so multiplying every
-    weight by a constant leaves the model unchanged.
+    is scaled by the unit of weight (``sum_w / n_rows``) where that is below 1.
+    So multiplying every weight by a constant below 1 leaves the model
+    unchanged, and an integer weight still counts as that many repeated rows
+    (scikit-learn's offset on the repeated data). Those two cannot both hold
+    for a factor above 1: it keeps the unscaled offset, which moves only a
+    component of almost no weight (below ~1e-11 of the rows'), as it does in
+    scikit-learn when rows are repeated.
 
     Parameters
     ----------

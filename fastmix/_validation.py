@@ -23,6 +23,12 @@ def fit_dtype(dtype):
         return dtype
     if dtype.kind in "biuf":
         return np.dtype(np.float64)
+    if dtype.kind == "c":
+        # scikit-learn's words for an in-memory complex array.
+        raise ValueError(
+            f"Complex data not supported: X has dtype {dtype}. Pass real values "
+            "(e.g. X.real or np.abs(X))."
+        )
     raise ValueError(
         f"X has dtype {dtype}; fastmix fits numeric data (float64 or float32, other "
         "numeric types are converted to float64)."
@@ -95,7 +101,8 @@ def check_weight_summary(summary, n_components):
     if not np.isfinite(summary[3]):
         raise ValueError(
             "sample_weight sums to infinity: the weights overflow float64 when added. "
-            "Divide them by a common factor; only their ratios matter."
+            "Divide them by a common factor: GaussianMixture depends only on their "
+            "ratios; BayesianGaussianMixture reads them as counts of rows."
         )
     if n_negative:
         raise ValueError(

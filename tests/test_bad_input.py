@@ -303,7 +303,7 @@ BAD_WEIGHTS = {
     "fewer_positive_than_components": (np.r_[1.0, 1.0, np.zeros(N - 2)], "n_components"),
     "strings": (np.array(["a"] * N), "numeric"),
     # Each finite, the sum not: named as an overflow, not k-means' "probabilities".
-    "sum_overflows": (np.full(N, 1e308), "sums to infinity"),
+    "sum_overflows": (np.full(N, 1e308), "sums to infinity.*reads them as counts of rows"),
 }
 
 

@@ -266,6 +266,37 @@ def test_memmap_validation(tmp_path):
     bad = to_memmap(tmp_path, np.array([[1.0, np.inf]]), name="bad.npy")
     with pytest.raises(ValueError, match="Input X contains infinity"):
         gm.predict(bad)
+    # Dimensions before features: a 3-D memmap's 300 "features" are not the problem.
+    three_d = to_memmap(tmp_path, ints[None].astype(np.float64), name="three_d.npy")
+    online = GaussianMixture(2, random_state=0).partial_fit(ints)
+    calls = [gm.predict, gm.score, gm.bic, gm.icl, online.partial_fit]
+    calls.append(GaussianMixture(2, warm_start=True).fit(ints).fit)
+    for call in calls:
+        with pytest.raises(ValueError, match="Expected 2D array, got 3D array"):
+            call(three_d)
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        gm.predict(one_d)
+    complex_rows = to_memmap(tmp_path, np.ones((5, 2), dtype=complex), name="complex.npy")
+    for call in (GaussianMixture(2).fit, gm.predict):
+        with pytest.raises(ValueError, match="^Complex data not supported: X has dtype complex"):
+            call(complex_rows)
+
+
+@pytest.mark.parametrize("kind", ["ndarray", "memmap"])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_float64_model_predicts_float32_rows_in_float64(tmp_path, kind, covariance_type):
+    """As scikit-learn: NumPy's promotion, not the parameters rounded to float32.
+
+    Means at 1e4 rounded to float32 moved log p by 2e-2 at a spread of 0.1.
+    """
+    X, _ = blobs(300)
+    X = (1e4 + 0.1 * X).astype(np.float32).astype(np.float64)  # float32 values
+    gm = fit_quiet(GaussianMixture(3, covariance_type=covariance_type, random_state=0), X)
+    X32 = X.astype(np.float32)
+    rows = X32 if kind == "ndarray" else to_memmap(tmp_path, X32)
+    assert_array_equal(gm.score_samples(rows), gm.score_samples(X))
+    assert_array_equal(gm.predict_proba(rows), gm.predict_proba(X))
+    assert gm.icl(rows) == gm.icl(X)
 
 
 _RSS_CHILD = textwrap.dedent(

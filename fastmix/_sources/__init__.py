@@ -97,10 +97,16 @@ def open_for_fit(X, sample_weight, n_components, name, *, min_samples=2, dtype=N
     return source
 
 
-def open_for_predict(X, name):
-    """The data source of an out-of-core ``X`` for prediction (checked finite while read)."""
+def open_for_predict(X, name, model_dtype=None):
+    """The data source of an out-of-core ``X`` for prediction (checked finite while read).
+
+    Its blocks are read in NumPy's promotion of their dtype and
+    ``model_dtype`` (the fitted parameters'), as scikit-learn computes.
+    """
     check_2d(X, name, min_samples=1)
     dtype = fit_dtype(X.dtype)
+    if model_dtype is not None:
+        dtype = np.result_type(dtype, model_dtype)
     if is_dask(X):
         return DaskSource.for_predict(X, dtype, name)
     return BlockSource(X, dtype, check_name=name)

@@ -184,22 +184,28 @@ class ArraySource(_InProcessSource):
     ----------
     X : ndarray of shape (n_samples, n_features), float64 or float32
     sample_weight : ndarray of shape (n_samples,) or None
+    dtype : numpy dtype, optional
+        What blocks are read in (default: X's); float32 rows read as float64
+        are converted a block at a time (a float64 model's predictions).
     """
 
     _init_rows = _INIT_BLOCK_ROWS
     _exact_choice = True
 
-    def __init__(self, X, sample_weight=None):
+    def __init__(self, X, sample_weight=None, dtype=None):
         self._X = X
         self.shape = X.shape
         self.n_samples = X.shape[0]
-        self.dtype = X.dtype
+        self.dtype = X.dtype if dtype is None else np.dtype(dtype)
         self.sample_weight = sample_weight
 
     def _read(self, start, stop):
-        return np.ascontiguousarray(self._X[start:stop])
+        return np.ascontiguousarray(self._X[start:stop], dtype=self.dtype)
 
     def _output_rows(self, params):
+        if self.dtype != self._X.dtype:
+            # Converted blocks: bounded, as a memmap's, not a copy of X.
+            return block_rows(params.bias.shape[0], self.shape[1], params.code)
         return max(self.n_samples, 1)  # one parallel call over every row
 
     def centre(self):
