@@ -263,7 +263,8 @@ class Estimator(ABC):
     def track_lower_bound(self, *args):
         return float(timed_fit(self.estimator, self.X)[1].lower_bound_)
 
-    track_lower_bound.unit = "log-likelihood per sample"
+    # GaussianMixture: log-likelihood per sample; BayesianGaussianMixture: its ELBO.
+    track_lower_bound.unit = "lower_bound_"
 
 
 class VersusReference(ABC):

@@ -42,10 +42,13 @@ class DaskVersusInMemory:
         self.client = Client(self.cluster)
         self.dX = da.from_array(self.X, chunks=(N_SAMPLES // 8, N_FEATURES))
         self.estimator = GaussianMixture
-        # Warm the kernels here and on the workers (compilation is not timed).
+        # Warm the kernels here and on the workers (compilation is not timed):
+        # on all the rows, so the in-memory fit loads its parallel kernels (a
+        # few thousand rows run the serial twins) and every worker holds
+        # blocks (a slice of one block warmed one worker of two).
         warm = dict(self.params, max_iter=1)
-        self._fit(self.X[:4096], warm)
-        self._fit(self.dX[:4096], warm)
+        self._fit(self.X, warm)
+        self._fit(self.dX, warm)
 
     def teardown(self, covariance_type):
         self.client.close()

@@ -4,7 +4,8 @@ Every candidate is a :class:`~fastmix.GaussianMixture` fitted exactly as it
 would be alone, but the candidates run in lockstep
 (:func:`fastmix._base.fit_in_lockstep`): each round reads the data once for
 all the candidates still iterating, so a sweep over a memmap reads the file
-about ``max n_iter + 3`` times, not once per candidate and iteration, and a
+about ``max n_iter + 5`` times (validation, mean, k-means sample, initial
+statistics, criteria), not once per candidate and iteration, and a
 sweep over a dask array computes once per round. A last round computes every
 candidate's criteria from one more read.
 """
@@ -40,7 +41,7 @@ class MixtureSelector(DensityMixin, BaseEstimator):
     the one with the lowest ``criterion`` is kept. Each candidate equals the
     same model fitted alone, but the candidates share every read of the data:
     one pass per EM iteration serves all the candidates still iterating
-    (those that converged drop out), so a memmap is read about ``max n_iter``
+    (those that converged drop out), so a memmap is read ``max n_iter + 5``
     times and a dask array computed once per iteration, whatever the number
     of candidates. Initialisations share the data's mean, and candidates
     seeded alike share the k-means sample; k-means itself runs per candidate.
@@ -65,8 +66,9 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         Otherwise every candidate gets it (a RandomState: its own copy, as
         ``clone`` gives it, so no candidate depends on the others).
     verbose : int, default=0
-        1 or more prints the table of candidates after the fit; 2 also passes
-        ``verbose`` to the candidates.
+        1 or more prints the table of candidates after the fit; 2 or more
+        also fits every candidate with that ``verbose`` (scikit-learn's
+        messages per initialisation, and per iteration from 2).
 
     Attributes
     ----------
@@ -150,7 +152,8 @@ class MixtureSelector(DensityMixin, BaseEstimator):
 
     def _candidates(self, grid):
         base = GaussianMixture() if self.estimator is None else self.estimator
-        extra = {} if self.verbose >= 2 else {"verbose": 0}
+        # verbose >= 2 runs each candidate at that verbose (its own messages).
+        extra = {"verbose": self.verbose if self.verbose >= 2 else 0}
         candidates = []
         for k, t in grid:
             candidate = clone(base).set_params(n_components=k, covariance_type=t, **extra)

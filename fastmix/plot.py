@@ -394,6 +394,8 @@ def selection(selector, ax=None, criterion=None):
     values = np.asarray(results[criterion], dtype=np.float64)
     for name in dict.fromkeys(types):
         rows = np.flatnonzero(types == name)
+        # A line along K, in whatever order the grid lists them.
+        rows = rows[np.argsort(ks[rows], kind="stable")]
         ax.plot(ks[rows], values[rows], marker="o", markersize=4, label=name)
     best = selector.best_params_
     chosen = np.flatnonzero((ks == best["n_components"]) & (types == best["covariance_type"]))[0]

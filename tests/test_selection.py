@@ -241,6 +241,11 @@ def test_verbose_prints_the_table(capsys):
     fit_quiet(MixtureSelector(n_components=(2, 3), covariance_types=("diag",), verbose=1), X)
     out = capsys.readouterr().out
     assert "best by bic" in out and out.count("  diag ") == 2
+    assert "Initialization 0" not in out
+    # 2 fits every candidate with verbose=2, as documented: its own messages too.
+    fit_quiet(MixtureSelector(n_components=(2, 3), covariance_types=("diag",), verbose=2), X)
+    out = capsys.readouterr().out
+    assert out.count("Initialization 0") == 2 and "Initialization converged" in out
 
 
 # ------------------------------------------------------------------- surfaces
@@ -274,6 +279,35 @@ def test_cli_select_prints_the_table_saves_and_draws(tmp_path):
     assert bad.returncode == 2 and "positive integers" in bad.stderr
 
 
+def test_cli_select_reports_failed_candidates_as_null(tmp_path):
+    """A failed candidate's NaN criteria made the chosen line read "(bic nan)"
+    and --json write NaN, and max_iter=0's bounds -Infinity: not JSON."""
+    import json
+    import subprocess
+    import sys
+
+    X = np.repeat(np.random.RandomState(0).randn(3, 2), 20, axis=0)
+    data = tmp_path / "x.npy"
+    np.save(data, X)
+    base = [sys.executable, "-m", "fastmix", "select", str(data), "-k", "1,2,3,5"]
+    base += ["--covariance-types", "diag", "--reg-covar", "0"]
+    done = subprocess.run(base, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    chosen = done.stdout.strip().splitlines()[-1]
+    assert chosen.startswith("chosen by bic") and "nan" not in chosen
+    as_json = subprocess.run([*base, "--json"], capture_output=True, text=True)
+
+    def refuse(constant):
+        raise AssertionError(f"not JSON: {constant}")
+
+    document = json.loads(as_json.stdout, parse_constant=refuse)
+    bics = [c["bic"] for c in document["candidates"]]
+    assert None in bics and any(b is not None for b in bics)
+    zero = subprocess.run([*base[:7], "--max-iter", "0", "--json"], capture_output=True, text=True)
+    document = json.loads(zero.stdout, parse_constant=refuse)
+    assert all(c["lower_bound"] is None for c in document["candidates"])
+
+
 def test_plot_selection_draws_a_line_per_structure():
     pytest.importorskip("matplotlib")
     import matplotlib
@@ -288,6 +322,14 @@ def test_plot_selection_draws_a_line_per_structure():
     for line, name in zip(ax.lines[:4], COV_TYPES, strict=True):
         rows = sel.results_["covariance_type"] == name
         assert_allclose(line.get_ydata(), sel.results_["aic"][rows])
+    # A grid listed out of order still draws each line along K.
+    sel = fit_quiet(MixtureSelector(n_components=[3, 1, 2], random_state=0), X)
+    ax = plot.selection(sel)
+    for line, name in zip(ax.lines[:4], COV_TYPES, strict=True):
+        rows = np.flatnonzero(sel.results_["covariance_type"] == name)
+        rows = rows[np.argsort(sel.results_["n_components"][rows])]
+        assert list(line.get_xdata()) == [1, 2, 3]
+        assert_allclose(line.get_ydata(), sel.results_["bic"][rows])
 
 
 def test_kmeans_runs_once_per_k_for_candidates_seeded_alike(monkeypatch):

@@ -3,7 +3,6 @@
 import collections
 import contextlib
 import json
-import math
 import os
 import time
 import warnings
@@ -20,7 +19,7 @@ from ._readers import (
     read_table,
     read_weights,
 )
-from ._report import ProgressReporter, progress_mode, warn_lines
+from ._report import ProgressReporter, finite_or_none, progress_mode, warn_lines
 from ._usage import UsageError, check_input_file, check_output, extension, streams
 from ._warmup import first_run_note
 
@@ -76,11 +75,6 @@ def _build_model(args):
 
 def _floats(values):
     return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
-
-
-def _finite_or_none(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _format_mean(mean, shown=6):
@@ -170,7 +164,7 @@ def run_fit(args, out=None, err=None):
         "weights": _floats(model.weights_),
         "means": np.asarray(model.means_, dtype=np.float64).tolist(),
         # -inf (max_iter=0: no iteration ran) is null: JSON has no infinities.
-        "lower_bound": _finite_or_none(model.lower_bound_),
+        "lower_bound": finite_or_none(model.lower_bound_),
         "lower_bound_kind": "elbo" if bayesian else "log_likelihood_per_sample",
         "lower_bounds": _floats(model.lower_bounds_),
         "bic": bic,

@@ -13,6 +13,16 @@ from ._usage import CLI_EXTRA_HINT, UsageError, have
 PROGRESS_MODES = ("auto", "bar", "text", "none")
 
 
+def finite_or_none(value):
+    """``value`` as a float for a JSON report, None (null) if NaN or infinite.
+
+    JSON has no NaN or infinities; ``json.dump`` would write the non-standard
+    ``NaN`` / ``-Infinity`` that strict parsers refuse.
+    """
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 class ProgressReporter:
     """The callback of :func:`fastmix._progress.report_progress` for the command line.
 

@@ -5,11 +5,9 @@ import os
 import time
 import warnings
 
-import numpy as np
-
 from ._pictures import check_out_and_plot
 from ._readers import keep_feature_names, read_table, read_weights
-from ._report import warn_lines
+from ._report import finite_or_none, warn_lines
 from ._usage import UsageError, streams
 
 
@@ -115,7 +113,8 @@ def run_select(args, out=None, err=None):
         {
             "n_components": int(r["n_components"][i]),
             "covariance_type": str(r["covariance_type"][i]),
-            **{name: float(r[name][i]) for name in ("bic", "aic", "icl", "lower_bound")},
+            # A failed candidate's NaN, max_iter=0's -inf bound: null.
+            **{name: finite_or_none(r[name][i]) for name in ("bic", "aic", "icl", "lower_bound")},
             "n_iter": int(r["n_iter"][i]),
             "converged": bool(r["converged"][i]),
         }
@@ -133,31 +132,32 @@ def run_select(args, out=None, err=None):
             "out": args.out,
             "plot": args.plot,
         }
-        json.dump(document, out, indent=2)
+        json.dump(document, out, indent=2, allow_nan=False)
         out.write("\n")
         return 0
     best = selector.best_params_
+    chosen = next(
+        i
+        for i in range(len(rows))
+        if (r["n_components"][i], r["covariance_type"][i])
+        == (best["n_components"], best["covariance_type"])
+    )
     print(
         f"{len(rows)} candidates fitted to {X.shape[0]:,} x {X.shape[1]} {X.dtype.name} from "
         f"{args.data} in {seconds:.2f} s",
         file=out,
     )
     print(f"{'K':>4}  {'covariance':<14} {'bic':>14} {'aic':>14} {'icl':>14}  iter", file=out)
-    for row in rows:
-        mark = (
-            "  <- chosen"
-            if (row["n_components"], row["covariance_type"])
-            == (best["n_components"], best["covariance_type"])
-            else ""
-        )
+    for i in range(len(rows)):
+        mark = "  <- chosen" if i == chosen else ""
         print(
-            f"{row['n_components']:>4}  {row['covariance_type']:<14} {row['bic']:14.6g} "
-            f"{row['aic']:14.6g} {row['icl']:14.6g}  {row['n_iter']:>4}{mark}",
+            f"{r['n_components'][i]:>4}  {r['covariance_type'][i]:<14} {r['bic'][i]:14.6g} "
+            f"{r['aic'][i]:14.6g} {r['icl'][i]:14.6g}  {r['n_iter'][i]:>4}{mark}",
             file=out,
         )
     print(
         f"chosen by {args.criterion}: K={best['n_components']}, {best['covariance_type']} "
-        f"({args.criterion} {np.min(r[args.criterion]):.6g})",
+        f"({args.criterion} {r[args.criterion][chosen]:.6g})",
         file=out,
     )
     if args.out is not None:
