@@ -134,21 +134,23 @@ class MixtureSelector(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------ the grid
     def _grid(self):
-        ks = [self.n_components] if _is_int(self.n_components) else list(self.n_components)
+        ks = _items(self.n_components) if not _is_int(self.n_components) else [self.n_components]
         if not ks or not all(_is_int(k) and k >= 1 for k in ks):
             raise ValueError(
                 f"n_components must be a non-empty list of positive integers, got "
                 f"{self.n_components!r}; e.g. n_components=range(1, 11)."
             )
-        types = list(self.covariance_types)
+        types = _items(self.covariance_types)
         known = set(GaussianMixture._parameter_constraints["covariance_type"][0].options)
-        bad = [t for t in types if t not in known]
+        bad = [t for t in types if not isinstance(t, str) or t not in known]
         if not types or bad:
             raise ValueError(
                 f"covariance_types must name covariance types among {sorted(known)}, got "
                 f"{self.covariance_types!r}."
             )
-        return [(int(k), t) for t in types for k in ks]
+        # A value listed twice is one candidate (as fastmix select reads -k 2,2).
+        ks, types = dict.fromkeys(int(k) for k in ks), dict.fromkeys(types)
+        return [(k, t) for t in types for k in ks]
 
     def _candidates(self, grid):
         base = GaussianMixture() if self.estimator is None else self.estimator
@@ -395,3 +397,11 @@ def _named(candidate):
 
 def _is_int(value):
     return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _items(values):
+    """``values`` as a list, or an empty one where it is not a collection (then refused)."""
+    try:
+        return list(values)
+    except TypeError:
+        return []

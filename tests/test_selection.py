@@ -144,6 +144,8 @@ def test_dask_sweep_computes_once_per_round(monkeypatch):
         ({"n_components": [0, 2]}, "positive integers"),
         ({"n_components": []}, "positive integers"),
         ({"n_components": [1.5]}, "positive integers"),
+        ({"n_components": True}, "positive integers"),  # was a bare TypeError
+        ({"covariance_types": [1]}, "covariance_types"),
         ({"covariance_types": ["full", "banana"]}, "covariance_types"),
         ({"criterion": "bayes"}, "criterion"),
         # scikit-learn's GaussianMixture has fit and bic, but not fastmix's steps
@@ -155,6 +157,13 @@ def test_bad_parameters_are_named(params, match):
     X = _draw("full", n=200)
     with pytest.raises(ValueError, match=match):
         MixtureSelector(**params).fit(X)
+
+
+def test_a_value_listed_twice_is_one_candidate():
+    X = _draw("diag", n=400)
+    sel = fit_quiet(MixtureSelector([2, 1, 2], ["diag", "full", "diag"], random_state=0), X)
+    pairs = list(zip(sel.results_["n_components"], sel.results_["covariance_type"], strict=True))
+    assert pairs == [(2, "diag"), (1, "diag"), (2, "full"), (1, "full")]
 
 
 def test_candidates_larger_than_the_data_are_skipped():
