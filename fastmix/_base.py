@@ -467,6 +467,19 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         self : object
             The fitted mixture.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> gm.means_.round(2)
+        array([[ 2.86,  2.89],
+               [-3.  , -2.86]])
+        >>> gm.converged_, gm.n_iter_
+        (True, 2)
         """
         self._fit(X, sample_weight, want_labels=False)
         return self
@@ -490,6 +503,16 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         labels : ndarray of shape (n_samples,)
             Component labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> labels = GaussianMixture(n_components=2, random_state=0).fit_predict(X)
+        >>> np.bincount(labels)
+        array([100, 100])
         """
         return self._fit(X, sample_weight, want_labels=True)
 
@@ -819,6 +842,16 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         log_prob : ndarray of shape (n_samples,)
             Log-likelihood of each sample in `X` under the current model, in
             NumPy's promotion of X's and the model's dtypes (as scikit-learn).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> gm.score_samples([[-3, -3], [0, 0]]).round(2)
+        array([ -2.58, -10.85])
         """
         log_prob_norm, _, _ = self._outputs(X, want_resp=False)
         return log_prob_norm
@@ -838,6 +871,16 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         log_likelihood : float
             Log-likelihood of `X` under the Gaussian mixture model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> round(gm.score(X), 3)
+        -3.489
         """
         # As scikit-learn: the mean of score_samples, in their dtype.
         log_prob_norm, _, _ = self._outputs(X, want_resp=False)
@@ -855,6 +898,16 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         labels : ndarray of shape (n_samples,)
             Component labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> gm.predict([[-3, -3], [3, 3]])
+        array([1, 0])
         """
         _, labels, _ = self._outputs(X, want_resp=False)
         return labels
@@ -872,6 +925,17 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         resp : ndarray of shape (n_samples, n_components)
             Posterior probability of each component for each sample in X.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> gm.predict_proba([[-3, -3], [0, 0]]).round(3)
+        array([[0.   , 1.   ],
+               [0.173, 0.827]])
         """
         _, _, resp = self._outputs(X, want_resp=True)
         return resp
@@ -890,12 +954,24 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             Randomly generated sample.
         y : ndarray of shape (n_samples,)
             Component labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> X_new, labels = gm.sample(4)
+        >>> X_new.shape, labels
+        ((4, 2), array([0, 0, 1, 1]))
         """
         check_is_fitted(self)
         if n_samples < 1:
+            # scikit-learn's message, with n_samples where it shows n_components.
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "
-                "least one sample." % (self.n_components)
+                "least one sample." % (n_samples)
             )
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
@@ -957,6 +1033,20 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             ``covariance_type``, the weight prior's type) was changed by
             ``set_params`` after the fit: :func:`fastmix.load` would refuse
             the file.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> gm.save(path)
+        >>> import fastmix
+        >>> fastmix.load(path).predict([[3, 3]])
+        array([0])
         """
         check_is_fitted(self)
         # What load checks against the parameters, refused before writing:

@@ -160,6 +160,18 @@ def save(model, path):
         When ``model`` is not one of fastmix's estimators (subclasses
         included: loading could not rebuild them), or holds a value the
         layout cannot store.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fastmix
+    >>> X = np.random.RandomState(0).randn(200, 2)
+    >>> gm = fastmix.GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> fastmix.save(gm, path)
+    >>> np.array_equal(fastmix.load(path).means_, gm.means_)
+    True
     """
     name = type(model).__name__
     if MODEL_CLASSES.get(name) is not type(model):

@@ -366,6 +366,15 @@ class GaussianMixture(BaseMixture):
         bic : float
             ``-2 log L + p log n`` for ``p`` free parameters (``_n_parameters``).
             The lower the better.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> {k: round(GaussianMixture(k, random_state=0).fit(X).bic(X), 1) for k in (1, 2, 3)}
+        {1: 1739.8, 2: 1453.7, 3: 1485.6}
         """
         n_samples = _n_rows(X)
         return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
@@ -382,6 +391,16 @@ class GaussianMixture(BaseMixture):
         -------
         aic : float
             ``-2 log L + 2 p``; the lower the better.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import GaussianMixture
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> round(gm.aic(X), 1)
+        1417.4
         """
         return -2 * self.score(X) * _n_rows(X) + 2 * self._n_parameters()
 

@@ -189,6 +189,18 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         -------
         self : object
             The fitted selector.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> sel.best_params_
+        {'n_components': 2, 'covariance_type': 'spherical'}
+        >>> len(sel.results_["bic"])  # one row per candidate
+        6
         """
         self._validate_params()
         grid = self._grid()
@@ -320,6 +332,16 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> sel.predict([[-3, -3], [3, 3]])
+        array([1, 0])
         """
         return self._best().predict(X)
 
@@ -333,6 +355,17 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         Returns
         -------
         resp : ndarray of shape (n_samples, n_components)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> sel.predict_proba([[-3, -3], [0, 0]]).round(3)
+        array([[0. , 1. ],
+               [0.3, 0.7]])
         """
         return self._best().predict_proba(X)
 
@@ -346,6 +379,16 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> sel.score_samples([[-3, -3]]).round(2)
+        array([-2.58])
         """
         return self._best().score_samples(X)
 
@@ -360,19 +403,86 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         Returns
         -------
         log_likelihood : float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> round(sel.score(X), 3)
+        -3.491
         """
         return self._best().score(X)
 
     def bic(self, X):
-        """The best model's :meth:`GaussianMixture.bic` on X (lower is better)."""
+        """The best model's :meth:`GaussianMixture.bic` on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        bic : float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> round(sel.bic(X), 1)
+        1433.6
+        """
         return self._best().bic(X)
 
     def aic(self, X):
-        """The best model's :meth:`GaussianMixture.aic` on X (lower is better)."""
+        """The best model's :meth:`GaussianMixture.aic` on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        aic : float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> round(sel.aic(X), 1)
+        1410.5
+        """
         return self._best().aic(X)
 
     def icl(self, X):
-        """The best model's integrated completed likelihood on X (lower is better)."""
+        """The best model's integrated completed likelihood on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        icl : float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> round(sel.icl(X), 1)
+        1433.6
+        """
         return self._best().icl(X)
 
     def sample(self, n_samples=1):
@@ -386,6 +496,16 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         -------
         X : ndarray of shape (n_samples, n_features)
         y : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastmix import MixtureSelector
+        >>> rng = np.random.RandomState(0)
+        >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+        >>> sel = MixtureSelector([1, 2, 3], ["spherical", "full"], random_state=0).fit(X)
+        >>> sel.sample(3)[0].shape
+        (3, 2)
         """
         return self._best().sample(n_samples)
 

@@ -212,6 +212,17 @@ def mixture(
     ------
     ImportError
         When matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmix import GaussianMixture, plot
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.randn(100, 2) - 3, rng.randn(100, 2) + 3]
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> ax = plot.mixture(gm, X)
+    >>> len(ax.patches)  # three sigma ellipses per component
+    6
     """
     # Every check before the figure: a refused call leaves no empty one open.
     _pyplot()  # matplotlib missing: said before any work
@@ -325,6 +336,16 @@ def convergence(model, ax=None):
     ------
     ImportError
         When matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmix import GaussianMixture, plot
+    >>> X = np.random.RandomState(0).randn(300, 2)
+    >>> gm = GaussianMixture(n_components=3, random_state=0).fit(X)
+    >>> ax = plot.convergence(gm)
+    >>> len(ax.lines[0].get_xdata()) == gm.n_iter_
+    True
     """
     ax = _fitted_axes(model, ax)
     bounds = np.asarray(model.lower_bounds_, dtype=np.float64)
