@@ -160,7 +160,11 @@ class BayesianGaussianMixture(BaseMixture):
     total_samples : float, default=1e6
         Online learning only: the number of rows of the whole data, by which
         :meth:`partial_fit` scales each batch's statistics (stochastic
-        variational inference). Keyword-only, fastmix's addition.
+        variational inference). Keyword-only, fastmix's addition. Changed
+        between :meth:`partial_fit` calls, it applies to the later batches
+        only (the running statistics keep the earlier scale), as for
+        scikit-learn's ``LatentDirichletAllocation``; the priors are those
+        the first call computed, until the next :meth:`fit`.
     min_responsibility : float, default=0.0
         Responsibilities below it are left out of the statistics that
         update the posterior (the bound's entropy term and :meth:`score`
