@@ -975,7 +975,13 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             )
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
-        n_samples_comp = rng.multinomial(n_samples, np.asarray(self.weights_, np.float64))
+        weights = np.asarray(self.weights_, np.float64)
+        if weights[:-1].sum() > 1.0:
+            # float32 weights (a float32 model's, with a tail of tiny ones) can
+            # sum above 1 by their rounding, which multinomial refuses; scaled
+            # to sum to 1 then only: elsewhere the draws stay scikit-learn's.
+            weights = weights / weights.sum()
+        n_samples_comp = rng.multinomial(n_samples, weights)
         if self.covariance_type == "full":
             X = np.vstack(
                 [

@@ -815,6 +815,24 @@ def test_fit_predict_and_api():
         m.predict(X[:, :2])
 
 
+def test_float32_model_with_a_tail_of_tiny_weights_samples():
+    """A float32 Dirichlet-process fit leaves weights down to 1e-12 whose float32
+    rounding made the first K - 1 sum above 1: multinomial refused them."""
+    X = np.random.RandomState(0).randn(500, 2).astype(np.float32)
+    m = fit_quiet(BayesianGaussianMixture(n_components=10, random_state=0, max_iter=500), X)
+    assert m.weights_.dtype == np.float32
+    assert np.asarray(m.weights_, np.float64)[:-1].sum() > 1.0  # the case
+    Xs, ys = m.sample(1000)
+    assert Xs.shape == (1000, 2) and ys.shape == (1000,)
+    # Weights that sum to 1 in float64 keep scikit-learn's draws exactly.
+    f64 = fit_quiet(BayesianGaussianMixture(n_components=3, random_state=0), X.astype(float))
+    sk = skm.GaussianMixture(3, random_state=0).fit(X.astype(float))
+    for name in ("weights_", "means_", "covariances_"):
+        setattr(sk, name, getattr(f64, name))
+    sk.covariance_type = f64.covariance_type
+    np.testing.assert_array_equal(f64.sample(200)[0], sk.sample(200)[0])
+
+
 def test_docstring_example():
     X = np.array([[1, 2], [1, 4], [1, 0], [4, 2], [12, 4], [10, 7]])
     bgm = BayesianGaussianMixture(n_components=2, random_state=42).fit(X)
