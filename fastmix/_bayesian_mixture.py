@@ -420,6 +420,14 @@ class BayesianGaussianMixture(BaseMixture):
                 )
                 check_precision_matrix(covariance_prior, covariance_type)
             elif covariance_type in ("diag", "tied-diagonal"):
+                if covariance_type == "tied-diagonal" and np.ndim(self.covariance_prior) == 0:
+                    # ('diag' keeps scikit-learn's check_array message.)
+                    raise ValueError(
+                        f"The parameter 'tied-diagonal covariance_prior' should be an array of "
+                        f"shape ({n_features},), one variance per feature, but got the number "
+                        f"{self.covariance_prior!r}; pass np.full({n_features}, value), or use "
+                        f"covariance_type='tied-spherical' for one shared variance."
+                    )
                 covariance_prior = check_array(
                     self.covariance_prior, dtype=_FLOATS, ensure_2d=False
                 )

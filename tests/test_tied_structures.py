@@ -427,6 +427,9 @@ def test_vi_covariance_prior_shapes_and_messages():
         BayesianGaussianMixture(covariance_type="tied-diagonal", covariance_prior=[1.0], **kw).fit(
             X
         )
+    # A number: named, with the two ways out (was check_array's "at least 1 dimension").
+    with pytest.raises(ValueError, match=r"\(3,\), one variance per feature.*tied-spherical"):
+        BayesianGaussianMixture(covariance_type="tied-diagonal", covariance_prior=2.0, **kw).fit(X)
     with pytest.raises(ValueError, match="'tied-diagonal precision' should be positive"):
         BayesianGaussianMixture(
             covariance_type="tied-diagonal", covariance_prior=[1.0, -1.0, 1.0], **kw
