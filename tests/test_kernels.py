@@ -96,15 +96,22 @@ def test_estep_pass_matches_reference(covariance_type, dtype, weighted):
     )
 
 
-@pytest.mark.parametrize("n_features", [1, 2, 5, 7, 8, 9, 16, 17])
+@pytest.mark.parametrize(
+    "n_features, n_components",
+    [(1, 3), (2, 3), (5, 3), (7, 3), (8, 3), (9, 3), (16, 3), (17, 3), (3, 1), (5, 6), (9, 9)],
+)
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_estep_matches_reference_for_any_feature_count(covariance_type, dtype, n_features):
+def test_estep_matches_reference_for_any_feature_count(
+    covariance_type, dtype, n_features, n_components
+):
     """The full kernel works in 4 x 4 feature blocks over 128-row tiles: feature
     counts below, at and between multiples of 4 (zero padding, off-diagonal
-    blocks) and a partial last chunk and tile (600 = 512 + 88 rows)."""
+    blocks) and a partial last chunk and tile (600 = 512 + 88 rows). The
+    component counts 1, 6 and 9 leave a remainder after the kernels' groups of
+    4 components."""
     X, log_w, means, pc, params = problem(
-        11, covariance_type, dtype, n_samples=600, n_features=n_features, n_components=3
+        11, covariance_type, dtype, n_samples=600, n_features=n_features, n_components=n_components
     )
     w = weights_with_zeros(len(X), 12)
     stats = estep_pass(X, w, params)
@@ -163,6 +170,7 @@ def test_estep_pass_leaves_out_responsibilities_below_min_resp(covariance_type, 
     assert not np.allclose(stats.nk, exact["nk"], rtol=1e-9, atol=0)
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="fresh dispatchers: the kernels are compiled")
 def test_exact_moments_do_not_compile_the_sparse_path():
     """min_resp None (every exact fit) is its own specialisation, with the
     sparse paths pruned at compile time: ~3 s less of a first fit. A float
@@ -253,31 +261,38 @@ def test_estep_stats_direct_call(covariance_type, dtype, kernel):
     ref.assert_close(got_scal[2], want["sum_wrlogr"], dtype, scale["sum_wrlogr"])
 
 
+@pytest.mark.parametrize(
+    "n_samples, n_features, n_components, chunk_rows",
+    [(1000, 3, 3, 64), (1, 1, 1, 64), (513, 6, 5, 7), (4100, 1, 5, 512)],
+)
 @pytest.mark.parametrize("min_resp", [0.0, 1e-3], ids=["exact", "min_resp"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_serial_twins_and_thread_count_are_bitwise_equal(covariance_type, dtype, min_resp):
+def test_serial_twins_and_thread_count_are_bitwise_equal(
+    covariance_type, dtype, min_resp, n_samples, n_features, n_components, chunk_rows
+):
     """Chunk boundaries and the reduction order depend on n only: the serial
     twins and the parallel kernels on 1 or 2 threads give the same bits, the
-    sparse moments of ``min_resp`` included."""
+    sparse moments of ``min_resp`` included, at awkward shapes too."""
     X, _, _, _, params = problem(
-        33, covariance_type, dtype, n_samples=1000, n_features=3, n_components=3
-    )
+        33, covariance_type, dtype, n_samples=n_samples, n_features=n_features,
+        n_components=n_components,
+    )  # fmt: skip
     params.min_resp = min_resp
     w = weights_with_zeros(len(X), 34)
-    want = raw_stats(estep_stats_serial, X, w, params, 64)
-    n = len(X)
-    rows_want = (np.empty(n), np.empty(n, np.int64), np.empty((n, 3)))
-    estep_rows_serial(X, *params.args(), 64, *rows_want, False)
+    want = raw_stats(estep_stats_serial, X, w, params, chunk_rows)
+    n, k = len(X), n_components
+    rows_want = (np.empty(n), np.empty(n, np.int64), np.empty((n, k)))
+    estep_rows_serial(X, *params.args(), chunk_rows, *rows_want, False)
     before = numba.get_num_threads()
     try:
         for threads in sorted({1, before}):
             numba.set_num_threads(threads)
-            got = raw_stats(estep_stats, X, w, params, 64)
+            got = raw_stats(estep_stats, X, w, params, chunk_rows)
             for g, e in zip(got, want, strict=True):
                 np.testing.assert_array_equal(g, e, err_msg=f"{threads} threads")
-            rows = (np.empty(n), np.empty(n, np.int64), np.empty((n, 3)))
-            estep_rows(X, *params.args(), 64, *rows, False)
+            rows = (np.empty(n), np.empty(n, np.int64), np.empty((n, k)))
+            estep_rows(X, *params.args(), chunk_rows, *rows, False)
             for g, e in zip(rows, rows_want, strict=True):
                 np.testing.assert_array_equal(g, e, err_msg=f"{threads} threads")
     finally:
@@ -741,6 +756,7 @@ def test_kernel_params_refuses_a_precision_factor_of_another_shape(covariance_ty
             kernel_params(means, wrong, covariance_type, np.zeros(2), np.float64)
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="targetoptions: the compiled kernel")
 def test_diagonal_precision_cholesky_is_a_new_writeable_array_or_a_scalar():
     """Read-only covariances (a loaded model) give writeable factors, and the
     0-d covariance of 'tied-spherical' a NumPy scalar, as NumPy's 1 / sqrt did."""
