@@ -142,6 +142,13 @@ def check_sample_weight(sample_weight, n_samples, n_components):
     if sample_weight is None:
         return None
     sw = np.asarray(sample_weight)
+    if sw.dtype == object:
+        # scikit-learn converts an object array of numbers (a pandas column of
+        # mixed ints and floats); anything else stays refused as non-numeric.
+        try:
+            sw = sw.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
     check_weight_array(sw, n_samples)
     sw = sw.astype(np.float64)
     check_weight_summary(weight_summary(sw), n_components)

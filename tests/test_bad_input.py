@@ -309,9 +309,20 @@ BAD_WEIGHTS = {
     "all_zero": (np.zeros(N), "zero"),
     "fewer_positive_than_components": (np.r_[1.0, 1.0, np.zeros(N - 2)], "n_components"),
     "strings": (np.array(["a"] * N), "numeric"),
+    "objects_not_numbers": (np.array([{}] * N, dtype=object), "numeric"),
+    "objects_missing": (np.array([None] * N, dtype=object), "NaN"),  # float(None) is NaN
     # Each finite, the sum not: named as an overflow, not k-means' "probabilities".
     "sum_overflows": (np.full(N, 1e308), "sums to infinity.*reads them as counts of rows"),
 }
+
+
+def test_object_array_of_numbers_is_a_weight_array():
+    """As scikit-learn's check_array: numbers in an object array are converted."""
+    weights = np.array([1, 2.0, 0] * (N // 3) + [1] * (N % 3), dtype=object)
+    a = GaussianMixture(N_COMPONENTS, random_state=0).fit(X_GOOD, sample_weight=weights)
+    b = GaussianMixture(N_COMPONENTS, random_state=0)
+    b.fit(X_GOOD, sample_weight=weights.astype(float))
+    np.testing.assert_array_equal(a.means_, b.means_)
 
 
 @pytest.mark.parametrize("name", list(BAD_WEIGHTS))
