@@ -84,6 +84,45 @@ def test_fit_from_each_init_allocates_less_than_a_responsibility_matrix(X, estim
         assert peak < ONE_RESP_ARRAY / 4, peak
 
 
+def test_weighted_float32_fit_makes_no_float64_copy_of_x(X):
+    """The weighted centre of the start was np.average of X whole: w * X, a
+    float64 copy of float32 data (and a temporary the size of float64 X)."""
+    X32 = np.hstack([X] * 4).astype(np.float32)  # 12 features: a float64 copy is 28.8 MB
+    w = np.random.RandomState(0).randint(1, 3, size=len(X)).astype(np.float64)
+    model = GaussianMixture(N_COMPONENTS, covariance_type="diag", max_iter=2, tol=0.0)
+    model.set_params(init_params="random_from_data", random_state=0)
+    peak = _peak_bytes(lambda: fit_quiet(model, X32, sample_weight=w))
+    # (n,) float64 and int64 arrays of the weights' checks and draw: a few MB.
+    assert peak < X32.nbytes, peak
+
+
+@pytest.mark.parametrize("source", ["memmap", "dask"])
+def test_random_start_of_a_large_memmap_or_small_dask_array_is_streamed(X, tmp_path, source):
+    """'random' responsibilities in bounded pieces of rows: a memmap's blocks
+    (4 MiB of rows, whatever K) held 2.4 (n, K) arrays of temporaries at
+    600,000 x 2, K = 32; a dask array within the init sample drew its whole
+    (n, K) on the client. The draw is still scikit-learn's (test_dask's
+    test_dask_small_data_initialises_like_scikit_learn)."""
+    if source == "memmap":
+        data = np.lib.format.open_memmap(
+            tmp_path / "x.npy", mode="w+", dtype=X.dtype, shape=X.shape
+        )
+        data[:] = X
+        data.flush()
+        data = np.load(tmp_path / "x.npy", mmap_mode="r")
+        k = N_COMPONENTS
+    else:
+        da = pytest.importorskip("dask.array")
+        # Within the init sample (scikit-learn's draw); K large enough that an
+        # (n, K) array (205 MB) stands out from two threads' pieces of rows.
+        data, k = da.from_array(X[:100_000], chunks=50_000), 256
+    model = GaussianMixture(k, covariance_type="diag", init_params="random")
+    model.set_params(max_iter=1, tol=0.0, random_state=0)
+    peak = _peak_bytes(lambda: fit_quiet(model, data))
+    one_resp_array = data.shape[0] * k * 8
+    assert peak < one_resp_array / 4, (peak, one_resp_array)
+
+
 @pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture], ids=["em", "vi"])
 def test_partial_fit_allocates_no_responsibility_matrix(X, estimator):
     """An online step over all the rows: K-sized state, no (n, K) array; the online

@@ -88,12 +88,17 @@ class DataSource:
 
 
 def block_sums(X, sample_weight):
-    """``(sum w, sum_i w_i x_i)`` of one block, in float64."""
-    X = np.asarray(X)
+    """``(sum w, sum_i w_i x_i)`` of one block, in float64.
+
+    The same sums in the same order with or without weights, so weights of 1
+    give bitwise the unweighted centre (and fit). Block by block: whole-data
+    np.average formed ``w * X`` whole, a float64 copy of float32 data.
+    """
+    X = np.asarray(X, dtype=np.float64)
     if sample_weight is None:
-        return float(X.shape[0]), X.sum(axis=0, dtype=np.float64)
+        return float(X.shape[0]), X.sum(axis=0)
     w = np.asarray(sample_weight, dtype=np.float64)
-    return float(w.sum()), w @ np.asarray(X, dtype=np.float64)
+    return float(w.sum()), (X * w[:, None]).sum(axis=0)
 
 
 def add_parts(a, b):

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 from sklearn.utils import assert_all_finite
 
-from .._stats import normalise_rows
 from .._validation import (
     check_2d,
     check_n_components,
@@ -25,7 +24,7 @@ from .._validation import (
 )
 from ._base import DataSource, add_parts, block_sums
 from ._driver import block_outputs, block_stats, finish_stats, new_stats
-from ._init import Resp, SeededUniform, init_sample_rows
+from ._init import SeededUniform, StatedUniform, init_sample_rows
 
 __all__ = ["DaskSource", "is_dask"]
 
@@ -302,9 +301,9 @@ class DaskSource(DataSource):
 
     def random_plan(self, random_state, n_components):
         if self.init_sample_size(n_components) == self.n_samples:
-            # Small data: scikit-learn's draw, made on the client and shipped per block.
-            r = random_state.uniform(size=(self.n_samples, n_components))
-            return Resp(normalise_rows(np.asarray(r, dtype=self.dtype)))
+            # Small data: scikit-learn's draw, each block's rows drawn on its
+            # worker from the state the draw reaches them at.
+            return StatedUniform.of(random_state, self._X.chunks[0], n_components, self.dtype)
         seeds = random_state.randint(np.iinfo(np.int32).max, size=len(self._x_blocks))
         return SeededUniform(seeds, n_components)
 

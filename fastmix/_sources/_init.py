@@ -21,8 +21,10 @@ over its blocks (in row order in process, in a fixed tree on a Dask cluster).
   very stream scikit-learn draws. On a Dask cluster each block draws from a
   seed taken from ``random_state`` (:class:`SeededUniform`), so the draw
   depends on the chunking, except for data no larger than the init sample,
-  whose responsibilities are drawn on the client as scikit-learn draws them
-  (:class:`Resp`).
+  whose responsibilities are scikit-learn's draw: each block draws its rows
+  from the state the client's walk through that draw reached them at
+  (:class:`StatedUniform`). Either way a block forms its responsibilities a
+  bounded piece of rows at a time, never an (n_samples, K) array.
 
 When a memmap or dask array has at most the sample size of rows, the "sample"
 is every row, in order, and no random number is consumed to draw it: the
@@ -46,6 +48,7 @@ __all__ = [
     "NearestCentre",
     "Resp",
     "SeededUniform",
+    "StatedUniform",
     "UniformDraw",
     "choice",
     "init_sample_rows",
@@ -168,6 +171,80 @@ class UniformDraw:
         r = self.random_state.uniform(size=(stop - start, self.n_components))
         return Resp(normalise_rows(np.asarray(r, dtype=self.dtype)))
 
+    def rows_cap(self):
+        return _resp_rows_cap(self.n_components)
+
+
+@dataclass(frozen=True)
+class StatedUniform:
+    """scikit-learn's uniform responsibilities, each block drawn where it starts.
+
+    :meth:`of` walks ``random_state`` through scikit-learn's row-order draw,
+    keeping the state at each block's first row and discarding the numbers;
+    each block (a Dask task) then draws its own rows from its state: the very
+    numbers of one (n_samples, K) draw, never held whole.
+    """
+
+    n_components: int
+    dtype: np.dtype
+    states: tuple = ()
+    state: tuple = None
+
+    @classmethod
+    def of(cls, random_state, block_rows, n_components, dtype):
+        states = []
+        for rows in block_rows:
+            states.append(random_state.get_state(legacy=True))
+            count = int(rows) * n_components
+            while count > 0:  # the same numbers consumed as uniform(size=count)
+                random_state.random_sample(min(count, _SKIP_PIECE))
+                count -= _SKIP_PIECE
+        return cls(n_components, np.dtype(dtype), tuple(states))
+
+    def for_block(self, start, stop, index):
+        return StatedUniform(self.n_components, self.dtype, state=self.states[index])
+
+    def block_stats(self, X, w, code, shift, allow_parallel):
+        random_state = np.random.RandomState()
+        random_state.set_state(self.state)
+        return _uniform_stats(random_state, self.n_components, self.dtype, X, w, code, shift)
+
+
+# Numbers drawn and dropped at a time by StatedUniform.of (8 MiB).
+_SKIP_PIECE = 1 << 20
+# Bytes of one (rows, K) float64 piece of initial responsibilities (8192 rows
+# at K = 64, as an in-memory array's blocks): a few such temporaries live at
+# once per thread. Uncapped, 4 MiB of a narrow memmap's rows at K = 32 held
+# 2.4 times an (n, K) array of 600,000 rows.
+_RESP_BLOCK_BYTES = 4 * 2**20
+
+
+def _resp_rows_cap(n_components):
+    """Rows per block at most for a plan that forms a block's (rows, K) responsibilities."""
+    return max(512, _RESP_BLOCK_BYTES // (8 * max(1, n_components)))
+
+
+def _uniform_stats(random_state, n_components, dtype, X, w, code, shift):
+    """Statistics of uniform responsibilities drawn from ``random_state`` for X's rows in order.
+
+    A bounded piece of rows at a time (a Dask block is the user's chunk, which
+    at large K would hold several (chunk, K) temporaries): the same numbers as
+    one draw for the whole block. On a Dask worker: serial kernels.
+    """
+    n_rows = X.shape[0]
+    step = _resp_rows_cap(n_components)
+    total = None
+    for start in range(0, max(n_rows, 1), step):
+        stop = min(start + step, n_rows)
+        r = normalise_rows(
+            np.asarray(random_state.uniform(size=(stop - start, n_components)), dtype)
+        )
+        part = Resp(r).block_stats(
+            X[start:stop], None if w is None else w[start:stop], code, shift, False
+        )
+        total = part if total is None else total + part
+    return total
+
 
 @dataclass(frozen=True)
 class SeededUniform:
@@ -181,9 +258,8 @@ class SeededUniform:
         return SeededUniform(self.seeds, self.n_components, int(self.seeds[index]))
 
     def block_stats(self, X, w, code, shift, allow_parallel):
-        r = np.random.RandomState(self.seed).uniform(size=(X.shape[0], self.n_components))
-        r = normalise_rows(np.asarray(r, dtype=X.dtype))
-        return Resp(r).block_stats(X, w, code, shift, allow_parallel)
+        random_state = np.random.RandomState(self.seed)
+        return _uniform_stats(random_state, self.n_components, X.dtype, X, w, code, shift)
 
 
 @dataclass(frozen=True)
@@ -219,6 +295,11 @@ class _PlanGroup:
 
     def block_stats(self, X, w, allow_parallel):
         return _Sums(p.block_stats(X, w, c, s, allow_parallel) for p, c, s in self.items)
+
+    def rows_cap(self):
+        """Rows per block at most (plans holding a block's (rows, K) responsibilities), or None."""
+        caps = [p.rows_cap() for p, _, _ in self.items if hasattr(p, "rows_cap")]
+        return min(caps, default=None)
 
 
 def _plan(source, request, take):

@@ -165,9 +165,13 @@ class _InProcessSource(DataSource):
         return functools.reduce(lambda a, b: (a[0] + b[0], a[1] + b[1]), parts)
 
     def reduce_blocks(self, func, plan, *args):
+        rows = self._init_rows
+        cap = plan.rows_cap() if hasattr(plan, "rows_cap") else None
+        if cap is not None:
+            rows = min(rows, cap)
         parts = (
             func(block, w, plan.for_block(start, stop, index), *args, True)
-            for index, (start, stop, block, w) in enumerate(self.iter_blocks(self._init_rows))
+            for index, (start, stop, block, w) in enumerate(self.iter_blocks(rows))
         )
         return functools.reduce(operator.add, parts)
 
@@ -207,13 +211,6 @@ class ArraySource(_InProcessSource):
             # Converted blocks: bounded, as a memmap's, not a copy of X.
             return block_rows(params.bias.shape[0], self.shape[1], params.code)
         return max(self.n_samples, 1)  # one parallel call over every row
-
-    def centre(self):
-        # NumPy's pairwise mean (or np.average): the centre scikit-learn's
-        # in-memory fits of fastmix have always used.
-        if self.sample_weight is None:
-            return self._X.mean(axis=0, dtype=np.float64)
-        return np.average(self._X, axis=0, weights=self.sample_weight).astype(np.float64)
 
     def take(self, rows):
         if rows is None:
