@@ -233,6 +233,16 @@ class _CheckedCacheFile(IndexDataCacheFile):
         return pickle.loads(payload)
 
 
+def can_cache(dispatcher):
+    """Whether ``dispatcher`` writes numba's on-disk cache (False: it compiles in every process).
+
+    False when caching is off (``FASTMIX_NUMBA_CACHE=0``) or when :func:`jit`
+    found no writable cache folder and fell back to an uncached kernel.
+    """
+    cache = getattr(dispatcher, "_cache", None)
+    return cache is not None and type(cache).__name__ != "NullCache"
+
+
 def is_cached(dispatcher):
     """Whether ``dispatcher`` has current entries in numba's on-disk cache.
 

@@ -10,6 +10,7 @@ import threading
 from functools import partial
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 from conftest import labelled_blobs
@@ -1001,6 +1002,30 @@ def test_first_run_says_it_compiles(data, tmp_path, capsys):
     again = subprocess.run(child, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr
     assert "compiling" not in again.stderr
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing is compiled")
+def test_first_run_note_says_when_nothing_can_be_cached(monkeypatch):
+    """A read-only install and HOME leave jit no cache folder: every run
+    compiles, and the note said "first run only" all the same."""
+    import io
+
+    from fastmix import _numba
+    from fastmix.cli import _warmup
+
+    monkeypatch.setattr(_warmup, "main_kernels_cached", lambda: False)
+    notes = {}
+    for case, can in (("cacheable", True), ("no folder", False)):
+        monkeypatch.setattr(_numba, "can_cache", lambda kernel, can=can: can)
+        out = io.StringIO()
+        _warmup.first_run_note("fastmix fit", out)
+        notes[case] = out.getvalue()
+    assert "(first run only, ~" in notes["cacheable"]
+    assert "every run: no writable cache folder; set NUMBA_CACHE_DIR" in notes["no folder"]
+    monkeypatch.setenv("FASTMIX_NUMBA_CACHE", "0")
+    out = io.StringIO()
+    _warmup.first_run_note("fastmix fit", out)
+    assert "every run: FASTMIX_NUMBA_CACHE is off" in out.getvalue()
 
 
 def test_csv_header_names_become_feature_names(data, tmp_path, capsys):

@@ -76,6 +76,7 @@ def test_cache_can_be_switched_off(monkeypatch):
 
     disp = _numba.jit(twice)
     assert type(disp._cache).__name__ == "NullCache"
+    assert not _numba.can_cache(disp)
     assert disp(21) == 42
 
 
@@ -133,6 +134,7 @@ def test_no_cache_locator_falls_back_to_uncached(monkeypatch):
 
     disp = _numba.jit(plus_one)
     assert type(disp._cache).__name__ == "NullCache"
+    assert not _numba.can_cache(disp)  # what the CLI's first-run note reads
     assert disp(41) == 42
 
 

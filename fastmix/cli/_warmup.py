@@ -19,6 +19,15 @@ from .._synthetic import explicit_init
 FIRST_RUN_SECONDS = "40-100"
 
 
+def _main_kernels():
+    from .._kernels import estep, kmeans
+
+    return (
+        estep.estep_stats, estep.estep_stats_serial, estep.estep_rows, estep.estep_rows_serial,
+        kmeans.seed_trial, kmeans.lloyd_pass, kmeans.column_moments,
+    )  # fmt: skip
+
+
 def main_kernels_cached():
     """Whether any of the main kernels has a current on-disk cache entry.
 
@@ -26,13 +35,8 @@ def main_kernels_cached():
     predecessors did not, e.g. another dtype, compiles only that one).
     """
     from .. import _numba
-    from .._kernels import estep, kmeans
 
-    kernels = (
-        estep.estep_stats, estep.estep_stats_serial, estep.estep_rows, estep.estep_rows_serial,
-        kmeans.seed_trial, kmeans.lloyd_pass, kmeans.column_moments,
-    )  # fmt: skip
-    return any(_numba.is_cached(k) for k in kernels)
+    return any(_numba.is_cached(k) for k in _main_kernels())
 
 
 def first_run_note(prog, stream):
@@ -47,7 +51,13 @@ def first_run_note(prog, stream):
 
     if numba.config.DISABLE_JIT or main_kernels_cached():
         return  # nothing will compile
-    when = "first run only" if _numba._cache_wanted() else "every run: FASTMIX_NUMBA_CACHE is off"
+    if not _numba._cache_wanted():
+        when = "every run: FASTMIX_NUMBA_CACHE is off"
+    elif not any(_numba.can_cache(k) for k in _main_kernels()):
+        # jit found no writable cache folder (a read-only install and HOME).
+        when = "every run: no writable cache folder; set NUMBA_CACHE_DIR to one"
+    else:
+        when = "first run only"
     print(
         f"{prog}: compiling fastmix kernels ({when}, ~{FIRST_RUN_SECONDS} s)",
         file=stream,
