@@ -28,11 +28,37 @@ _lock = threading.Lock()
 _state = {"depth": 0, "libs": None, "found": []}
 
 
+def _release(found):
+    """Leave OpenBLAS's thread count settable from any thread again.
+
+    threadpoolctl (3.8) lets only the first thread that sets a pthreads
+    OpenBLAS's count set it later ("the controlling thread"), until that is
+    cleared; its own contexts clear it on exit. Without this, the thread of
+    fastmix's first fit kept control: ``threadpool_limits`` in any other
+    thread (the user's, joblib's, scikit-learn's KMeans) silently did nothing.
+    Only clears what this thread holds: a user's limit in force elsewhere stays.
+    """
+    for lib, _ in found:
+        clear = getattr(type(lib), "clear_controlling_thread", None)  # threadpoolctl >= 3.8
+        if clear is not None:
+            clear()
+
+
 def _after_fork_in_child():
     global _lock
     # A fit in another thread may have held the lock at fork time; that thread
     # does not exist in the child, so the lock would never be released.
     _lock = threading.Lock()
+    # Nor would its limit: the child would keep BLAS on one thread for good
+    # (its own fits counting from the parent's depth never reach 0). Start
+    # the child as the parent was before the fits in flight.
+    found, _state["found"], _state["depth"] = _state["found"], [], 0
+    for lib, n in found:
+        try:
+            lib.set_num_threads(n)
+        except Exception:  # pragma: no cover - only a thread count
+            pass
+    _release(found)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -57,15 +83,19 @@ class _SingleThreadedBlas:
                 _state["found"] = [(lib, n) for lib, n in found if n is not None]
                 for lib, _ in _state["found"]:
                     lib.set_num_threads(1)
+                _release(_state["found"])
             _state["depth"] += 1
         return self
 
     def __exit__(self, *exc_info):
         with _lock:
+            if _state["depth"] == 0:
+                return False  # reset by a fork inside this fit: nothing to undo
             _state["depth"] -= 1
             if _state["depth"] == 0:
                 for lib, n in _state["found"]:
                     lib.set_num_threads(n)
+                _release(_state["found"])
                 _state["found"] = []
         return False
 

@@ -166,6 +166,85 @@ def test_fits_in_worker_processes():
     assert out == {"fork": True, "spawn": True, "forkserver": True}
 
 
+# BLAS thread control after fits: another thread's threadpool_limits, and a
+# child forked while a fit holds BLAS to one thread.
+_BLAS_CONTROL = r"""
+import json, os, threading, warnings
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from fastmix import GaussianMixture
+from fastmix._blas import single_threaded_blas
+
+
+def blas():
+    return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+
+X = np.random.RandomState(0).randn(3000, 4)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    GaussianMixture(2, random_state=0).fit(X)  # in this (main) thread
+out = {"before": blas()}
+seen = []
+
+
+def limit_elsewhere():
+    with threadpool_limits(limits=1, user_api="blas"):
+        seen.append(blas())
+
+
+thread = threading.Thread(target=limit_elsewhere)
+thread.start()
+thread.join()
+out["other_thread_limit"] = seen[0]
+# A fork while a fit (here: its BLAS limit) is in flight in another thread.
+entered, leave = threading.Event(), threading.Event()
+
+
+def fit_in_flight():
+    with single_threaded_blas():
+        entered.set()
+        leave.wait()
+
+
+thread = threading.Thread(target=fit_in_flight)
+thread.start()
+entered.wait()
+out["during"] = blas()
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    with single_threaded_blas():
+        pass  # the child's own fit
+    os.write(write, json.dumps(blas()).encode())
+    os._exit(0)
+os.close(write)
+out["child"] = json.loads(os.read(read, 1000))
+os.waitpid(pid, 0)
+leave.set()
+thread.join()
+out["after"] = blas()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.fork")
+def test_blas_thread_control_is_released_and_reset_in_forked_children():
+    """threadpoolctl lets only the thread that first set a pthreads OpenBLAS's
+    count set it again until released: fastmix never released it, so after a
+    fit in the main thread another thread's threadpool_limits did nothing. A
+    child forked while a fit held BLAS to one thread kept one thread for good."""
+    out = run_python(_BLAS_CONTROL, timeout=300)
+    if out["before"] in ([], [1]):
+        pytest.skip(f"BLAS threads {out['before']}: nothing to limit")
+    assert out["other_thread_limit"] == [1]
+    assert out["during"] == [1]
+    assert out["child"] == out["before"]
+    assert out["after"] == out["before"]
+
+
 def test_kmeans_serial_twins_are_bitwise_the_parallel_kernels():
     from fastmix._kernels import kmeans as kk
 
