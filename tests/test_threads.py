@@ -236,7 +236,11 @@ def test_blas_thread_control_is_released_and_reset_in_forked_children():
     count set it again until released: fastmix never released it, so after a
     fit in the main thread another thread's threadpool_limits did nothing. A
     child forked while a fit held BLAS to one thread kept one thread for good."""
-    out = run_python(_BLAS_CONTROL, timeout=300)
+    # Two BLAS threads to limit, whatever this process's environment says
+    # (a Dask test's LocalCluster nanny leaves OPENBLAS_NUM_THREADS=1 in os.environ:
+    # distributed's pre-spawn-environ).
+    two = {name: "2" for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = run_python(_BLAS_CONTROL, env=two, timeout=300)
     if out["before"] in ([], [1]):
         pytest.skip(f"BLAS threads {out['before']}: nothing to limit")
     assert out["other_thread_limit"] == [1]
