@@ -6,6 +6,7 @@ Usage (from the repository root; the file is written once and kept)::
     python benchmarks/online_vs_batch.py --overhead      # partial_fit's per-call overhead
     git worktree add /tmp/base HEAD~1
     python benchmarks/online_vs_batch.py --overhead --vs /tmp/base   # the same, A/B
+    python benchmarks/online_vs_batch.py --overhead --seen 10000     # after 1e4 batches
 
 Writes a float32 raw file of N x 16 rows from a 16-component diagonal mixture
 (a fixed seed; 6.4 GB at N = 1e8), then times, as whole processes from the
@@ -18,6 +19,8 @@ drawn afresh from the same mixture. ``--overhead`` times ``partial_fit`` on
 With ``--vs TREE`` it times that tree's ``fastmix`` too, loaded beside this
 one from a copy (``fastmix_vs``), in one process: each tree's ``partial_fit``
 right after its own E-step pass, the two trees' pairs alternating in order.
+``--seen N`` steps each model through N batches first: a call's cost must
+not grow with the batches a stream has seen.
 On a shared machine the overhead moves by half its size from one process to
 the next, which hides a change of 10-30 us between runs of the two trees.
 (The first such A/B timed both trees' calls after one tree's pass: the other
@@ -83,7 +86,7 @@ def load_tree(tree, into):
     return importlib.import_module("fastmix_vs")
 
 
-def overhead(vs=None):
+def overhead(vs=None, seen=0):
     """partial_fit's time over its E-step pass, 1e4 x 16 float32 batches, K = 16.
 
     The issue's figure first (diag, three medians, GaussianMixture then
@@ -106,6 +109,8 @@ def overhead(vs=None):
         model.set_params(covariance_type=covariance_type, random_state=0).partial_fit(X)
         params = model._stats_params(np.float32)
         source = package._sources.ArraySource(X)
+        for _ in range(seen):
+            model.partial_fit(X)
         for _ in range(20):
             model.partial_fit(X)
             source.estep_pass([params])
@@ -129,7 +134,8 @@ def overhead(vs=None):
         for _ in range(rounds):
             for label, (kernel, call) in zip(packages, paired(pairs), strict=True):
                 print(
-                    f"{label}1e4 x 16 float32, K=16, {estimator} {covariance_type}: E-step "
+                    f"{label}1e4 x 16 float32, K=16, {estimator} {covariance_type}"
+                    f"{f' after {seen} batches' if seen else ''}: E-step "
                     f"pass {kernel * 1e3:.3f} ms, partial_fit {call * 1e3:.3f} ms: overhead "
                     f"{(call - kernel) * 1e6:.0f} us, "
                     f"{100 * (call / kernel - 1):.0f}% of the kernel time"
@@ -149,6 +155,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--overhead", action="store_true")
+    parser.add_argument(
+        "--seen", type=int, default=0, help="with --overhead: batches each model sees first"
+    )
     parser.add_argument(
         "--vs",
         metavar="TREE",
@@ -181,7 +190,7 @@ def main(argv=None):
     if args.vs and not args.overhead:
         parser.error("--vs compares partial_fit's overhead: give --overhead too")
     if args.overhead:
-        overhead(args.vs)
+        overhead(args.vs, args.seen)
         return
     if args.path is None:
         tail = "" if args.mean_scale == 4.0 else f"-{args.mean_scale:g}"

@@ -324,6 +324,19 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             setattr(self, name, value)
         self._derive_parameters()
 
+    def __copy__(self):
+        """A shallow copy (as :func:`copy.copy` makes one) with a list of bounds of its own.
+
+        Every fitted array is rebound when the model changes, so a shallow
+        copy keeps the values it was taken with; ``lower_bounds_``, which
+        :meth:`partial_fit` appends to, is copied for the same reason.
+        """
+        new = object.__new__(type(self))
+        new.__setstate__(self.__getstate__())  # what copy.copy does, scikit-learn's protocol
+        if isinstance(new.__dict__.get("lower_bounds_"), list):
+            new.lower_bounds_ = list(new.lower_bounds_)
+        return new
+
     def __getstate__(self):
         # The caches of values computed from the attributes: recomputed, never
         # pickled. A new dict: object.__getstate__ returns the instance's own
@@ -749,10 +762,14 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         # The estimator's own bound on this batch (EM: its mean log-likelihood
         # per row; VI: the ELBO of the batch scaled to total_samples).
         self.lower_bound_ = lower_bound
-        # A new list, as every fitted attribute is rebound: a copy of the
-        # model taken between batches keeps its own.
-        self.lower_bounds_ = [*self.lower_bounds_, lower_bound]
         self._online_parameters_checked = checked_parameters
+        # Appended in place, as scikit-learn's online estimators append their
+        # curves: a new list per batch made every call O(batches seen), 45 us
+        # at 1e4 batches, 0.28 ms at 1e5 (a 1e4 x 16 batch's pass is 0.55 ms).
+        # Last, after everything that can fail: the list is the model's own
+        # as well as this working copy's. A copy.copy of the model gets its
+        # own list (__copy__).
+        self.lower_bounds_.append(lower_bound)
 
     def _first_batch(self, source):
         """The first ``partial_fit``: :meth:`fit` with ``max_iter=1`` on the batch.

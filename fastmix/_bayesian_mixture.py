@@ -214,7 +214,7 @@ class BayesianGaussianMixture(BaseMixture):
     lower_bounds_ : list of float
         The lower bound of each iteration of the best fit of inference;
         after :meth:`partial_fit`, one entry per batch (its bound with the
-        batch scaled to ``total_samples``).
+        batch scaled to ``total_samples``), each appended to the same list.
     n_batches_ : int
         Batches taken by :meth:`partial_fit` since its first call (which
         initialised the model); :meth:`fit` removes it and starts afresh.

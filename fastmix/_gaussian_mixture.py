@@ -136,7 +136,7 @@ class GaussianMixture(BaseMixture):
     lower_bounds_ : list of float
         The lower bound of each iteration of the best fit; after
         :meth:`partial_fit`, one entry per batch (its weighted mean
-        log-likelihood per row).
+        log-likelihood per row), each appended to the same list.
     n_batches_ : int
         Batches taken by :meth:`partial_fit` since its first call (which
         initialised the model); :meth:`fit` removes it and starts afresh.
