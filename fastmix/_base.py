@@ -133,7 +133,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         # Online learning (partial_fit), named as LatentDirichletAllocation names them.
         "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
-        "learning_offset": [Interval(Real, 1.0, None, closed="left")],
+        # At least 0, as scikit-learn's LatentDirichletAllocation: the first
+        # blended batch is t = 2, so every step stays below 1.
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
         "min_responsibility": [Interval(Real, 0.0, 1.0, closed="left")],
     }
 

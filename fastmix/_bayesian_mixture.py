@@ -155,7 +155,7 @@ class BayesianGaussianMixture(BaseMixture):
         posterior by ``(learning_offset + t) ** -learning_decay``, in (0.5, 1].
         Keyword-only, as in :class:`GaussianMixture`.
     learning_offset : float, default=10.0
-        Stochastic VI only: at least 1; larger values damp the early batches.
+        Stochastic VI only: at least 0; larger values damp the early batches.
         Keyword-only, as in :class:`GaussianMixture`.
     total_samples : float, default=1e6
         Online learning only: the number of rows of the whole data, by which

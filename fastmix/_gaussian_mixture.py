@@ -93,8 +93,10 @@ class GaussianMixture(BaseMixture):
         Keyword-only, fastmix's addition (named as scikit-learn's
         ``LatentDirichletAllocation`` names it).
     learning_offset : float, default=10.0
-        Online learning only: at least 1; larger values down-weight the
-        early batches. Keyword-only, fastmix's addition.
+        Online learning only: at least 0, as in scikit-learn's
+        ``LatentDirichletAllocation``; larger values down-weight the early
+        batches. With 0 and ``learning_decay=1`` the running statistics are
+        the plain mean of every batch's. Keyword-only, fastmix's addition.
     min_responsibility : float, default=0.0
         Responsibilities below it are left out of the statistics that
         update the parameters (the log-likelihood and :meth:`score` keep

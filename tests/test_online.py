@@ -165,18 +165,21 @@ def _em_log_resp(model, X):
     )[2]
 
 
+@pytest.mark.parametrize("offset, decay", [(3.0, 0.8), (0.0, 1.0)], ids=["offset3", "plain_mean"])
 @pytest.mark.parametrize("dropped", [False, True], ids=["exact", "min_responsibility"])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_second_batch_is_the_averaged_statistics_step(covariance_type, dropped):
+def test_second_batch_is_the_averaged_statistics_step(covariance_type, dropped, offset, decay):
     """s = (1 - rho) s_1 / W_1 + rho s_2 / W_2 then the M-step: the statistics of
     both batches with weights (1 - rho) w_1 / W_1 and rho w_2 / W_2 (reference).
     With ``min_responsibility``, both batches' responsibilities below it are 0
-    ('tied' ignores it)."""
+    ('tied' ignores it). learning_offset=0 is valid, as in scikit-learn's
+    LatentDirichletAllocation: with learning_decay=1, rho_t = 1 / t and the
+    running statistics are the plain mean of the batches'."""
     X1, X2 = _stream(1200, seed=5), _stream(700, seed=6)
     rng = np.random.RandomState(7)
     w1, w2 = rng.uniform(0.5, 2.0, len(X1)), rng.uniform(0.5, 2.0, len(X2))
     gm = GaussianMixture(
-        3, covariance_type=covariance_type, learning_offset=3.0, learning_decay=0.8,
+        3, covariance_type=covariance_type, learning_offset=offset, learning_decay=decay,
         **explicit_init(covariance_type, X1),
     )  # fmt: skip
     r1 = np.exp(_em_log_resp(_as_model(gm, covariance_type, X1), X1))
@@ -188,7 +191,7 @@ def test_second_batch_is_the_averaged_statistics_step(covariance_type, dropped):
     gm.partial_fit(X1, sample_weight=w1)
     r2 = ref.drop_below(np.exp(_em_log_resp(gm, X2)), threshold)
     gm.partial_fit(X2, sample_weight=w2)
-    rho = (3.0 + 2) ** -0.8
+    rho = (offset + 2) ** -decay
     weights = np.r_[(1 - rho) * w1 / w1.sum(), rho * w2 / w2.sum()]
     want_w, want_m, want_c, want_pc = ref.m_step(
         np.r_[X1, X2], np.r_[r1, r2], gm.reg_covar, covariance_type, sample_weight=weights
@@ -324,7 +327,7 @@ def test_bad_batches_leave_the_online_state_untouched(estimator, n_calls):
          "learning_decay"),
         (lambda: gm.set_params(learning_decay=1.5).partial_fit(X), InvalidParameterError,
          "learning_decay"),
-        (lambda: gm.set_params(learning_offset=0.5).partial_fit(X),
+        (lambda: gm.set_params(learning_offset=-0.5).partial_fit(X),
          InvalidParameterError, "learning_offset"),
         (lambda: gm.set_params(reg_covar=-1.0).partial_fit(X), InvalidParameterError,
          "reg_covar"),
