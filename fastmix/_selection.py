@@ -183,7 +183,7 @@ class MixtureSelector(DensityMixin, BaseEstimator):
             many times, in the fits and in the criteria (``n = sum w``: the
             criteria read the weights as frequencies, so their scale matters,
             unlike a fit's). A K above the number of rows of positive weight
-            is skipped.
+            is skipped, with a warning.
 
         Returns
         -------
@@ -214,6 +214,16 @@ class MixtureSelector(DensityMixin, BaseEstimator):
         positive = None if sample_weight is None else source.positive_rows()
         usable = source.n_samples if positive is None else len(positive)
         keep = [i for i, c in enumerate(candidates) if c.n_components <= usable]
+        skipped = sorted({c.n_components for c in candidates if c.n_components > usable})
+        if skipped:
+            rows = "rows" if positive is None else "rows of positive weight"
+            warnings.warn(
+                f"n_components={', '.join(map(str, skipped))} above the {usable} {rows}: "
+                "those candidates are skipped (a mixture needs a row per component). "
+                "List smaller values of n_components, or give more rows.",
+                UserWarning,
+                stacklevel=2,
+            )
         grid = [grid[i] for i in keep]
         candidates = [candidates[i] for i in keep]
         fitted_names = [a for a in ("n_features_in_", "feature_names_in_") if hasattr(probe, a)]

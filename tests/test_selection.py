@@ -168,7 +168,9 @@ def test_a_value_listed_twice_is_one_candidate():
 
 def test_candidates_larger_than_the_data_are_skipped():
     X = _draw("full", n=4)
-    sel = fit_quiet(MixtureSelector(n_components=(1, 2, 8), covariance_types=("spherical",)), X)
+    selector = MixtureSelector(n_components=(1, 2, 8, 9), covariance_types=("spherical",))
+    with pytest.warns(UserWarning, match="n_components=8, 9 above the 4 rows: .* skipped"):
+        sel = selector.fit(X)
     assert list(sel.results_["n_components"]) == [1, 2]
 
 
@@ -177,11 +179,9 @@ def test_candidates_larger_than_the_rows_of_positive_weight_are_skipped():
     used to fit such a candidate (empty components) and could choose it."""
     X = _draw("full", n=10)
     w = np.r_[np.ones(3), np.zeros(7)]
-    sel = fit_quiet(
-        MixtureSelector(n_components=(1, 2, 5), covariance_types=("diag",), random_state=0),
-        X,
-        sample_weight=w,
-    )
+    selector = MixtureSelector(n_components=(1, 2, 5), covariance_types=("diag",), random_state=0)
+    with pytest.warns(UserWarning, match="n_components=5 above the 3 rows of positive weight"):
+        sel = selector.fit(X, sample_weight=w)
     assert list(sel.results_["n_components"]) == [1, 2]
 
 
