@@ -268,7 +268,7 @@ def test_cli_select_prints_the_table_saves_and_draws(tmp_path):
     np.save(data, X)
     base = [sys.executable, "-m", "fastmix", "select", str(data), "-k", "1-4"]
     done = subprocess.run(
-        [*base, "--covariance-types", "diag,spherical", "--out", str(tmp_path / "m.npz")]
+        [*base, "--covariance-types", "diag,spherical", "-o", str(tmp_path / "m.npz")]
         + ["--min-responsibility", "1e-8"],
         capture_output=True,
         text=True,

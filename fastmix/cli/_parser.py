@@ -620,7 +620,11 @@ def _add_select(commands):
     )
     _add_em_options(select, seed_help="seed given to every candidate")
     select.add_argument(
-        "--out", metavar="MODEL", default=None, help="save the chosen model there (.npz)"
+        "-o",
+        "--out",
+        metavar="MODEL",
+        default=None,
+        help="save the chosen model there (fastmix's .npz format; load it with fastmix.load)",
     )
     select.add_argument(
         "--plot",
