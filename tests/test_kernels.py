@@ -32,6 +32,7 @@ from fastmix._kernels import (
 from fastmix._sources import CHUNK_ROWS, estep_outputs, estep_pass
 from fastmix._stats import COV_CODES, KernelParams, Stats, stats_from_resp
 from fastmix._update import (
+    diag_gaussian_update,
     gaussian_parameters,
     kernel_params,
     log_det_cholesky,
@@ -702,6 +703,53 @@ def test_gaussian_parameters_from_kernel_stats(covariance_type, dtype, weighted,
         X, np.exp(log_resp), reg_covar, covariance_type, sample_weight=w
     )
     ref.assert_params_match(got, want, covariance_type, dtype, stats.shift)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.37])
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids_dtype.get)
+@pytest.mark.parametrize(
+    "covariance_type", ["diag", "spherical", "tied-diagonal", "tied-spherical"]
+)
+def test_diag_gaussian_update_is_the_reference_m_step(covariance_type, dtype, scale):
+    """GaussianMixture's diagonal update in one kernel (``diag_m_step``) is the
+    reference M-step of ``stats.scaled(scale)`` (an online step's running
+    statistics), and the next E-step's inputs it forms are bitwise
+    ``kernel_params`` of its outputs as a ``dtype`` model stores them. A
+    component with no responsibility keeps the previous mean (and covariance,
+    where it has its own)."""
+    X, log_w, means, pc, params = problem(
+        31, covariance_type, dtype, n_samples=700, n_features=5, n_components=4
+    )
+    w = weights_with_zeros(len(X), 32)
+    stats = estep_pass(X, w, params, chunk_rows=100)
+    got = diag_gaussian_update(stats, 1e-3, covariance_type, dtype, scale=scale)
+    weights, got_means, got_cov, got_pc, next_params = got
+    _, _, log_resp = ref.estep_rows(X, log_w, means, pc, covariance_type)
+    want = ref.gaussian_parameters(
+        X, np.exp(log_resp), 1e-3, covariance_type, sample_weight=w * scale
+    )
+    ref.assert_params_match(
+        (weights * want[0].sum(), got_means, got_cov), want, covariance_type, dtype, stats.shift
+    )
+    ref.assert_close(got_pc, ref.precision_cholesky(want[2], covariance_type), dtype)
+    stored = [np.asarray(a, dtype=dtype) for a in (weights, got_means, got_pc)]
+    log_weights = np.log(stored[0].astype(np.float64))
+    fresh = kernel_params(stored[1], stored[2], covariance_type, log_weights, dtype)
+    for name in ("shift", "prec_diag", "bias"):
+        np.testing.assert_array_equal(
+            getattr(next_params, name), getattr(fresh, name), err_msg=name
+        )
+
+    # An empty component keeps what it had.
+    stats.nk[1], stats.s1[1], stats.s2_diag[1] = 0.0, 0.0, 0.0
+    previous = (got_means + 1.0, np.asarray(got_cov) * 2.0)
+    _, kept_means, kept_cov, _, _ = diag_gaussian_update(
+        stats, 1e-3, covariance_type, dtype, previous=previous, scale=scale
+    )
+    np.testing.assert_array_equal(kept_means[1], previous[0][1])
+    if covariance_type in ("diag", "spherical"):
+        np.testing.assert_array_equal(kept_cov[1], previous[1][1])
+    np.testing.assert_array_equal(np.delete(kept_means, 1, 0), np.delete(got_means, 1, 0))
 
 
 @pytest.mark.parametrize(

@@ -128,20 +128,23 @@ def test_seed_draw_flags_targets_within_the_margin():
 
 @pytest.mark.parametrize("n_samples", SIZES)
 @pytest.mark.parametrize("n_features", [1, 4, 7, 16])
+@pytest.mark.parametrize("n_clusters", [1, 4, 6, 8])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-def test_lloyd_pass_matches_reference(n_samples, n_features, weighted):
+def test_lloyd_pass_matches_reference(n_samples, n_features, n_clusters, weighted):
+    """Every K around the kernel's groups of centres: one, a whole group (4),
+    a group and a remainder (6) and two groups (8)."""
     rng = np.random.default_rng(n_samples + n_features)
     X = labelled_blobs(n_samples, n_samples, n_features, 5)
     w = rng.uniform(0.0, 2.0, n_samples) if weighted else None
     mean = X.mean(axis=0)
-    centres = labelled_blobs(1, 6, n_features, 6) - mean
+    centres = labelled_blobs(1, n_clusters, n_features, n_clusters) - mean
     want_labels, want_sums, want_weights, scale = ref.kmeans_lloyd_pass(X, mean, w, centres)
     labels = want_labels.astype(np.int32)
     labels[::3] = -1  # a third of the rows change label
-    sums, weights = np.empty((6, n_features)), np.empty(6)
+    sums, weights = np.empty((n_clusters, n_features)), np.empty(n_clusters)
     n_changed, n_near, n_compared = lloyd_pass(
         X, mean, np.empty(0) if w is None else w, centres, labels, sums, weights, np.zeros(3),
-        *no_bounds(n_samples, 6),
+        *no_bounds(n_samples, n_clusters),
     )  # fmt: skip
     np.testing.assert_array_equal(labels, want_labels)
     assert n_changed == len(range(0, n_samples, 3))
