@@ -27,7 +27,6 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._blas import single_threaded_blas
-from ._format import save
 from ._progress import notify as _notify_progress
 from ._sources import (
     ArraySource,
@@ -1046,7 +1045,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        path : str, path-like or writable binary file
+        path : str, bytes, path-like or writable binary file
             Where to write; the name is used as given (no suffix is added).
 
         Raises
@@ -1056,8 +1055,9 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         ValueError
             When a parameter that shapes the fitted arrays (``n_components``,
             ``covariance_type``, the weight prior's type) was changed by
-            ``set_params`` after the fit: :func:`fastmix.load` would refuse
-            the file.
+            ``set_params`` after the fit, or the file would not load back as
+            this model (:func:`fastmix.save` has the details); nothing is
+            written then.
 
         Examples
         --------
@@ -1073,12 +1073,20 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         >>> fastmix.load(path).predict([[3, 3]])
         array([0])
         """
-        check_is_fitted(self)
-        # What load checks against the parameters, refused before writing:
-        # the components' count, then the arrays predict reads.
-        self._check_fitted_components("the file must describe that fit")
-        self._kernel_params(np.asarray(self.means_).dtype)
+        # The reader checks what is written, and it imports the estimators.
+        from ._io import save
+
         save(self, path)
+
+    def _check_savable(self):
+        """Refuse a model whose parameters no longer describe its fit (load would refuse it).
+
+        The components' count, then the arrays predict reads, checked against
+        the parameters before anything is written.
+        """
+        self._check_fitted_components("the file must describe that fit")
+        # Shapes, in any dtype: a dtype load refuses is caught reading the file back.
+        self._kernel_params(np.float64)
 
     # --------------------------------------------------------------- verbose
     def _print_verbose_msg_init_beg(self, n_init):

@@ -528,6 +528,19 @@ class BayesianGaussianMixture(BaseMixture):
             super()._derive_parameters()
         return terms
 
+    def _check_savable(self):
+        # The weights' posterior is a pair of arrays for the Dirichlet process
+        # and one array otherwise: named here, before the shapes' message.
+        process = self.weight_concentration_prior_type == "dirichlet_process"
+        if isinstance(self.weight_concentration_, tuple) != process:
+            fitted = "dirichlet_distribution" if process else "dirichlet_process"
+            raise ValueError(
+                f"weight_concentration_prior_type={self.weight_concentration_prior_type!r}, "
+                f"but this model was fitted with {fitted!r}: the file must describe that "
+                f"fit. Set it back to {fitted!r}, or call fit to start afresh."
+            )
+        super()._check_savable()
+
     def _update_calls_blas(self):
         # The diagonal types' variational update is serial numba kernels
         # (fastmix._kernels.variational): only 'full' and 'tied' call BLAS.

@@ -1,25 +1,27 @@
 """The model-file layout and its writer (the reader is :mod:`fastmix._io`).
 
 The layout is documented in :mod:`fastmix._io` and ``docs/persistence.md``.
-This module knows no estimator class: an estimator's ``save`` method writes
-through it without importing the reader (which imports the estimators to
-rebuild them), so the layers point one way only. Classes that can be saved
-register themselves with :func:`persistable`.
+This module knows no estimator class and imports no reader: the estimators
+import it to register themselves (:func:`persistable`), and
+:func:`fastmix._io.save`, which imports the estimators to rebuild them when
+it reads a file back, calls :func:`write` with that check.
 """
 
+import errno
+import io
 import json
 import os
 import re
 import secrets
+import stat
 import tokenize
 import zipfile
 import zlib
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["FORMAT_VERSION", "persistable", "save"]
+__all__ = ["FORMAT_VERSION", "persistable", "write"]
 
 FORMAT_VERSION = 1
 
@@ -107,6 +109,13 @@ def _encode_attribute(name, value, arrays):
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "O":
             if value.ndim == 1 and all(isinstance(v, str) for v in value):
+                if any(v.endswith("\0") for v in value):
+                    # NumPy's unicode arrays drop trailing NULs from their items.
+                    raise ValueError(
+                        f"Cannot save fitted attribute {name!r}: a name ends with a NUL "
+                        "character, which a model file cannot keep. Rename that column "
+                        "and fit again."
+                    )
                 arrays[key] = np.asarray(value.tolist(), dtype=np.str_)
                 return "str_array"
         elif value.dtype.kind in ARRAY_KINDS:
@@ -140,50 +149,34 @@ def _encode_attribute(name, value, arrays):
     )
 
 
-def save(model, path):
-    """Write a fitted model to ``path`` in the ``.npz`` layout of this module.
+def write(model, path, check):
+    """Write ``model`` to ``path`` in the ``.npz`` layout of this module, once ``check`` passes.
+
+    The caller has checked the model (:func:`fastmix._io.save`). The archive
+    is written to a temporary file in the target's folder (for a writable
+    file object, to memory) and ``check(file, model)`` reads it back before
+    it replaces anything: a file that would not load back as the model is
+    never written.
 
     Parameters
     ----------
     model : GaussianMixture or BayesianGaussianMixture
-        A fitted model.
-    path : str, path-like or writable binary file
-        Where to write. The file is written exactly there (no ``.npz`` suffix
-        is added), through a temporary file in the same folder renamed into
-        place, so an interrupted save never leaves a half-written model.
-
-    Raises
-    ------
-    sklearn.exceptions.NotFittedError
-        When ``model`` is not fitted.
-    TypeError
-        When ``model`` is not one of fastmix's estimators (subclasses
-        included: loading could not rebuild them), or holds a value the
-        layout cannot store.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> import fastmix
-    >>> X = np.random.RandomState(0).randn(200, 2)
-    >>> gm = fastmix.GaussianMixture(n_components=2, random_state=0).fit(X)
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> fastmix.save(gm, path)
-    >>> np.array_equal(fastmix.load(path).means_, gm.means_)
-    True
+        A fitted model of a :func:`persistable` class.
+    path : str, bytes, path-like or writable binary file
+        Where to write. The file is written exactly there (no ``.npz``
+        suffix is added), through a temporary file in the same folder renamed
+        into place, so an interrupted save never leaves a half-written model.
+        An existing file keeps its permission bits; a symbolic link keeps
+        pointing at the file it names, which is replaced.
+    check : callable
+        ``check(file, model)``: raises if ``file`` (a path or a binary file
+        object) does not read back as ``model``.
     """
-    name = type(model).__name__
-    if MODEL_CLASSES.get(name) is not type(model):
-        raise TypeError(
-            f"Only {' and '.join(sorted(MODEL_CLASSES))} can be saved, not {type(model).__name__}."
-        )
-    check_is_fitted(model)
     from . import __version__
 
     arrays = {
         VERSION_KEY: np.asarray(FORMAT_VERSION, dtype=np.int64),
-        CLASS_KEY: np.asarray(name, dtype=np.str_),
+        CLASS_KEY: np.asarray(type(model).__name__, dtype=np.str_),
         WRITER_KEY: np.asarray(__version__, dtype=np.str_),
     }
     params = model.get_params(deep=False)
@@ -197,16 +190,31 @@ def save(model, path):
     arrays[ATTRS_KEY] = np.asarray(json.dumps(kinds, sort_keys=True), dtype=np.str_)
 
     if hasattr(path, "write"):
-        np.savez(path, allow_pickle=False, **arrays)
+        buffer = io.BytesIO()
+        np.savez(buffer, allow_pickle=False, **arrays)
+        buffer.seek(0)
+        check(buffer, model)
+        path.write(buffer.getvalue())
         return
-    path = os.fspath(path)
-    folder, base = os.path.split(os.path.abspath(path))
-    # Created like any new file (the umask applies, unlike tempfile's 0600).
+    path = os.fsdecode(os.fspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    # Through a link, the file it names; created like any new file (the umask
+    # applies, unlike tempfile's 0600), or with the replaced file's mode.
+    target = os.path.realpath(path)
+    folder, base = os.path.split(target)
     tmp = os.path.join(folder, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as fh:
+        fh = open(tmp, "xb")
+    except OSError as exc:  # the folder: named as the user gave the path
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    try:
+        with fh:
             np.savez(fh, allow_pickle=False, **arrays)
-        os.replace(tmp, path)
+        check(tmp, model)
+        if os.path.exists(target):
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -326,7 +326,8 @@ class GaussianMixture(BaseMixture):
         self._keep_estep_inputs(params, dtype)
 
     def _compute_lower_bound(self, stats, terms=None):
-        return stats.sum_wlogp / stats.sum_w
+        # A NumPy float, as scikit-learn's mean log-likelihood is.
+        return np.float64(stats.sum_wlogp / stats.sum_w)
 
     def _update_calls_blas(self):
         # The diagonal types' updates are elementwise (fastmix._kernels.update): only

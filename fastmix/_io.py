@@ -49,8 +49,8 @@ Kinds (stored as -> restored as):
 - ``float`` / ``int`` / ``bool`` / ``str``: a 0-d float64 / int64 / bool /
   unicode array -> the Python value.
 - ``none``: no entry -> ``None``.
-- ``float_list``: a 1-d float64 array (``lower_bounds_``) -> a list of Python
-  floats.
+- ``float_list``: a 1-d float64 array (``lower_bounds_``) -> a list of
+  ``np.float64`` values, as scikit-learn's estimators keep them.
 - ``str_array``: a 1-d unicode array (``feature_names_in_``) -> a 1-d object
   array of ``str``, as scikit-learn keeps it.
 - ``tuple:<n>``: entries ``attr.<name>.0`` ... ``attr.<name>.<n-1>`` -> a
@@ -62,8 +62,8 @@ validation) and the shape and dtype of every fitted array against the
 parameters and ``n_features_in_`` before the model is returned, so a damaged
 or forged file gives a :class:`ValueError` naming the problem rather than a
 model that fails (or reads out of bounds) in a kernel later. Members the
-layout does not name are ignored; fitted attributes it does not name are
-refused. Every member is first judged by its ``.npy`` header alone (dtype,
+layout does not name are refused, as are fitted attributes it does not name
+and two members for one entry. Every member is first judged by its ``.npy`` header alone (dtype,
 shape against the model's when known, declared bytes against what the member
 holds, expansion of a compressed member), so a zip bomb is refused before any
 of it is read.
@@ -77,6 +77,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
 
 from ._bayesian_mixture import BayesianGaussianMixture
 from ._format import (
@@ -92,7 +93,7 @@ from ._format import (
     READ_ERRORS,
     VERSION_KEY,
     WRITER_KEY,
-    save,
+    write,
 )
 
 # Imported so that both estimators are registered as persistable classes.
@@ -131,9 +132,18 @@ class _Archive:
         self.where = where
         self.names = set(npz.files)
         self.used = set()
+        if len(self.names) != len(npz.files):
+            # Two members for one entry ('x.npy' and 'x', or one name twice):
+            # the header judged and the data read could be different ones.
+            twice = sorted({name for name in npz.files if npz.files.count(name) > 1})
+            self.fail(
+                f"refused: the entr{'y' if len(twice) == 1 else 'ies'} "
+                f"{', '.join(map(repr, twice[:5]))} appear{'s' if len(twice) == 1 else ''} "
+                "twice in the archive, which fastmix.save never writes."
+            )
 
     def fail(self, message):
-        raise ValueError(f"{self.where}: {message}")
+        raise ValueError(f"{self.where}: {message}" if self.where else message)
 
     def member(self, key):
         """The zip member holding ``key`` (``np.savez`` adds ``.npy``)."""
@@ -333,7 +343,7 @@ def _read_attribute(archive, name, kind, shape=None):
         value = archive.array(key)
         if value.ndim != 1 or value.dtype.kind != "f":
             archive.fail(f"the entry {key!r} should be a 1-d float array.")
-        return [float(v) for v in value.tolist()]
+        return [np.float64(v) for v in value.tolist()]
     if kind == "str_array":
         value = archive.array(key)
         if value.ndim != 1 or value.dtype.kind != "U":
@@ -529,7 +539,11 @@ def load(path):
     >>> bool(np.array_equal(again.score_samples(X), gm.score_samples(X)))
     True
     """
-    where = _describe(path)
+    return _read(path, _describe(path))
+
+
+def _read(path, where):
+    """:func:`load`; its errors name ``where`` (None: no place, the message alone)."""
     try:
         npz = np.load(path, allow_pickle=False)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
@@ -598,3 +612,106 @@ def load(path):
         # a change of them as the saved model would have.
         model._online_parameters_checked = model._online_parameter_values()
     return model
+
+
+# ----------------------------------------------------------------------- save
+def save(model, path):
+    """Write a fitted model to ``path``: fastmix's ``.npz`` layout, without pickle.
+
+    The same as ``model.save(path)``. Refused before anything is written: a
+    model that is not fitted, or whose parameters no longer describe its
+    fit (``n_components``, ``covariance_type`` or the weight prior's type
+    changed by ``set_params``), and any file that would not load back as the
+    model (the written archive is read back with :func:`load`'s checks and
+    its fitted attributes compared before it replaces anything).
+
+    Parameters
+    ----------
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted model.
+    path : str, bytes, path-like or writable binary file
+        Where to write. The file is written exactly there (no ``.npz`` suffix
+        is added), through a temporary file in the same folder renamed into
+        place, so an interrupted save never leaves a half-written model. An
+        existing file is replaced (its permission bits kept; through a
+        symbolic link, the file it names).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        When ``model`` is not fitted.
+    TypeError
+        When ``model`` is not one of fastmix's estimators (subclasses
+        included: loading could not rebuild them), or holds a value the
+        layout cannot store.
+    ValueError
+        When the parameters no longer describe the fit, or the file would not
+        load back as the model (e.g. a fitted attribute of the user's own, or
+        one of another type than the fit left).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fastmix
+    >>> X = np.random.RandomState(0).randn(200, 2)
+    >>> gm = fastmix.GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> fastmix.save(gm, path)
+    >>> np.array_equal(fastmix.load(path).means_, gm.means_)
+    True
+    """
+    name = type(model).__name__
+    if MODEL_CLASSES.get(name) is not type(model):
+        raise TypeError(
+            f"Only {' and '.join(sorted(MODEL_CLASSES))} can be saved, not {type(model).__name__}."
+        )
+    check_is_fitted(model)
+    model._check_savable()
+    where = _describe(path)
+
+    def check(file, model):
+        try:
+            again = _read(file, None)
+        except ValueError as exc:
+            raise ValueError(
+                f"Cannot save to {where}: fastmix.load would refuse the file ({exc}) "
+                "Nothing was written."
+            ) from None
+        params = model.get_params(deep=False)
+        for attr, value in vars(model).items():
+            if attr in params or not ATTR_NAME.match(attr):
+                continue
+            loaded = getattr(again, attr, None)
+            if not _same_value(value, loaded):
+                raise ValueError(
+                    f"Cannot save to {where}: fitted attribute {attr!r} would load back as "
+                    f"{_summary(loaded)}, not as it is ({_summary(value)}). Nothing was written."
+                )
+
+    write(model, path, check)
+
+
+def _same_value(a, b):
+    """Whether a fitted attribute loaded back is the saved one (NaN equal to NaN)."""
+    if isinstance(a, tuple):
+        return (
+            isinstance(b, tuple)
+            and len(a) == len(b)
+            and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, list):  # lower_bounds_: the values
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, np.ndarray):
+        if not (isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape):
+            return False
+        if a.dtype == object:
+            return a.tolist() == b.tolist()
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if type(a) is not type(b):
+        return False
+    return bool(a == b) or (a != a and b != b)

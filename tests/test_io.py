@@ -58,7 +58,7 @@ def assert_same_state(a, b):
         va, vb = getattr(a, name), getattr(b, name)
         if name == "lower_bounds_":
             assert isinstance(vb, list)
-            assert [float(v) for v in vb] == [float(v) for v in va]
+            assert [(type(v), float(v)) for v in vb] == [(type(v), float(v)) for v in va]
         elif isinstance(va, tuple):
             assert isinstance(vb, tuple) and len(va) == len(vb)
             for x, y in zip(va, vb, strict=True):
@@ -90,7 +90,7 @@ def test_round_trip_gaussian_mixture(tmp_path, covariance_type, dtype):
     loaded = fastmix.load(path)
     assert_same_state(model, loaded)
     assert loaded.means_.dtype == dtype
-    assert all(type(v) is float for v in loaded.lower_bounds_)
+    assert all(type(v) is np.float64 for v in loaded.lower_bounds_)  # as scikit-learn's
     assert_same_predictions(model, loaded, X)
     assert model.bic(X) == loaded.bic(X)
 
@@ -111,7 +111,7 @@ def test_round_trip_bayesian_mixture(tmp_path, covariance_type, prior_type, dtyp
     else:
         assert isinstance(loaded.weight_concentration_, np.ndarray)
     assert loaded.means_.dtype == dtype
-    assert all(type(v) is float for v in loaded.lower_bounds_)
+    assert all(type(v) is np.float64 for v in loaded.lower_bounds_)  # as scikit-learn's
     assert_same_predictions(model, loaded, X)
 
 
@@ -349,21 +349,109 @@ def test_corrupted_member_is_refused(saved, tmp_path):
         (
             "bgmm",
             {"weight_concentration_prior_type": "dirichlet_distribution"},
-            "the fitted attributes disagree",
+            "dirichlet_distribution', but this model was fitted with 'dirichlet_process'",
         ),
     ],
 )
-def test_save_refuses_parameters_changed_after_the_fit(estimator, change, match, tmp_path):
-    """set_params after the fit: save used to write a file that load refused."""
+@pytest.mark.parametrize("saver", ["method", "function"])
+def test_save_refuses_parameters_changed_after_the_fit(estimator, change, match, saver, tmp_path):
+    """set_params after the fit: save used to write a file that load refused,
+    and fastmix.save(model, path) still did after model.save(path) refused."""
     model = fit_quiet(make(estimator, "full"), three_blobs())
     model.set_params(**change)
     path = tmp_path / "model.npz"
     with pytest.raises(ValueError, match=match):
-        model.save(path)
+        model.save(path) if saver == "method" else fastmix.save(model, path)
     assert not path.exists()
     model.set_params(**{name: make(estimator, "full").get_params()[name] for name in change})
     model.save(path)
     np.testing.assert_array_equal(fastmix.load(path).means_, model.means_)
+
+
+def _user_attribute(model):
+    model.label_names_ = np.array([1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (_user_attribute, "unknown fitted attribute 'label_names_'"),
+        (lambda m: setattr(m, "lower_bounds_", np.array(m.lower_bounds_)), "a list of floats"),
+        (lambda m: setattr(m, "means_", m.means_.astype(">f8")), "'means_' should be a float"),
+        (lambda m: m.set_params(tol=float("nan")), "invalid parameters"),
+        (
+            lambda m: setattr(m, "feature_names_in_", np.array(["a", "b"])),
+            "'feature_names_in_' should be an array of 2 names",
+        ),
+        (
+            lambda m: setattr(m, "feature_names_in_", np.array(["a", "a\0"], dtype=object)),
+            "a name ends with a NUL character",
+        ),
+    ],
+    ids=["own_attribute", "bounds_array", "big_endian", "nan_tol", "str_names", "nul_name"],
+)
+def test_save_refuses_a_file_that_would_not_load_back(edit, match, tmp_path):
+    """A model that predicts in memory but whose file load refuses (or reads
+    back as another model: NumPy drops a name's trailing NULs) is refused
+    before anything is written; a file already at the path is left as it was.
+    save wrote such files, and load refused them (or changed them) later."""
+    model = fit_quiet(make("gmm", "diag"), three_blobs()[:, :2])
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"earlier")
+    edit(model)
+    for saver in (model.save, lambda p: fastmix.save(model, p)):
+        with pytest.raises(ValueError, match=match):
+            saver(path)
+        assert path.read_bytes() == b"earlier"
+        buffer = io.BytesIO()
+        with pytest.raises(ValueError, match=match):
+            saver(buffer)
+        assert buffer.getvalue() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # no temp file left
+
+
+def test_save_replaces_a_file_keeping_its_mode_and_writes_through_a_link(tmp_path):
+    """Overwriting keeps the replaced file's permission bits; a symbolic link
+    keeps pointing at its file, which is replaced (it was replaced by a file,
+    and its target kept the old model). A bytes path works as load's does."""
+    X = three_blobs()
+    model = fit_quiet(make("gmm", "diag"), X)
+    target = tmp_path / "real.npz"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    model.save(link)
+    assert link.is_symlink() and (target.stat().st_mode & 0o777) == 0o600
+    assert_same_predictions(model, fastmix.load(target), X)
+    fastmix.save(model, bytes(tmp_path / "b.npz"))
+    assert_same_predictions(model, fastmix.load(bytes(tmp_path / "b.npz")), X)
+
+
+def test_save_errors_name_the_path_given(tmp_path):
+    """Not the hidden temporary file's name."""
+    model = fit_quiet(make("gmm", "diag"), three_blobs())
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)) as info:
+        model.save(tmp_path)
+    assert ".tmp" not in str(info.value)
+    missing = tmp_path / "no" / "model.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        model.save(missing)
+    assert str(missing) in str(info.value) and ".tmp" not in str(info.value)
+
+
+def test_an_entry_stored_twice_is_refused(saved, tmp_path):
+    """'attr.means_.npy' and a second member 'attr.means_': the header that
+    load judged was one member's and the data it read the other's, so a
+    small file could inflate hundreds of MB before it was refused."""
+    entries = saved[1]
+    path = tmp_path / "twice.npz"
+    write_entries(path, entries)
+    with zipfile.ZipFile(path, "a") as zf:
+        buf = io.BytesIO()
+        np.save(buf, entries["attr.means_"], allow_pickle=False)
+        zf.writestr("attr.means_", buf.getvalue())
+    load_error(path, "'attr.means_' appears twice")
 
 
 def _online_entries(tmp_path):
