@@ -753,7 +753,7 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             previous = Stats.from_arrays(self.online_stats_)
             code = COV_CODES[self.covariance_type]
             running = previous.blended(rho, batch, scale * rho, code)
-            terms = self._online_m_step(running, batch, source.dtype)
+            terms = self._online_m_step(running, batch, source.dtype, later=True)
             lower_bound = self._online_lower_bound(batch, scale, terms)
         self.online_stats_ = running.to_arrays()
         self.n_batches_ += 1
@@ -824,8 +824,12 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """Factor from a batch's statistics to the running statistics' units."""
         return 1.0 / batch.sum_w
 
-    def _online_m_step(self, running, batch, dtype):
-        """:meth:`_m_step` from the running statistics (in the batch's units for EM)."""
+    def _online_m_step(self, running, batch, dtype, later=False):
+        """:meth:`_m_step` from the running statistics (in the batch's units for EM).
+
+        ``later``: a later batch's update, not the first call's (which is
+        ``fit``'s own update).
+        """
         return self._m_step(running.scaled(batch.sum_w), dtype)
 
     def _online_lower_bound(self, batch, scale, terms=None):

@@ -583,7 +583,8 @@ class BayesianGaussianMixture(BaseMixture):
         # Stochastic VI: the batch stands for total_samples rows.
         return self.total_samples / batch.sum_w
 
-    def _online_m_step(self, running, batch, dtype):
+    def _online_m_step(self, running, batch, dtype, later=False):
+        # A component without rows falls back to the prior: nothing to keep.
         return self._m_step(running, dtype)
 
     def log_predictive(self, X):

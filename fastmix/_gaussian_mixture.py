@@ -11,6 +11,7 @@ from ._format import persistable
 from ._kernels import update as _kernels
 from ._sources._dask import with_known_rows
 from ._update import (
+    count_offset,
     diag_gaussian_update,
     gaussian_parameters,
     kernel_array,
@@ -19,6 +20,12 @@ from ._update import (
     precision_cholesky_from_precisions,
 )
 from ._validation import check_means, check_precisions, check_weights
+
+# A later partial_fit batch keeps a component's mean and covariance once its
+# running count is down to this many times the 10 eps count offset: the
+# offset then moves the mean by at most 1e-9 of its distance from the origin
+# per step (see GaussianMixture._m_step).
+_STARVED = 1e9
 
 
 @persistable
@@ -278,10 +285,10 @@ class GaussianMixture(BaseMixture):
             self.means_, self.precisions_cholesky_, self.covariance_type, log_weights, dtype
         )
 
-    def _online_m_step(self, running, batch, dtype):
-        return self._m_step(running, dtype, scale=batch.sum_w)
+    def _online_m_step(self, running, batch, dtype, later=False):
+        return self._m_step(running, dtype, scale=batch.sum_w, starved=later)
 
-    def _m_step(self, stats, dtype, derive=True, scale=1.0):
+    def _m_step(self, stats, dtype, derive=True, scale=1.0, starved=False):
         # The update of stats.scaled(scale): an online step's running
         # statistics, per row, in the batch's units. The diagonal types' kernel
         # scales the sums itself, a copy of every sum fewer.
@@ -291,18 +298,29 @@ class GaussianMixture(BaseMixture):
         # update of an empty component, mean 0 and covariance reg_covar, would
         # be a spike at the origin, whose log-determinant can outbid its
         # weight there. ('tied' takes every row whole: nothing is left out.)
-        keep = (
-            self.min_responsibility > 0
-            and self.covariance_type != "tied"
-            and bool((stats.nk == 0).any())
-        )
+        #
+        # With ``starved`` (a later partial_fit batch), so does one whose
+        # running count has decayed to _STARVED times scikit-learn's 10 eps
+        # count offset: batches without its rows shrink its count
+        # geometrically, and the offset's pull, eps10 / count of the mean
+        # per step (towards the origin) and eps10 m^2 / count of the
+        # variance, would otherwise take over. 'tied' keeps the mean only.
+        keep_below, empty = 0.0, None
+        if self.min_responsibility > 0 and self.covariance_type != "tied":
+            empty = stats.nk == 0
+        if starved:
+            floor = _STARVED * count_offset(stats, scale)
+            if stats.nk.min() * scale <= floor:
+                keep_below = floor
+                empty = stats.nk * scale <= floor
+        keep = empty is not None and bool(empty.any())
         params = None
         if self.covariance_type not in ("full", "tied"):
             # One serial kernel, the next E-step's inputs included: a small
             # online batch's update is mostly call overhead.
             previous = (self.means_, self.covariances_) if keep else None
             weights, means, covariances, prec_chol, params = diag_gaussian_update(
-                stats, self.reg_covar, self.covariance_type, dtype, previous, scale
+                stats, self.reg_covar, self.covariance_type, dtype, previous, scale, keep_below
             )
         else:
             if scale != 1.0:
@@ -311,9 +329,9 @@ class GaussianMixture(BaseMixture):
                 stats, self.reg_covar, self.covariance_type, dtype
             )
             if keep:
-                empty = stats.nk == 0
                 means[empty] = self.means_[empty]
-                covariances[empty] = self.covariances_[empty]
+                if self.covariance_type == "full":
+                    covariances[empty] = self.covariances_[empty]
             prec_chol = precision_cholesky(covariances, self.covariance_type, dtype)
             weights = nk / nk.sum()
         self.weights_ = weights.astype(dtype)

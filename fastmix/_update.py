@@ -129,7 +129,7 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
             *diag_parameter_inputs(stats, reg_covar, covariance_type, dtype)
         )
         return nk, means, diag_layout(cov, covariance_type)
-    eps10 = _eps10(stats)
+    eps10 = count_offset(stats)
     n_true = stats.nk
     c = stats.shift
     s1 = stats.s1
@@ -187,13 +187,16 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
     return nk, means, cov
 
 
-def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None, scale=1.0):
+def diag_gaussian_update(
+    stats, reg_covar, covariance_type, dtype, previous=None, scale=1.0, keep_below=0.0
+):
     """:func:`gaussian_parameters` then :func:`precision_cholesky`, diagonal types, one kernel.
 
     Of ``stats.scaled(scale)``: the same numbers, without that copy of the
     statistics. ``previous`` is None, or the fitted ``(means_,
-    covariances_)`` whose rows a component with no responsibility keeps (its
-    covariance only where it has its own: 'diag' and 'spherical'); see
+    covariances_)`` whose rows a component keeps when its scaled count is at
+    most ``keep_below`` (0: no responsibility at all); its covariance only
+    where it has its own ('diag' and 'spherical'). See
     :func:`fastmix._kernels.update.diag_m_step`.
 
     Returns
@@ -222,6 +225,7 @@ def diag_gaussian_update(stats, reg_covar, covariance_type, dtype, previous=None
         float(scale),
         prev_means,
         prev_cov,
+        float(keep_below),
         np.dtype(dtype) == np.float32,
         *outputs,
     )
@@ -286,7 +290,7 @@ def kernel_array(values):
     return out if out.flags.writeable else out.copy()
 
 
-def _eps10(stats, scale=1.0):
+def count_offset(stats, scale=1.0):
     """scikit-learn's ``10 eps`` count offset in float64, times the unit of weight.
 
     Of ``stats.scaled(scale)``, bit for bit.
@@ -311,7 +315,7 @@ def diag_parameter_inputs(stats, reg_covar, covariance_type, dtype, scale=1.0):
         kernel_array(stats.s1),
         kernel_array(stats.s2_diag),
         kernel_array(stats.shift),  # an initialisation's is a read-only broadcast
-        _eps10(stats, scale),
+        count_offset(stats, scale),
         float(reg_covar),
         np.dtype(dtype) == np.float32,
         float(np.finfo(dtype).eps) if reg_covar == 0 else 0.0,

@@ -282,6 +282,43 @@ def test_a_drifting_component_is_followed(covariance_type):
     assert np.min(np.linalg.norm(gm.means_ - target, axis=1)) < 0.3
 
 
+ALL_TYPES = (*COV_TYPES, "tied-diagonal", "tied-spherical")
+
+
+@pytest.mark.parametrize("min_responsibility", [0.0, 1e-8], ids=["exact", "min_resp"])
+@pytest.mark.parametrize("covariance_type", ALL_TYPES)
+def test_a_component_without_rows_for_many_batches_keeps_its_place(
+    covariance_type, min_responsibility
+):
+    """A component that gets no rows decays in the running statistics until
+    its count is down to scikit-learn's 10 eps offset, whose pull then moved
+    its mean to the origin and blew up its variance (the update of an empty
+    component); its rows, when they came back, were never taken again. A
+    later batch's update keeps such a starved component's mean (and its own
+    covariance) where the last rows left it; its weight still goes to ~0."""
+    rng = np.random.RandomState(3)
+
+    def rows(n, with_b):
+        a = rng.normal(size=(n, 2))
+        return np.r_[a, rng.normal(size=(n, 2)) + 100.0] if with_b else a
+
+    gm = GaussianMixture(
+        2, covariance_type=covariance_type, means_init=[[0.0, 0.0], [100.0, 100.0]],
+        learning_offset=0.0, learning_decay=0.51, min_responsibility=min_responsibility,
+    )  # fmt: skip
+    gm.partial_fit(rows(20, True))
+    b = int(np.argmin(np.abs(gm.means_[:, 0] - 100.0)))
+    for _ in range(600):  # B's running count decays to e^-48
+        gm.partial_fit(rows(20, False))
+    assert gm.weights_[b] < 1e-15
+    assert_allclose(gm.means_[b], [100.0, 100.0], atol=1.0)
+    assert np.all(np.asarray(gm.covariances_) < 10.0)
+    for _ in range(100):
+        gm.partial_fit(rows(20, True))
+    assert_allclose(gm.means_[b], [100.0, 100.0], atol=1.0)
+    assert gm.weights_[b] > 0.3
+
+
 # --------------------------------------------------------- state and API
 def _state(model):
     return {k: copy.deepcopy(v) for k, v in vars(model).items()}
