@@ -958,6 +958,42 @@ def test_pandas_index_column_is_dropped_with_a_note(data, tmp_path, capsys):
         read_data(bad)
 
 
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("1.0,,3.0\n1,2,3\n4,5,6\n", "line 1, column 2 is empty"),
+        ("1.0,NA,3.0\n1,2,3\n4,5,6\n", "column 2 is not numeric: 'NA' on line 1"),
+        (",2.0,3.0\n1,2,3\n4,5,6\n", "line 1, column 1 is empty"),
+        ("1,2,\n3,4,\n", "line 1, column 3 is empty"),
+        (",a,b\n0,1,2,100\n1,3,4,200\n", "the header has 3 fields but the rows have 4"),
+    ],
+    ids=["empty_cell", "na_cell", "empty_first_cell", "trailing_comma", "index_and_extra"],
+)
+def test_a_first_row_of_data_with_a_bad_cell_is_not_a_header(text, match, tmp_path):
+    """A first row with one empty or 'NA' cell among numbers was taken as a
+    header: the row was lost (predict gave a label fewer than its rows), its
+    cells became feature names, and an empty first cell dropped the whole
+    first column as a pandas index. Under an index column, longer rows lost
+    their extra columns silently."""
+    from fastmix.cli._readers import read_data
+    from fastmix.cli._usage import UsageError
+
+    path = tmp_path / "x.csv"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=match):
+        read_data(path)
+
+
+def test_pandas_default_column_labels_are_a_header(tmp_path, capsys):
+    """DataFrame(X).to_csv writes ',0,1' then the index in each row."""
+    from fastmix.cli._readers import read_data
+
+    path = tmp_path / "x.csv"
+    path.write_text(",0,1\n0,1.5,2\n1,3,4\n")
+    np.testing.assert_array_equal(read_data(path), [[1.5, 2.0], [3.0, 4.0]])
+    assert "pandas index" in capsys.readouterr().err
+
+
 def _first_stderr_line(args, env, timeout=120):
     """A child's first line on stderr ("" if none in ``timeout`` s); the child is then killed."""
     proc = subprocess.Popen(

@@ -102,25 +102,51 @@ def _is_number(text):
     return True
 
 
+def _is_header(fields):
+    """Whether a first row of ``fields`` names the columns, not a row of data with bad cells.
+
+    Names: more than half of the fields are text (neither empty nor a number),
+    the first one aside when it is empty (a pandas index's column), or
+    ``,0,1,...`` (``DataFrame.to_csv`` of default column labels). A row of
+    numbers with an empty or ``NA`` cell is data, so its cell is reported.
+    """
+    names = [field.strip() for field in fields]
+    if len(names) > 1 and names[0] == "":
+        names = names[1:]
+        if names == [str(i) for i in range(len(names))]:
+            return True
+    text = sum(1 for name in names if name and not _is_number(name))
+    return 2 * text > len(names)
+
+
 def _read_text(path, delimiter):
-    """Read a .csv/.tsv file of numbers; a first row that is not all numbers is a header."""
+    """Read a .csv/.tsv file of numbers, under a header when its first row names the columns."""
     kind = "TSV" if delimiter == "\t" else "CSV"
     header = None
     skip = 0
+    width = None  # the first data row's fields, under a header
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip() or line.lstrip().startswith("#"):
                     continue
                 fields = next(csv.reader([line], delimiter=delimiter))
-                if not all(_is_number(field) for field in fields):
-                    header = [field.strip() for field in fields]
-                    skip = number
-                else:
+                if header is not None:
+                    width = len(fields)
+                    break
+                if not _is_header(fields):
                     skip = number - 1
-                break
+                    break
+                header = [field.strip() for field in fields]
+                skip = number
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a text file (it is not UTF-8)") from None
+    if width is not None and width != len(header):
+        # np.loadtxt would read the header's columns of longer rows and drop the rest.
+        raise UsageError(
+            f"{path}: malformed {kind}: the header has {len(header)} fields but the rows "
+            f"have {width}"
+        )
 
     usecols = None
     if header is not None and len(header) > 1 and header[0] == "":
