@@ -338,6 +338,24 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             new.lower_bounds_ = list(new.lower_bounds_)
         return new
 
+    def __dask_tokenize__(self):
+        """dask's token of the model: its pickled state, ``lower_bounds_`` as one array.
+
+        dask-ml's ``Incremental`` tokenizes the model at every
+        ``partial_fit``; dask pickles a list of NumPy floats item by item (0.1
+        s a call after 2e4 batches, as the list grows by one a batch).
+        """
+        from dask.base import normalize_token  # only dask calls this
+
+        state = self.__getstate__()
+        bounds = state.get("lower_bounds_")
+        if isinstance(bounds, list):
+            try:
+                state = dict(state, lower_bounds_=np.asarray(bounds, dtype=np.float64))
+            except (TypeError, ValueError):  # not numbers: dask's own way
+                pass
+        return type(self).__qualname__, normalize_token(state)
+
     def __getstate__(self):
         # The caches of values computed from the attributes: recomputed, never
         # pickled. A new dict: object.__getstate__ returns the instance's own

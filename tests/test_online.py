@@ -585,6 +585,32 @@ def test_dask_ml_incremental_streams_blocks():
     _assert_models_close(inc.estimator_, by_hand, rtol=1e-12)
 
 
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+def test_dask_token_reads_the_bounds_as_one_array(estimator, monkeypatch):
+    """dask-ml's Incremental tokenizes the model at every call, and dask
+    pickled lower_bounds_ item by item: 71 ms a call after 2e4 batches. The
+    token is the state with the bounds as one array: equal for equal models,
+    another after a step or for another bound."""
+    tokenize = pytest.importorskip("dask.base").tokenize
+    X = _stream(600, seed=21)
+    model = estimator(n_components=3, random_state=0).partial_fit(X).partial_fit(X)
+    token = tokenize(model)
+    assert tokenize(copy.deepcopy(model)) == token
+    other = copy.deepcopy(model)
+    other.lower_bounds_[0] += 1.0
+    assert tokenize(other) != token
+    model.partial_fit(X)
+    assert tokenize(model) != token
+    # The model is not pickled whole (its bounds item by item with it).
+    pickled = []
+    real_dumps = pickle.dumps
+    monkeypatch.setattr(
+        pickle, "dumps", lambda obj, *a, **k: pickled.append(obj) or real_dumps(obj, *a, **k)
+    )
+    tokenize(model)
+    assert not any(isinstance(obj, estimator) for obj in pickled)
+
+
 def test_gaussian_mixture_constructor_adds_only_keyword_only_parameters():
     import inspect
 
