@@ -87,6 +87,9 @@ def check_weight_array(w, n_samples):
         )
 
 
+_TINY = float(np.finfo(np.float64).tiny)
+
+
 def check_weight_summary(summary, n_components):
     """The sample-weight errors, from (non-finite, negative, positive) counts and the sum.
 
@@ -108,6 +111,14 @@ def check_weight_summary(summary, n_components):
         raise ValueError(
             "sample_weight contains negative values; weights must be non-negative "
             "(a zero weight drops a row)."
+        )
+    if 0.0 < summary[3] < _TINY:
+        raise ValueError(
+            f"sample_weight sums to {summary[3]:.3g}, below the smallest normal float64 "
+            f"({_TINY:.3g}): the statistics would lose their precision (or overflow when "
+            "divided by it). Multiply the weights by a common factor: GaussianMixture "
+            "depends only on their ratios; BayesianGaussianMixture reads them as counts "
+            "of rows."
         )
     if n_positive == 0:
         raise ValueError(

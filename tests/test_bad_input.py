@@ -313,6 +313,8 @@ BAD_WEIGHTS = {
     "objects_missing": (np.array([None] * N, dtype=object), "NaN"),  # float(None) is NaN
     # Each finite, the sum not: named as an overflow, not k-means' "probabilities".
     "sum_overflows": (np.full(N, 1e308), "sums to infinity.*reads them as counts of rows"),
+    # Subnormal: named as such, not as the covariances' overflow that followed.
+    "sum_subnormal": (np.full(N, 1e-320), "sums to 2.*e-318, below the smallest normal"),
 }
 
 

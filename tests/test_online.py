@@ -360,6 +360,8 @@ def test_bad_batches_leave_the_online_state_untouched(estimator, n_calls):
         (lambda: gm.partial_fit(bad), ValueError, "NaN"),
         (lambda: gm.partial_fit(X[:50], sample_weight=-np.ones(50)), ValueError, "negative"),
         (lambda: gm.partial_fit(X[:50], sample_weight=np.ones(3)), ValueError, "shape"),
+        (lambda: gm.partial_fit(X[:50], sample_weight=np.full(50, 1e-320)), ValueError,
+         "below the smallest normal float64"),
         (lambda: gm.set_params(learning_decay=0.5).partial_fit(X), InvalidParameterError,
          "learning_decay"),
         (lambda: gm.set_params(learning_decay=1.5).partial_fit(X), InvalidParameterError,
