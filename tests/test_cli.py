@@ -717,6 +717,9 @@ _FILE_ERRORS = [
     # Options partial_fit cannot honour (they were ignored without a word).
     (["fit", "{npy}", "--online", "--max-iter", "5"], "--max-iter has no effect with --online"),
     (["fit", "{npy}", "--online", "--n-init", "3"], "--n-init has no effect with --online"),
+    (["fit", "{npy}", "--online", "--tol", "0.1"], "--tol has no effect with --online"),
+    (["fit", "{npy}", "--plot-dims", "1,0"], "--plot-dims has no effect without --plot"),
+    (["fit", "{npy}", "-k", "1e300"], "'1e300' is too large: at most 2**63 - 1"),
     (["fit", "{npy}", "--min-responsibility", "1"], "expected a number in [0, 1), got '1'"),
     (["predict", "{model}", "{three}", "--out", "{tmp}/l.npy"], "but the model"),
     (["predict", "{missing}", "{npy}", "--out", "{tmp}/l.npy"], "MODEL"),

@@ -50,13 +50,18 @@ def _build_model(args):
     )
     if not args.online and (args.batch_size != 65536 or args.passes != 1):
         raise UsageError("--batch-size and --passes need --online")
-    for option, name, default in (("--max-iter", "max_iter", 100), ("--n-init", "n_init", 1)):
+    for option, name, default in (
+        ("--max-iter", "max_iter", 100), ("--n-init", "n_init", 1), ("--tol", "tol", 1e-3)
+    ):  # fmt: skip
         if args.online and getattr(args, name) != default:
-            # partial_fit initialises once, from the first block, and steps once a block.
+            # partial_fit initialises once, from the first block, and steps once a
+            # block until the passes end: no trials, no convergence test.
             raise UsageError(
                 f"{option} has no effect with --online (one partial_fit step per block); "
                 "--passes sets how many times the data are read"
             )
+    if args.plot is None and args.plot_dims != (0, 1):
+        raise UsageError("--plot-dims has no effect without --plot: give --plot PATH too")
     if args.online and args.batch_size < max(2, args.n_components):
         # The first partial_fit initialises from one block.
         raise UsageError(
@@ -331,6 +336,9 @@ def fit_online(model, X, sample_weight, args, reporter):
     reporter._label = lambda p: f"pass {p + 1}/{args.passes}"
     visits = collections.deque()  # (pass, place in the pass) of each range yielded
 
+    # Blocks whose rows all weigh zero are skipped: the progress counts the others.
+    n_visited = int(np.count_nonzero(positive))
+
     def ranges():
         # Each pass's order is drawn when its first block is asked for: the
         # reader asks one block ahead, across the passes' boundaries too.
@@ -339,10 +347,9 @@ def fit_online(model, X, sample_weight, args, reporter):
             if p == 0 and opens.any():
                 first = np.flatnonzero(opens[order])[0]
                 order[[0, first]] = order[[first, 0]]
-            for i, b in enumerate(order):
-                if positive[b]:
-                    visits.append((p, i))
-                    yield starts[b], stops[b]
+            for i, b in enumerate(order[positive[order] > 0]):
+                visits.append((p, i))
+                yield starts[b], stops[b]
 
     if isinstance(X, np.memmap):
         # Each block is read once, into memory, the next one while partial_fit
@@ -359,5 +366,5 @@ def fit_online(model, X, sample_weight, args, reporter):
             w = None if sample_weight is None else sample_weight[start:stop]
             model.partial_fit(block, sample_weight=w)
             bound = model.lower_bound_
-            reporter(p, i + 1, len(starts), bound, bound - previous if i > 0 else np.inf)
+            reporter(p, i + 1, n_visited, bound, bound - previous if i > 0 else np.inf)
             previous = bound

@@ -41,7 +41,12 @@ def _count(text):
         value = int(as_float)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value > _MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large: at most 2**63 - 1")
     return value
+
+
+_MAX_COUNT = 2**63 - 1  # NumPy's int64: counts go into arrays
 
 
 def _non_negative_int(text):
