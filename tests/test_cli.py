@@ -651,6 +651,9 @@ def bad_files(tmp_path, data):
     GaussianMixture(2, random_state=0).fit(data["X"]).save(tmp_path / "model.npz")
     np.save(tmp_path / "three.npy", np.ones((10, 3)))
     np.save(tmp_path / "short_w.npy", np.ones(5))
+    with_inf = data["X"].copy()
+    with_inf[400, 1] = -np.inf
+    np.save(tmp_path / "inf.npy", with_inf)
     damaged = _damaged_numpy_files(tmp_path, data["X"])
     return {
         **damaged,
@@ -667,6 +670,7 @@ def bad_files(tmp_path, data):
         "model": tmp_path / "model.npz",
         "three": tmp_path / "three.npy",
         "short_w": tmp_path / "short_w.npy",
+        "inf_npy": tmp_path / "inf.npy",
         "tmp": tmp_path,
     }
 
@@ -718,6 +722,12 @@ _FILE_ERRORS = [
     (["fit", "{npy}", "--online", "--max-iter", "5"], "--max-iter has no effect with --online"),
     (["fit", "{npy}", "--online", "--n-init", "3"], "--n-init has no effect with --online"),
     (["fit", "{npy}", "--online", "--tol", "0.1"], "--tol has no effect with --online"),
+    # Non-finite values in a binary file: named by row and column (scikit-learn's
+    # message named neither, and pointed at imputers).
+    (["fit", "{inf_npy}", "-k", "2"], "inf.npy: row 401, column 2 is -inf: the data must be"),
+    (["fit", "{inf_npy}", "-k", "2", "--online"], "inf.npy: row 401, column 2 is -inf"),
+    (["select", "{inf_npy}", "-k", "1,2"], "inf.npy: row 401, column 2 is -inf"),
+    (["predict", "{model}", "{inf_npy}"], "inf.npy: row 401, column 2 is -inf"),
     (["fit", "{npy}", "--plot-dims", "1,0"], "--plot-dims has no effect without --plot"),
     (["fit", "{npy}", "-k", "1e300"], "'1e300' is too large: at most 2**63 - 1"),
     (["fit", "{npy}", "--min-responsibility", "1"], "expected a number in [0, 1), got '1'"),

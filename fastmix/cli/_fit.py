@@ -16,6 +16,7 @@ from ._readers import (
     TEXT_DELIMITERS,
     check_feature_names,
     keep_feature_names,
+    naming_non_finite,
     read_table,
     read_weights,
 )
@@ -132,10 +133,11 @@ def run_fit(args, out=None, err=None):
     reporter = ProgressReporter(
         mode, args.n_init, args.tol, err, prog, intro=intro, method=method, online=args.online
     )
+    reporter_or_none = None if mode == "none" else reporter
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            with report_progress(None if mode == "none" else reporter):
+            with naming_non_finite(X, args.data), report_progress(reporter_or_none):
                 t0 = time.perf_counter()
                 if args.online:
                     fit_online(model, X, sample_weight, args, reporter)
@@ -281,12 +283,13 @@ def run_predict(args, out=None, err=None):
         warnings.simplefilter("always")
         # The names were checked above; the array itself carries none.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        if args.proba:
-            result = model.predict_proba(X)
-            header = [f"component_{k}" for k in range(model.n_components)]
-        else:
-            result = model.predict(X)
-            header = ["label"]
+        with naming_non_finite(X, args.data):
+            if args.proba:
+                result = model.predict_proba(X)
+                header = [f"component_{k}" for k in range(model.n_components)]
+            else:
+                result = model.predict(X)
+                header = ["label"]
     warn_lines(caught, prog, err)
     if args.out is None:
         # Without --out the rows are the output (for a pipe): no header, no summary.

@@ -7,6 +7,7 @@ a file is a :class:`~fastmix.cli._usage.UsageError` that says what is wrong
 and where, in one line.
 """
 
+import contextlib
 import csv
 import os
 import sys
@@ -382,6 +383,43 @@ def read_table(path, key=None, shape=None, dtype=None):
     if dtype is not None and X.dtype != np.dtype(dtype):
         X = np.asarray(X, dtype=dtype)
     return X, names
+
+
+@contextlib.contextmanager
+def naming_non_finite(X, path):
+    """Name the first NaN or infinity of DATA when the estimators refuse one.
+
+    ``.npy``, ``.npz`` and raw files are not scanned when read (a memmap is
+    streamed; ``--online`` reads it ``--passes`` times and no more):
+    scikit-learn's message for them named neither the row nor the column,
+    and pointed at imputers. Only when it is raised is ``X`` scanned, a
+    block of rows at a time, for the place.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        text = str(exc)
+        if "contains NaN" not in text and "contains infinity" not in text:
+            raise
+        found = _first_non_finite(X)
+        if found is None:
+            raise
+        row, column, value = found
+        raise UsageError(
+            f"{path}: row {row + 1:,}, column {column + 1} is {value!r}: the data must be "
+            "finite (drop or impute those rows first)"
+        ) from None
+
+
+def _first_non_finite(X, block=1 << 16):
+    """``(row, column, value)`` of X's first non-finite value, or None."""
+    for start in range(0, X.shape[0], block):
+        chunk = np.asarray(X[start : start + block])
+        bad = ~np.isfinite(chunk)
+        if bad.any():
+            row, column = (int(v) for v in np.argwhere(bad)[0])
+            return start + row, column, float(chunk[row, column])
+    return None
 
 
 def read_weights(path, n_samples):

@@ -6,7 +6,7 @@ import time
 import warnings
 
 from ._pictures import check_out_and_plot
-from ._readers import keep_feature_names, read_table, read_weights
+from ._readers import keep_feature_names, naming_non_finite, read_table, read_weights
 from ._report import finite_or_none, warn_lines
 from ._usage import UsageError, streams
 
@@ -99,7 +99,8 @@ def run_select(args, out=None, err=None):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
-        selector.fit(X, sample_weight=sample_weight)
+        with naming_non_finite(X, args.data):
+            selector.fit(X, sample_weight=sample_weight)
         seconds = time.perf_counter() - t0
     warn_lines(caught, prog, err)
     if args.plot is not None:
