@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._blas import single_threaded_blas
+from ._format import save
 from ._progress import notify as _notify_progress
 from ._sources import (
     ArraySource,
@@ -1095,9 +1096,6 @@ class BaseMixture(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         >>> fastmix.load(path).predict([[3, 3]])
         array([0])
         """
-        # The reader checks what is written, and it imports the estimators.
-        from ._io import save
-
         save(self, path)
 
     def _check_savable(self):

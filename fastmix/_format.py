@@ -1,15 +1,18 @@
-"""The model-file layout and its writer (the reader is :mod:`fastmix._io`).
+"""The model-file layout: its writer and its reader.
 
-The layout is documented in :mod:`fastmix._io` and ``docs/persistence.md``.
-This module knows no estimator class and imports no reader: the estimators
-import it to register themselves (:func:`persistable`), and
-:func:`fastmix._io.save`, which imports the estimators to rebuild them when
-it reads a file back, calls :func:`write` with that check.
+The layout is documented in :mod:`fastmix._io` (the public ``load``, which
+imports both estimators so that either class can be read) and
+``docs/persistence.md``. This module imports no estimator class: the
+estimators import it to register themselves (:func:`persistable`), and
+their ``save`` writes through :func:`save`, which reads the file back as a
+model of the saving class before it replaces anything, so the layers point
+one way only.
 """
 
 import errno
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -20,8 +23,13 @@ import zlib
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["FORMAT_VERSION", "persistable", "write"]
+from ._stats import COV_CODES, TIED_TYPES, Stats
+from ._validation import FLOAT_DTYPES, covariance_shape
+
+__all__ = ["FORMAT_VERSION", "persistable", "read", "save"]
 
 FORMAT_VERSION = 1
 
@@ -149,10 +157,10 @@ def _encode_attribute(name, value, arrays):
     )
 
 
-def write(model, path, check):
+def _write(model, path, check):
     """Write ``model`` to ``path`` in the ``.npz`` layout of this module, once ``check`` passes.
 
-    The caller has checked the model (:func:`fastmix._io.save`). The archive
+    The caller has checked the model (:func:`save`). The archive
     is written to a temporary file in the target's folder (for a writable
     file object, to memory) and ``check(file, model)`` reads it back before
     it replaces anything: a file that would not load back as the model is
@@ -219,3 +227,581 @@ def write(model, path, check):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# ----------------------------------------------------------------------- read
+# Bounds on what one member may declare before any of it is read. save()
+# writes members uncompressed; a compressed member expanding past this ratio
+# is a zip bomb, not a model (float arrays barely compress).
+_MAX_RATIO = 64
+_RATIO_SLACK = 2**20
+_MAX_HEADER = 10_000
+
+
+# Constructor parameters that came after the first version-1 files.
+_ADDED_PARAMS = {"learning_decay", "learning_offset", "total_samples", "min_responsibility"}
+
+
+def describe_path(path):
+    """How an error names ``path`` (a path, or a file object's name)."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.fsdecode(path)
+    return str(getattr(path, "name", "<file object>"))
+
+
+class _Archive:
+    """Member access on an open NpzFile that turns every failure into ValueError."""
+
+    def __init__(self, npz, where):
+        self.npz = npz
+        self.where = where
+        self.names = set(npz.files)
+        self.used = set()
+        if len(self.names) != len(npz.files):
+            # Two members for one entry ('x.npy' and 'x', or one name twice):
+            # the header judged and the data read could be different ones.
+            twice = sorted({name for name in npz.files if npz.files.count(name) > 1})
+            self.fail(
+                f"refused: the entr{'y' if len(twice) == 1 else 'ies'} "
+                f"{', '.join(map(repr, twice[:5]))} appear{'s' if len(twice) == 1 else ''} "
+                "twice in the archive, which fastmix.save never writes."
+            )
+
+    def fail(self, message):
+        raise ValueError(f"{self.where}: {message}" if self.where else message)
+
+    def member(self, key):
+        """The zip member holding ``key`` (``np.savez`` adds ``.npy``)."""
+        self.used.add(key)
+        for name in (key + ".npy", key):
+            try:
+                return self.npz.zip.getinfo(name)
+            except KeyError:
+                continue
+        self.fail(f"not a complete fastmix model file: the entry {key!r} is missing.")
+
+    def check_header(self, key, shape=None):
+        """Refuse an entry from its .npy header alone, before any of its data is read.
+
+        The header's dtype must hold numbers or strings, its shape ``shape``
+        when given, and the bytes it declares must be those the member holds
+        (an uncompressed member lies on disk; a compressed one may not expand
+        past :data:`_MAX_RATIO`). Memory used: the header only.
+        """
+        info = self.member(key)
+        try:
+            with self.npz.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    header = np.lib.format.read_array_header_1_0(f, max_header_size=_MAX_HEADER)
+                elif version == (2, 0):
+                    header = np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_HEADER)
+                else:
+                    self.fail(f"the entry {key!r} has an unsupported .npy version {version}.")
+                header_bytes = f.tell()
+        except READ_ERRORS as exc:
+            self.fail(f"the entry {key!r} is damaged or truncated ({type(exc).__name__}: {exc}).")
+        declared_shape, _, dtype = header
+        if dtype.hasobject:
+            self.fail(
+                f"refused: the entry {key!r} holds pickled Python objects, which a fastmix "
+                "model file never contains and which are never loaded."
+            )
+        if dtype.kind not in "biufcU":
+            self.fail(f"the entry {key!r} has an unsupported dtype {dtype}.")
+        if shape is not None and tuple(declared_shape) != tuple(shape):
+            # Worded as _check_state words it after reading.
+            name = key[len(ATTR) :] if key.startswith(ATTR) else key
+            self.fail(
+                f"fitted attribute {name!r} should be of shape {shape}, got {dtype} of shape "
+                f"{tuple(declared_shape)}."
+            )
+        declared = math.prod(declared_shape) * dtype.itemsize  # Python ints: no overflow
+        if header_bytes + declared != info.file_size:
+            self.fail(
+                f"the entry {key!r} is damaged: its header declares {declared} bytes of "
+                f"data ({dtype} of shape {declared_shape}) but the member holds "
+                f"{info.file_size - header_bytes}."
+            )
+        if (
+            info.compress_type != zipfile.ZIP_STORED
+            and info.file_size > _MAX_RATIO * info.compress_size + _RATIO_SLACK
+        ):
+            self.fail(
+                f"refused: the entry {key!r} expands from {info.compress_size} to "
+                f"{info.file_size} bytes, which no fastmix model file does."
+            )
+
+    def array(self, key, shape=None):
+        self.check_header(key, shape)
+        try:
+            return self.npz[key]
+        except ValueError as exc:
+            self.fail(f"the entry {key!r} is damaged ({exc}).")
+        except MemoryError:
+            self.fail(f"the entry {key!r} is damaged: it does not fit in memory.")
+        except READ_ERRORS as exc:
+            self.fail(f"the entry {key!r} is damaged or truncated ({type(exc).__name__}: {exc}).")
+
+    def string(self, key):
+        value = self.array(key)
+        if value.dtype.kind != "U" or value.ndim != 0:
+            self.fail(f"the entry {key!r} should be a string, got {value.dtype} {value.shape}.")
+        text = str(value[()])
+        # NumPy drops trailing NULs from a unicode array's items: a name padded
+        # with them would otherwise read as the name itself.
+        if value.dtype.itemsize // 4 != max(len(text), 1):
+            self.fail(f"the entry {key!r} holds NUL characters.")
+        return text
+
+    def json_object(self, key):
+        try:
+            value = json.loads(self.string(key))
+        except json.JSONDecodeError as exc:
+            self.fail(f"the entry {key!r} is not valid JSON ({exc}).")
+        if not isinstance(value, dict):
+            self.fail(f"the entry {key!r} should be a JSON object.")
+        return value
+
+
+def _scalar_array(archive, key, kinds):
+    value = archive.array(key)
+    if value.ndim != 0 or value.dtype.kind not in kinds:
+        archive.fail(f"the entry {key!r} has dtype {value.dtype} and shape {value.shape}.")
+    return value[()]
+
+
+def _read_version(archive):
+    if VERSION_KEY not in archive.names:
+        shown = ", ".join(sorted(archive.names)[:8]) or "none"
+        archive.fail(
+            f"not a fastmix model file: it has no {VERSION_KEY!r} entry (its entries: {shown})."
+        )
+    version = archive.array(VERSION_KEY)
+    if version.ndim != 0 or version.dtype.kind not in "iu":
+        archive.fail(f"not a fastmix model file: {VERSION_KEY!r} is not an integer.")
+    version = int(version[()])
+    if version > FORMAT_VERSION:
+        archive.fail(
+            f"format version {version} is newer than this fastmix reads "
+            f"(version {FORMAT_VERSION}); upgrade fastmix to load it."
+        )
+    if version != FORMAT_VERSION:
+        archive.fail(
+            f"unsupported format version {version}; this fastmix reads version {FORMAT_VERSION}."
+        )
+
+
+def _read_class(archive):
+    name = archive.string(CLASS_KEY)
+    cls = MODEL_CLASSES.get(name)
+    if cls is None:
+        archive.fail(
+            f"unknown model class {name!r}; a fastmix model file holds one of: "
+            f"{', '.join(sorted(MODEL_CLASSES))}."
+        )
+    return cls
+
+
+def _read_params(archive, cls):
+    encoded = archive.json_object(PARAMS_KEY)
+    expected = set(cls().get_params(deep=False))
+    # Parameters added since format version 1 was first written: files
+    # without them keep those parameters' defaults.
+    missing = sorted(expected - set(encoded) - _ADDED_PARAMS)
+    unknown = sorted(set(encoded) - expected)
+    if missing:
+        archive.fail(f"missing parameter(s) for {cls.__name__}: {', '.join(missing)}.")
+    if unknown:
+        archive.fail(f"unknown parameter(s) for {cls.__name__}: {', '.join(unknown)}.")
+    params = {}
+    for name, value in encoded.items():
+        if value is None or isinstance(value, (str, bool, int, float)):
+            params[name] = value
+        elif value == {"kind": "array"}:
+            params[name] = archive.array(PARAM + name)
+        elif value == {"kind": "random_state"} and name == "random_state":
+            key = archive.array(PARAM + "random_state.key")
+            if key.shape != (624,) or key.dtype != np.uint32:
+                archive.fail("the saved random_state has a malformed MT19937 key.")
+            pos = _scalar_array(archive, PARAM + "random_state.pos", "iu")
+            has_gauss = _scalar_array(archive, PARAM + "random_state.has_gauss", "iu")
+            cached = _scalar_array(archive, PARAM + "random_state.cached_gaussian", "f")
+            state = np.random.RandomState()
+            try:
+                state.set_state(("MT19937", key, int(pos), int(has_gauss), float(cached)))
+            except (ValueError, TypeError) as exc:
+                archive.fail(f"the saved random_state is invalid ({exc}).")
+            params[name] = state
+        else:
+            archive.fail(f"parameter {name!r} has an unsupported stored value {value!r}.")
+    model = cls(**params)
+    try:
+        model._validate_params()
+    except InvalidParameterError as exc:
+        archive.fail(f"invalid parameters: {exc}")
+    return model
+
+
+def _read_attribute(archive, name, kind, shape=None):
+    key = ATTR + name
+    if kind == "none":
+        return None
+    if kind.startswith("tuple:"):
+        count = kind[len("tuple:") :]
+        if not count.isdigit() or not 0 < int(count) <= MAX_TUPLE:
+            archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
+        return tuple(archive.array(f"{key}.{i}") for i in range(int(count)))
+    if kind == "array":
+        return archive.array(key, shape)
+    if kind == "scalar":
+        return _scalar_array(archive, key, "biufc")
+    if kind == "bool":
+        return bool(_scalar_array(archive, key, "b"))
+    if kind == "int":
+        return int(_scalar_array(archive, key, "iu"))
+    if kind == "float":
+        return float(_scalar_array(archive, key, "f"))
+    if kind == "str":
+        return archive.string(key)
+    if kind == "float_list":
+        value = archive.array(key)
+        if value.ndim != 1 or value.dtype.kind != "f":
+            archive.fail(f"the entry {key!r} should be a 1-d float array.")
+        return [np.float64(v) for v in value.tolist()]
+    if kind == "str_array":
+        value = archive.array(key)
+        if value.ndim != 1 or value.dtype.kind != "U":
+            archive.fail(f"the entry {key!r} should be a 1-d string array.")
+        return np.asarray(value.tolist(), dtype=object)
+    archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
+
+
+def _expected_state(model, n_features):
+    """Name -> required shape of every float array or scalar a fitted model holds."""
+    k, d, cov_type = model.n_components, n_features, model.covariance_type
+    cov_shape = covariance_shape(cov_type, k, d)
+    shapes = {
+        "weights_": (k,),
+        "means_": (k, d),
+        "covariances_": cov_shape,
+        "precisions_": cov_shape,
+        "precisions_cholesky_": cov_shape,
+    }
+    if _variational(model):
+        prior_shape = {
+            "full": (d, d),
+            "tied": (d, d),
+            "diag": (d,),
+            "spherical": (),
+            "tied-diagonal": (d,),
+            "tied-spherical": (),
+        }
+        shapes.update(
+            {
+                "mean_precision_": (k,),
+                "degrees_of_freedom_": () if cov_type in TIED_TYPES else (k,),
+                "mean_prior_": (d,),
+                "covariance_prior_": prior_shape[cov_type],
+                "weight_concentration_prior_": (),
+                "mean_precision_prior_": (),
+                "degrees_of_freedom_prior_": (),
+            }
+        )
+    return shapes
+
+
+def _known_attributes(model):
+    """Every fitted attribute a model of this class and these parameters may hold."""
+    names = {"n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_"}
+    names |= {"feature_names_in_", "weight_concentration_", *type(model)._online_attributes}
+    return names | set(_expected_state(model, 0))
+
+
+def _summary(value):
+    """A short description of a loaded value for error messages."""
+    if isinstance(value, tuple):
+        return "a tuple of " + ", ".join(_summary(v) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return f"{value.dtype} of shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check_state(archive, model, attrs):
+    """Refuse fitted state that does not match the parameters (shapes, dtypes, types)."""
+    required = {"n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_"}
+    if _variational(model):
+        required.add("weight_concentration_")
+    n_features = attrs.get("n_features_in_")
+    if "n_features_in_" in attrs and (
+        not isinstance(n_features, Integral) or isinstance(n_features, bool) or n_features < 1
+    ):
+        archive.fail(f"n_features_in_ should be a positive integer, got {n_features!r}.")
+    shapes = _expected_state(model, n_features or 0)
+    missing = sorted((required | set(shapes)) - set(attrs))
+    if missing:
+        archive.fail(f"missing fitted attribute(s): {', '.join(missing)}.")
+
+    def bad(name, expected):
+        archive.fail(
+            f"fitted attribute {name!r} should be {expected}, got {_summary(attrs[name])}."
+        )
+
+    for name, shape in shapes.items():
+        value = attrs[name]
+        if shape == () and isinstance(value, Real) and not isinstance(value, (bool, np.bool_)):
+            continue  # Python or NumPy real scalars (the *_prior_ values)
+        if not isinstance(value, (np.ndarray, np.floating)) or value.dtype not in FLOAT_DTYPES:
+            bad(name, f"a float32 or float64 array of shape {shape}")
+        if value.shape != shape:
+            bad(name, f"of shape {shape}")
+    if not isinstance(attrs["converged_"], (bool, np.bool_)):
+        bad("converged_", "a bool")
+    n_iter = attrs["n_iter_"]
+    if not isinstance(n_iter, Integral) or isinstance(n_iter, bool) or n_iter < 0:
+        bad("n_iter_", "a non-negative integer")
+    if not isinstance(attrs["lower_bound_"], Real):
+        bad("lower_bound_", "a real number")
+    if not isinstance(attrs["lower_bounds_"], list):
+        bad("lower_bounds_", "a list of floats")
+
+    if _variational(model):
+        concentration = attrs["weight_concentration_"]
+        k = model.n_components
+        if model.weight_concentration_prior_type == "dirichlet_process":
+            ok = isinstance(concentration, tuple) and len(concentration) == 2
+            ok = ok and all(c.dtype in FLOAT_DTYPES and c.shape == (k,) for c in concentration)
+            if not ok:
+                bad("weight_concentration_", f"a pair of float arrays of shape ({k},)")
+        elif not (
+            isinstance(concentration, np.ndarray)
+            and concentration.dtype in FLOAT_DTYPES
+            and concentration.shape == (k,)
+        ):
+            bad("weight_concentration_", f"a float array of shape ({k},)")
+
+    if "feature_names_in_" in attrs:
+        names = attrs["feature_names_in_"]
+        if not (
+            isinstance(names, np.ndarray)
+            and names.dtype == object
+            and names.shape == (n_features,)
+        ):
+            bad("feature_names_in_", f"an array of {n_features} names")
+    _check_online_state(archive, model, attrs, n_features, bad)
+
+
+def _check_online_state(archive, model, attrs, n_features, bad):
+    """Refuse a partial_fit state that a later partial_fit could not continue."""
+    names = type(model)._online_attributes
+    present = [name for name in names if name in attrs]
+    if not present:
+        return
+    if len(present) != len(names):
+        missing = ", ".join(name for name in names if name not in attrs)
+        archive.fail(
+            f"missing fitted attribute(s): {missing} (a model saved after partial_fit "
+            f"holds all of {', '.join(names)})."
+        )
+    for name, least in (("n_batches_", 1), ("n_samples_seen_", 0)):
+        value = attrs[name]
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < least:
+            bad(name, "a positive integer" if least else "a non-negative integer")
+    zeros = Stats.zeros(
+        COV_CODES[model.covariance_type], np.zeros((model.n_components, n_features))
+    )
+    expected = zeros.to_arrays()
+    stats = attrs["online_stats_"]
+    if not (
+        isinstance(stats, tuple)
+        and len(stats) == len(expected)
+        and all(
+            isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == e.shape
+            for a, e in zip(stats, expected, strict=True)
+        )
+    ):
+        shapes = ", ".join(str(e.shape) for e in expected)
+        bad("online_stats_", f"a tuple of float64 arrays of shapes {shapes}")
+
+
+def read(path, where):
+    """:func:`fastmix.load` of ``path``; its errors name ``where`` (None: the message alone)."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except READ_ERRORS as exc:
+        if isinstance(exc, ValueError) and "pickle" in str(exc):
+            reason = "it is neither an .npz archive nor an .npy array"
+        elif isinstance(exc, zipfile.BadZipFile):
+            reason = f"the zip archive is truncated or damaged: {exc}"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        raise ValueError(
+            f"{where}: not a fastmix model file (cannot read it as an .npz archive: {reason})."
+        ) from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{where}: not a fastmix model file (it holds a single .npy array, not an .npz "
+            "archive)."
+        )
+    with npz:
+        archive = _Archive(npz, where)
+        _read_version(archive)
+        cls = _read_class(archive)
+        model = _read_params(archive, cls)
+        kinds = archive.json_object(ATTRS_KEY)
+        param_names = model.get_params(deep=False)
+        known = _known_attributes(model)
+        for name, kind in kinds.items():
+            if not ATTR_NAME.match(name) or name in param_names or hasattr(cls, name):
+                archive.fail(f"{name!r} is not a fitted-attribute name.")
+            if name not in known:
+                archive.fail(f"unknown fitted attribute {name!r} for {cls.__name__}.")
+            if not isinstance(kind, str):
+                archive.fail(f"attribute {name!r} has an unsupported kind {kind!r}.")
+        attrs = {}
+        # n_features_in_ first: with it, every fitted array's shape is known
+        # and checked against its header before the array is read.
+        if "n_features_in_" in kinds:
+            attrs["n_features_in_"] = _read_attribute(
+                archive, "n_features_in_", kinds["n_features_in_"]
+            )
+        n_features = attrs.get("n_features_in_")
+        shapes = {}
+        valid = isinstance(n_features, Integral) and not isinstance(n_features, bool)
+        if valid and n_features > 0:
+            shapes = _expected_state(model, int(n_features))
+        for name, kind in kinds.items():
+            if name not in attrs:
+                attrs[name] = _read_attribute(archive, name, kind, shapes.get(name))
+        _check_state(archive, model, attrs)
+        # The writer's version is for people reading the file; never read.
+        stray = sorted(archive.names - archive.used - {WRITER_KEY})
+        if stray:
+            # fastmix.save writes nothing it does not read back: an extra entry
+            # is an edited or foreign file, whatever it holds.
+            archive.fail(
+                f"unexpected entr{'y' if len(stray) == 1 else 'ies'} "
+                f"{', '.join(map(repr, stray[:5]))}{', ...' if len(stray) > 5 else ''}: "
+                "not written by fastmix.save."
+            )
+    for name, value in attrs.items():
+        setattr(model, name, value)
+    if "n_batches_" in attrs:
+        # The parameters the saved partial_fit ran with (save refuses a model
+        # whose structural ones changed since): a later partial_fit refuses
+        # a change of them as the saved model would have.
+        model._online_parameters_checked = model._online_parameter_values()
+    return model
+
+
+def _variational(model):
+    """Whether ``model`` is a variational mixture (it has a weight prior).
+
+    Asked of the instance: this module imports no estimator class.
+    """
+    return hasattr(model, "weight_concentration_prior_type")
+
+
+# ----------------------------------------------------------------------- save
+def save(model, path):
+    """Write a fitted model to ``path``: fastmix's ``.npz`` layout, without pickle.
+
+    The same as ``model.save(path)``. Refused before anything is written: a
+    model that is not fitted, or whose parameters no longer describe its
+    fit (``n_components``, ``covariance_type`` or the weight prior's type
+    changed by ``set_params``), and any file that would not load back as the
+    model (the written archive is read back with :func:`load`'s checks and
+    its fitted attributes compared before it replaces anything).
+
+    Parameters
+    ----------
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted model.
+    path : str, bytes, path-like or writable binary file
+        Where to write. The file is written exactly there (no ``.npz`` suffix
+        is added), through a temporary file in the same folder renamed into
+        place, so an interrupted save never leaves a half-written model. An
+        existing file is replaced (its permission bits kept; through a
+        symbolic link, the file it names).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        When ``model`` is not fitted.
+    TypeError
+        When ``model`` is not one of fastmix's estimators (subclasses
+        included: loading could not rebuild them), or holds a value the
+        layout cannot store.
+    ValueError
+        When the parameters no longer describe the fit, or the file would not
+        load back as the model (e.g. a fitted attribute of the user's own, or
+        one of another type than the fit left).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fastmix
+    >>> X = np.random.RandomState(0).randn(200, 2)
+    >>> gm = fastmix.GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> fastmix.save(gm, path)
+    >>> np.array_equal(fastmix.load(path).means_, gm.means_)
+    True
+    """
+    name = type(model).__name__
+    if MODEL_CLASSES.get(name) is not type(model):
+        raise TypeError(
+            f"Only {' and '.join(sorted(MODEL_CLASSES))} can be saved, not {type(model).__name__}."
+        )
+    check_is_fitted(model)
+    model._check_savable()
+    where = describe_path(path)
+
+    def check(file, model):
+        try:
+            again = read(file, None)
+        except ValueError as exc:
+            raise ValueError(
+                f"Cannot save to {where}: fastmix.load would refuse the file ({exc}) "
+                "Nothing was written."
+            ) from None
+        params = model.get_params(deep=False)
+        for attr, value in vars(model).items():
+            if attr in params or not ATTR_NAME.match(attr):
+                continue
+            loaded = getattr(again, attr, None)
+            if not _same_value(value, loaded):
+                raise ValueError(
+                    f"Cannot save to {where}: fitted attribute {attr!r} would load back as "
+                    f"{_summary(loaded)}, not as it is ({_summary(value)}). Nothing was written."
+                )
+
+    _write(model, path, check)
+
+
+def _same_value(a, b):
+    """Whether a fitted attribute loaded back is the saved one (NaN equal to NaN)."""
+    if isinstance(a, tuple):
+        return (
+            isinstance(b, tuple)
+            and len(a) == len(b)
+            and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, list):  # lower_bounds_: the values
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, np.ndarray):
+        if not (isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape):
+            return False
+        if a.dtype == object:
+            return a.tolist() == b.tolist()
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if type(a) is not type(b):
+        return False
+    return bool(a == b) or (a != a and b != b)

@@ -534,11 +534,18 @@ def test_save_load_round_trip(covariance_type, dtype, tmp_path):
 
 
 def test_model_file_with_the_wrong_covariance_shape_is_refused(tmp_path):
-    """A tied-diagonal model whose covariances are a 'diag' array is not loaded."""
+    """A tied-diagonal model whose covariances are a 'diag' array is not
+    saved, and a file forged with one (the layout's writer, unchecked) is not
+    loaded."""
+    from fastmix._format import _write
+
     X = skewed_blobs(seed=11)
     gm = fit_quiet(GaussianMixture(3, covariance_type="tied-diagonal", max_iter=5), X)
     gm.covariances_ = np.tile(gm.covariances_, (3, 1))
-    gm.save(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="covariances_"):
+        gm.save(tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()
+    _write(gm, tmp_path / "bad.npz", check=lambda file, model: None)
     with pytest.raises(ValueError, match="covariances_"):
         fastmix.load(tmp_path / "bad.npz")
 
