@@ -979,8 +979,16 @@ def test_pandas_index_column_is_dropped_with_a_note(data, tmp_path, capsys):
         (",2.0,3.0\n1,2,3\n4,5,6\n", "line 1, column 1 is empty"),
         ("1,2,\n3,4,\n", "line 1, column 3 is empty"),
         (",a,b\n0,1,2,100\n1,3,4,200\n", "the header has 3 fields but the rows have 4"),
+        ("NA,NA,1.5\n1,2,3\n4,5,6\n", "'NA' on line 1"),
     ],
-    ids=["empty_cell", "na_cell", "empty_first_cell", "trailing_comma", "index_and_extra"],
+    ids=[
+        "empty_cell",
+        "na_cell",
+        "empty_first_cell",
+        "trailing_comma",
+        "index_and_extra",
+        "mostly_missing",
+    ],
 )
 def test_a_first_row_of_data_with_a_bad_cell_is_not_a_header(text, match, tmp_path):
     """A first row with one empty or 'NA' cell among numbers was taken as a
@@ -997,14 +1005,28 @@ def test_a_first_row_of_data_with_a_bad_cell_is_not_a_header(text, match, tmp_pa
         read_data(path)
 
 
-def test_pandas_default_column_labels_are_a_header(tmp_path, capsys):
-    """DataFrame(X).to_csv writes ',0,1' then the index in each row."""
-    from fastmix.cli._readers import read_data
+@pytest.mark.parametrize(
+    ("text", "names", "index"),
+    [
+        (",0,1\n0,1.5,2\n1,3,4\n", ["0", "1"], True),  # DataFrame(X).to_csv()
+        (",1,2\n0,1.5,2\n1,3,4\n", ["1", "2"], True),  # ... after a column was dropped
+        ("id,0,1\n7,1.5,2\n8,3,4\n", ["id", "0", "1"], False),  # rename_axis("id")
+        ("x,400,410\n7,1.5,2\n8,3,4\n", ["x", "400", "410"], False),  # spectra, years
+    ],
+    ids=["pandas_default", "pandas_dropped", "named_index", "numbered_columns"],
+)
+def test_headers_of_numbered_columns(text, names, index, tmp_path, capsys):
+    """A header whose column names are numbers is still a header: any name
+    that is not a number or a missing-value cell makes one, and so does an
+    empty first cell before integer labels (DataFrame.to_csv's index)."""
+    from fastmix.cli._readers import read_table
 
     path = tmp_path / "x.csv"
-    path.write_text(",0,1\n0,1.5,2\n1,3,4\n")
-    np.testing.assert_array_equal(read_data(path), [[1.5, 2.0], [3.0, 4.0]])
-    assert "pandas index" in capsys.readouterr().err
+    path.write_text(text)
+    X, got = read_table(path)
+    assert got == names
+    assert X.shape == (2, len(names))
+    assert ("pandas index" in capsys.readouterr().err) == index
 
 
 def _first_stderr_line(args, env, timeout=120):

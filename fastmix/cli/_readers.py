@@ -103,21 +103,34 @@ def _is_number(text):
     return True
 
 
+# Cells that stand for a missing value in a row of numbers (compared lowercased).
+_MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "missing"})
+
+
 def _is_header(fields):
     """Whether a first row of ``fields`` names the columns, not a row of data with bad cells.
 
-    Names: more than half of the fields are text (neither empty nor a number),
-    the first one aside when it is empty (a pandas index's column), or
-    ``,0,1,...`` (``DataFrame.to_csv`` of default column labels). A row of
-    numbers with an empty or ``NA`` cell is data, so its cell is reported.
+    A row of numbers and missing-value cells (empty, ``NA``, ``null``, ...)
+    is data, whose bad cell is then reported with its line; a row with any
+    other text is a header (``id,0,1,2``, ``sample,400,410``). One reading
+    is ambiguous: an empty first cell before integers, ``,1,2``, is the
+    header ``DataFrame.to_csv`` writes above an index column (its column
+    labels are integers), and is taken as one; before other numbers
+    (``,2.5,3``) it is a row of data with its first value missing.
     """
     names = [field.strip() for field in fields]
-    if len(names) > 1 and names[0] == "":
-        names = names[1:]
-        if names == [str(i) for i in range(len(names))]:
-            return True
-    text = sum(1 for name in names if name and not _is_number(name))
-    return 2 * text > len(names)
+    if all(_is_number(name) or name.lower() in _MISSING for name in names):
+        rest = names[1:]
+        return bool(rest) and names[0] == "" and all(_is_integer(name) for name in rest)
+    return True
+
+
+def _is_integer(text):
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _read_text(path, delimiter):
