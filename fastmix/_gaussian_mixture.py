@@ -286,9 +286,10 @@ class GaussianMixture(BaseMixture):
         )
 
     def _online_m_step(self, running, batch, dtype, later=False):
-        return self._m_step(running, dtype, scale=batch.sum_w, starved=later)
+        fresh = batch.nk if later else None
+        return self._m_step(running, dtype, scale=batch.sum_w, fresh=fresh)
 
-    def _m_step(self, stats, dtype, derive=True, scale=1.0, starved=False):
+    def _m_step(self, stats, dtype, derive=True, scale=1.0, fresh=None):
         # The update of stats.scaled(scale): an online step's running
         # statistics, per row, in the batch's units. The diagonal types' kernel
         # scales the sums itself, a copy of every sum fewer.
@@ -299,20 +300,21 @@ class GaussianMixture(BaseMixture):
         # be a spike at the origin, whose log-determinant can outbid its
         # weight there. ('tied' takes every row whole: nothing is left out.)
         #
-        # With ``starved`` (a later partial_fit batch), so does one whose
-        # running count has decayed to _STARVED times scikit-learn's 10 eps
-        # count offset: batches without its rows shrink its count
-        # geometrically, and the offset's pull, eps10 / count of the mean
-        # per step (towards the origin) and eps10 m^2 / count of the
-        # variance, would otherwise take over. 'tied' keeps the mean only.
-        keep_below, empty = 0.0, None
+        # A later partial_fit batch gives ``fresh``, its own counts: so does a
+        # starved component, one whose running count has decayed to _STARVED
+        # times scikit-learn's 10 eps count offset and that this batch gives
+        # no more. Batches without its rows shrink its count geometrically,
+        # and the offset's pull, eps10 / count of the mean per step (towards
+        # the origin) and eps10 m^2 / count of the variance, would otherwise
+        # take over. 'tied' keeps the mean only.
+        empty = None
         if self.min_responsibility > 0 and self.covariance_type != "tied":
             empty = stats.nk == 0
-        if starved:
+        if fresh is not None:
             floor = _STARVED * count_offset(stats, scale)
             if stats.nk.min() * scale <= floor:
-                keep_below = floor
-                empty = stats.nk * scale <= floor
+                starved = (stats.nk * scale <= floor) & (fresh <= floor)
+                empty = starved if empty is None else empty | starved
         keep = empty is not None and bool(empty.any())
         params = None
         if self.covariance_type not in ("full", "tied"):
@@ -320,7 +322,7 @@ class GaussianMixture(BaseMixture):
             # online batch's update is mostly call overhead.
             previous = (self.means_, self.covariances_) if keep else None
             weights, means, covariances, prec_chol, params = diag_gaussian_update(
-                stats, self.reg_covar, self.covariance_type, dtype, previous, scale, keep_below
+                stats, self.reg_covar, self.covariance_type, dtype, previous, scale, empty
             )
         else:
             if scale != 1.0:

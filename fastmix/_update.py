@@ -188,16 +188,16 @@ def gaussian_parameters(stats, reg_covar, covariance_type, dtype=np.float64):
 
 
 def diag_gaussian_update(
-    stats, reg_covar, covariance_type, dtype, previous=None, scale=1.0, keep_below=0.0
+    stats, reg_covar, covariance_type, dtype, previous=None, scale=1.0, keep=None
 ):
     """:func:`gaussian_parameters` then :func:`precision_cholesky`, diagonal types, one kernel.
 
     Of ``stats.scaled(scale)``: the same numbers, without that copy of the
     statistics. ``previous`` is None, or the fitted ``(means_,
-    covariances_)`` whose rows a component keeps when its scaled count is at
-    most ``keep_below`` (0: no responsibility at all); its covariance only
-    where it has its own ('diag' and 'spherical'). See
-    :func:`fastmix._kernels.update.diag_m_step`.
+    covariances_)`` whose rows the components flagged in ``keep`` (K bools;
+    by default those with no responsibility, ``stats.nk == 0``) keep; the
+    covariance only where a component has its own ('diag' and
+    'spherical'). See :func:`fastmix._kernels.update.diag_m_step`.
 
     Returns
     -------
@@ -215,7 +215,9 @@ def diag_gaussian_update(
     """
     if previous is None:
         prev_means = prev_cov = _NO_ROWS
+        keep = _NO_FLAGS
     else:
+        keep = np.ascontiguousarray(stats.nk == 0 if keep is None else keep, dtype=np.bool_)
         prev_means = kernel_array(previous[0])
         own = covariance_type in ("diag", "spherical")
         prev_cov = kernel_array(previous[1]).reshape(prev_means.shape[0], -1) if own else _NO_ROWS
@@ -225,7 +227,7 @@ def diag_gaussian_update(
         float(scale),
         prev_means,
         prev_cov,
-        float(keep_below),
+        keep,
         np.dtype(dtype) == np.float32,
         *outputs,
     )
@@ -276,6 +278,7 @@ def diag_kernel_params(shift, precision, bias, dtype=None):
 # No previous rows: diag_m_step's argument where none is kept (writeable,
 # float64, C-contiguous: the one array type the kernel compiles for).
 _NO_ROWS = np.empty((0, 0))
+_NO_FLAGS = np.empty(0, dtype=np.bool_)
 
 
 def kernel_array(values):

@@ -750,15 +750,17 @@ def test_diag_gaussian_update_is_the_reference_m_step(covariance_type, dtype, sc
     if covariance_type in ("diag", "spherical"):
         np.testing.assert_array_equal(kept_cov[1], previous[1][1])
     np.testing.assert_array_equal(np.delete(kept_means, 1, 0), np.delete(got_means, 1, 0))
-    # So does one whose scaled count is at most keep_below (a starved online
-    # component), and no other.
+    # The components flagged in ``keep`` (a starved online component, one with
+    # counts) keep theirs, and no other.
     smallest = int(np.argmin(np.where(stats.nk > 0, stats.nk, np.inf)))
+    flags = np.zeros(len(stats.nk), dtype=bool)
+    flags[smallest] = True
     _, kept_means, _, _, _ = diag_gaussian_update(
-        stats, 1e-3, covariance_type, dtype, previous=previous, scale=scale,
-        keep_below=stats.nk[smallest] * scale,
-    )  # fmt: skip
+        stats, 1e-3, covariance_type, dtype, previous=previous, scale=scale, keep=flags
+    )
+    _, own_means, _, _, _ = diag_gaussian_update(stats, 1e-3, covariance_type, dtype, scale=scale)
     for k in range(len(stats.nk)):
-        want_row = previous[0][k] if k in (1, smallest) else got_means[k]
+        want_row = previous[0][k] if k == smallest else own_means[k]
         np.testing.assert_array_equal(kept_means[k], want_row, err_msg=str(k))
 
 

@@ -313,6 +313,12 @@ def test_a_component_without_rows_for_many_batches_keeps_its_place(
     assert gm.weights_[b] < 1e-15
     assert_allclose(gm.means_[b], [100.0, 100.0], atol=1.0)
     assert np.all(np.asarray(gm.covariances_) < 10.0)
+    # Rows that come back are taken at once, however small the step (here
+    # 1e-8, where the running count they bring stays below the starved floor).
+    late = copy.deepcopy(gm).set_params(learning_decay=1.0)
+    late.n_batches_ = 10**8
+    late.partial_fit(np.r_[rows(20, False), rng.normal(size=(5, 2)) + 110.0])
+    assert_allclose(late.means_[b], [110.0, 110.0], atol=1.0)
     for _ in range(100):
         gm.partial_fit(rows(20, True))
     assert_allclose(gm.means_[b], [100.0, 100.0], atol=1.0)

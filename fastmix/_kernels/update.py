@@ -177,7 +177,7 @@ def diag_m_step(
     scale,
     prev_means,
     prev_cov,
-    keep_below,
+    keep,
     single,
     out_shift,
     out_precision,
@@ -188,9 +188,9 @@ def diag_m_step(
     :func:`diag_parameters` (the first ten arguments are its own) of the
     statistics times ``scale`` (1 leaves them as they are; an online step's
     running statistics per row come in the batch's units); then,
-    where ``prev_means`` has rows, each component whose (scaled) count is
-    at most ``keep_below`` (0: no responsibility at all) keeps its row of
-    ``prev_means`` and, unless ``pooled``, of ``prev_cov`` (K, D or 1);
+    where ``prev_means`` has rows, each component flagged in ``keep`` (K
+    bools) keeps its row of ``prev_means`` and, unless ``pooled``, of
+    ``prev_cov`` (K, D or 1);
     then :func:`diag_precision_cholesky` of the covariances and the weights
     ``nk / sum(nk)``. Last, the next E-step's inputs (:func:`diag_kernel_inputs`
     into the three ``out_`` arrays) from the parameters as the model stores
@@ -211,7 +211,7 @@ def diag_m_step(
     )
     if prev_means.shape[0]:
         for k in range(nk_true.shape[0]):
-            if nk_true[k] <= keep_below:
+            if keep[k]:
                 means[k, :] = prev_means[k, :]
                 if not pooled:
                     cov[k, :] = prev_cov[k, :]
