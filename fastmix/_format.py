@@ -162,7 +162,7 @@ def _write(model, path, check):
 
     The caller has checked the model (:func:`save`). The archive
     is written to a temporary file in the target's folder (for a writable
-    file object, to memory) and ``check(file, model)`` reads it back before
+    file object, to memory) and ``check(file)`` reads it back before
     it replaces anything: a file that would not load back as the model is
     never written.
 
@@ -177,8 +177,8 @@ def _write(model, path, check):
         An existing file keeps its permission bits; a symbolic link keeps
         pointing at the file it names, which is replaced.
     check : callable
-        ``check(file, model)``: raises if ``file`` (a path or a binary file
-        object) does not read back as ``model``.
+        ``check(file)``: raises if ``file`` (a path or a binary file object)
+        does not read back as ``model``.
     """
     from . import __version__
 
@@ -201,8 +201,8 @@ def _write(model, path, check):
         buffer = io.BytesIO()
         np.savez(buffer, allow_pickle=False, **arrays)
         buffer.seek(0)
-        check(buffer, model)
-        path.write(buffer.getvalue())
+        check(buffer)
+        path.write(buffer.getbuffer())
         return
     path = os.fsdecode(os.fspath(path))
     if os.path.isdir(path):
@@ -219,7 +219,7 @@ def _write(model, path, check):
     try:
         with fh:
             np.savez(fh, allow_pickle=False, **arrays)
-        check(tmp, model)
+        check(tmp)
         if os.path.exists(target):
             os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(tmp, target)
@@ -240,6 +240,11 @@ _MAX_HEADER = 10_000
 
 # Constructor parameters that came after the first version-1 files.
 _ADDED_PARAMS = {"learning_decay", "learning_offset", "total_samples", "min_responsibility"}
+
+
+def _at(where, message):
+    """``message`` prefixed with the place it is about (None: no place)."""
+    return f"{where}: {message}" if where else message
 
 
 def describe_path(path):
@@ -268,7 +273,7 @@ class _Archive:
             )
 
     def fail(self, message):
-        raise ValueError(f"{self.where}: {message}" if self.where else message)
+        raise ValueError(_at(self.where, message))
 
     def member(self, key):
         """The zip member holding ``key`` (``np.savez`` adds ``.npy``)."""
@@ -638,12 +643,14 @@ def read(path, where):
         else:
             reason = f"{type(exc).__name__}: {exc}"
         raise ValueError(
-            f"{where}: not a fastmix model file (cannot read it as an .npz archive: {reason})."
+            _at(where, f"not a fastmix model file (cannot read it as an .npz archive: {reason}).")
         ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError(
-            f"{where}: not a fastmix model file (it holds a single .npy array, not an .npz "
-            "archive)."
+            _at(
+                where,
+                "not a fastmix model file (it holds a single .npy array, not an .npz archive).",
+            )
         )
     with npz:
         archive = _Archive(npz, where)
@@ -760,12 +767,12 @@ def save(model, path):
     model._check_savable()
     where = describe_path(path)
 
-    def check(file, model):
+    def check(file):
         try:
             again = read(file, None)
         except ValueError as exc:
             raise ValueError(
-                f"Cannot save to {where}: fastmix.load would refuse the file ({exc}) "
+                f"Cannot save to {where}: fastmix.load would refuse the file: {exc} "
                 "Nothing was written."
             ) from None
         params = model.get_params(deep=False)
