@@ -545,7 +545,7 @@ def test_model_file_with_the_wrong_covariance_shape_is_refused(tmp_path):
     with pytest.raises(ValueError, match="covariances_"):
         gm.save(tmp_path / "bad.npz")
     assert not (tmp_path / "bad.npz").exists()
-    _write(gm, tmp_path / "bad.npz", check=lambda file, model: None)
+    _write(gm, tmp_path / "bad.npz", check=lambda file: None)
     with pytest.raises(ValueError, match="covariances_"):
         fastmix.load(tmp_path / "bad.npz")
 
