@@ -560,6 +560,7 @@ def _check_state(archive, model, attrs):
             bad(name, f"a float32 or float64 array of shape {shape}")
         if value.shape != shape:
             bad(name, f"of shape {shape}")
+    _check_factors(attrs["precisions_cholesky_"], model.covariance_type, bad)
     if not isinstance(attrs["converged_"], (bool, np.bool_)):
         bad("converged_", "a bool")
     n_iter = attrs["n_iter_"]
@@ -594,6 +595,33 @@ def _check_state(archive, model, attrs):
         ):
             bad("feature_names_in_", f"an array of {n_features} names")
     _check_online_state(archive, model, attrs, n_features, bad)
+
+
+def _check_factors(prec_chol, covariance_type, bad):
+    """Refuse precision factors that no fit of ``covariance_type`` leaves.
+
+    Upper-triangular with a positive diagonal ('full', 'tied'), positive
+    ('diag' and the others). Shapes alone let a model whose covariance_type
+    was changed after the fit through when K == D ('diag' read as 'tied' or
+    back); its predictions would be another model's.
+    """
+    factors = np.asarray(prec_chol)
+    with np.errstate(invalid="ignore"):
+        if covariance_type in ("full", "tied"):
+            ok = bool(
+                (np.diagonal(factors, axis1=-2, axis2=-1) > 0).all()
+                and not np.tril(factors, -1).any()
+            )
+            expected = "upper-triangular factors with a positive diagonal"
+        else:
+            ok = bool((factors > 0).all())
+            expected = "positive factors"
+    if not ok:
+        bad(
+            "precisions_cholesky_",
+            f"{expected}, as a fit with covariance_type={covariance_type!r} leaves them "
+            "(was covariance_type changed after the fit?)",
+        )
 
 
 def _check_online_state(archive, model, attrs, n_features, bad):

@@ -368,6 +368,22 @@ def test_save_refuses_parameters_changed_after_the_fit(estimator, change, match,
     np.testing.assert_array_equal(fastmix.load(path).means_, model.means_)
 
 
+@pytest.mark.parametrize(("fitted", "changed"), [("diag", "tied"), ("tied", "diag")])
+def test_a_covariance_type_changed_with_the_same_shapes_is_refused(fitted, changed, tmp_path):
+    """With K == D a 'diag' model's factors have the shape of a 'tied' one's
+    (and back), so the shape checks let a model whose covariance_type was
+    changed after the fit be saved, and loaded as another model. The factors'
+    structure (upper-triangular with a positive diagonal; positive) is
+    checked too. (Spherical read as tied-diagonal stays indistinguishable.)"""
+    X = three_blobs()  # 3 features
+    model = fit_quiet(make("gmm", fitted), X)  # 3 components
+    model.set_params(covariance_type=changed)
+    path = tmp_path / "model.npz"
+    with pytest.raises(ValueError, match="precisions_cholesky_' should be .*changed after"):
+        model.save(path)
+    assert not path.exists()
+
+
 def _user_attribute(model):
     model.label_names_ = np.array([1.0, 2.0, 3.0])
 
